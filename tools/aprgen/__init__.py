@@ -1,0 +1,1 @@
+"""Generator of small random-weight GGUF models (llama, qwen2) for apr's tests."""
