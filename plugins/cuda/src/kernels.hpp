@@ -1,0 +1,79 @@
+// Launchers for the plugin's CUDA kernels. Plain C++ so the host-side files compile with g++;
+// every launcher only enqueues work on `stream` and returns the launch error, never waiting.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace apr_cuda {
+
+// A weight matrix as it lies on the device: n_rows rows of row_bytes in the GGUF block encoding.
+struct DeviceWeight {
+  uint32_t type = 0;
+  uint64_t n_rows = 0;
+  uint64_t n_cols = 0;
+  uint64_t row_bytes = 0;
+  const uint8_t* data = nullptr;
+};
+
+// True for the weight types the kernels decode.
+bool weight_type_supported(uint32_t type);
+// Elements and bytes per block of a supported type (block size 1 for F32, F16, BF16).
+uint32_t weight_block_elems(uint32_t type);
+uint32_t weight_block_bytes(uint32_t type);
+
+// out[r] = dequantized row ids[r]; ids are device memory and already range-checked.
+cudaError_t launch_embed(const DeviceWeight& w, const int32_t* ids, uint32_t n_rows, float* out,
+                         cudaStream_t stream);
+
+// y[r][o] = sum_i W[o][i] * x[r][i] (+ bias[o]). Picks the matrix-vector kernel for few rows and
+// the shared-memory tiled kernel otherwise.
+cudaError_t launch_matmul(const DeviceWeight& w, const float* x, uint32_t x_stride, uint32_t n_rows,
+                          const float* bias, float* y, uint32_t y_stride, cudaStream_t stream);
+
+cudaError_t launch_rms_norm(const float* x, const float* weight, float* out, uint32_t n_rows,
+                            uint32_t n_cols, float eps, cudaStream_t stream);
+
+cudaError_t launch_add(const float* a, const float* b, float* out, uint64_t n, uint64_t b_period,
+                       cudaStream_t stream);
+
+struct RopeParams {
+  uint32_t row_stride;
+  uint32_t n_rows;
+  uint32_t n_heads;
+  uint32_t head_dim;
+  uint32_t n_rot;
+  uint32_t mode;
+  uint32_t pos0;
+  float freq_base;
+  float freq_scale;
+};
+cudaError_t launch_rope(float* x, const RopeParams& p, cudaStream_t stream);
+
+struct AttentionParams {
+  uint32_t q_row_stride;
+  uint32_t n_rows;
+  uint32_t pos0;
+  uint32_t n_heads;
+  uint32_t n_kv_heads;
+  uint32_t head_dim;
+  float scale;
+};
+// Largest head_dim the attention kernel accepts.
+constexpr uint32_t kMaxHeadDim = 512;
+
+cudaError_t launch_attention(const float* q, const float* k_cache, const float* v_cache, float* out,
+                             const AttentionParams& p, cudaStream_t stream);
+
+// For tracing only: scaled scores and softmax probabilities, each n_heads x n_rows x n_kv with
+// n_kv = pos0 + n_rows and masked entries 0. Either output may be null.
+cudaError_t launch_attention_probe(const float* q, const float* k_cache, const AttentionParams& p,
+                                   float* scores, float* probs, cudaStream_t stream);
+
+// out[i] = silu(gate[i]) * up[i] for i < n, or just silu(gate[i]) when up is null. out may
+// equal gate or up.
+cudaError_t launch_swiglu(const float* gate, const float* up, float* out, uint64_t n,
+                          cudaStream_t stream);
+
+}  // namespace apr_cuda
