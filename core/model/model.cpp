@@ -1,0 +1,102 @@
+#include "model/model.hpp"
+
+#include <string>
+
+#include "common/error.hpp"
+#include "quant/quant.hpp"
+
+namespace apr {
+namespace {
+
+class TensorChecker {
+ public:
+  explicit TensorChecker(const gguf::File& f) : f_(f), fname_(f.path().filename().string()) {}
+
+  // A tensor that must exist with shape [ne0] or [ne0, ne1].
+  const gguf::TensorInfo* require(const std::string& name, uint64_t ne0, uint64_t ne1 = 0) const {
+    const gguf::TensorInfo* t = f_.find_tensor(name);
+    if (!t) throw Error(fname_ + ": tensor '" + name + "' is missing");
+    check(*t, ne0, ne1);
+    return t;
+  }
+
+  const gguf::TensorInfo* optional(const std::string& name, uint64_t ne0, uint64_t ne1 = 0) const {
+    const gguf::TensorInfo* t = f_.find_tensor(name);
+    if (t) check(*t, ne0, ne1);
+    return t;
+  }
+
+ private:
+  void check(const gguf::TensorInfo& t, uint64_t ne0, uint64_t ne1) const {
+    bool ok = t.ne[0] == ne0 && t.ne[1] == (ne1 ? ne1 : 1) && t.ne[2] == 1 && t.ne[3] == 1;
+    if (!ok) {
+      std::string want = "[" + std::to_string(ne0) + (ne1 ? ", " + std::to_string(ne1) : "") + "]";
+      throw Error(fname_ + ": tensor '" + t.name + "' has shape " + gguf::shape_string(t) +
+                  ", expected " + want);
+    }
+    const quant::TypeInfo* info = quant::type_info(t.type);
+    if (!info || !info->supported)
+      throw Error(fname_ + ": tensor '" + t.name + "' has type " + quant::type_name(t.type) +
+                  ", which apr cannot decode (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 "
+                  "Q2_K Q3_K Q4_K Q5_K Q6_K)");
+  }
+
+  const gguf::File& f_;
+  std::string fname_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
+  auto m = std::unique_ptr<Model>(new Model());
+  m->file_ = gguf::File::open(path);
+  const gguf::File& f = *m->file_;
+  const std::string fname = path.filename().string();
+  m->config_ = ModelConfig::from_gguf(f);
+  ModelConfig& c = m->config_;
+  m->tokenizer_ = Tokenizer::from_gguf(f);
+  c.n_vocab = static_cast<uint32_t>(m->tokenizer_->vocab_size());
+
+  const TensorChecker tc(f);
+  if (f.find_tensor("rope_freqs.weight"))
+    throw Error(fname +
+                ": tensor 'rope_freqs.weight' (Llama-3.1 RoPE frequency factors) is "
+                "not supported yet");
+  if (f.find_tensor("blk.0.attn_qkv.weight") && !f.find_tensor("blk.0.attn_q.weight"))
+    throw Error(fname + ": fused 'attn_qkv' tensors are not supported yet");
+  m->token_embd_ = tc.require("token_embd.weight", c.n_embd, c.n_vocab);
+  m->output_norm_ = tc.require("output_norm.weight", c.n_embd);
+  m->output_ = tc.optional("output.weight", c.n_embd, c.n_vocab);
+  c.tied_output = m->output_ == nullptr;
+  if (c.tied_output) m->output_ = m->token_embd_;
+
+  for (uint32_t l = 0; l < c.n_layer; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    LayerTensors t;
+    t.attn_norm = tc.require(p + "attn_norm.weight", c.n_embd);
+    t.wq = tc.require(p + "attn_q.weight", c.n_embd, c.q_dim());
+    t.wk = tc.require(p + "attn_k.weight", c.n_embd, c.kv_dim());
+    t.wv = tc.require(p + "attn_v.weight", c.n_embd, c.kv_dim());
+    t.bq = tc.optional(p + "attn_q.bias", c.q_dim());
+    t.bk = tc.optional(p + "attn_k.bias", c.kv_dim());
+    t.bv = tc.optional(p + "attn_v.bias", c.kv_dim());
+    const bool any_bias = t.bq || t.bk || t.bv;
+    if (any_bias && !(t.bq && t.bk && t.bv))
+      throw Error(fname + ": layer " + std::to_string(l) +
+                  " has some but not all of attn_q/k/v.bias");
+    if (l == 0) c.has_qkv_bias = any_bias;
+    if (any_bias != c.has_qkv_bias)
+      throw Error(fname + ": layer " + std::to_string(l) + " differs from layer 0 in QKV biases");
+    t.wo = tc.require(p + "attn_output.weight", c.q_dim(), c.n_embd);
+    t.bo = tc.optional(p + "attn_output.bias", c.n_embd);
+    if (l == 0) c.has_output_bias = t.bo != nullptr;
+    t.ffn_norm = tc.require(p + "ffn_norm.weight", c.n_embd);
+    t.w_gate = tc.require(p + "ffn_gate.weight", c.n_embd, c.n_ff);
+    t.w_up = tc.require(p + "ffn_up.weight", c.n_embd, c.n_ff);
+    t.w_down = tc.require(p + "ffn_down.weight", c.n_ff, c.n_embd);
+    m->layers_.push_back(t);
+  }
+  return m;
+}
+
+}  // namespace apr

@@ -1,0 +1,121 @@
+#include "model/model_config.hpp"
+
+#include <apr/plugin.h>
+
+#include <cmath>
+#include <limits>
+
+#include "common/error.hpp"
+#include "gguf/gguf_file.hpp"
+
+namespace apr {
+namespace {
+
+class MetadataReader {
+ public:
+  MetadataReader(const gguf::File& f, std::string prefix) : f_(f), prefix_(std::move(prefix)) {}
+
+  // Reads a u32-like count that may also be stored as a per-layer array of equal values.
+  uint32_t count(const std::string& key, std::optional<uint32_t> fallback = std::nullopt) const {
+    const std::string full = prefix_ + key;
+    if (auto t = f_.type_of(full); t && *t == gguf::ValueType::ARRAY) {
+      auto values = f_.get_int_array(full).value();
+      if (values.empty()) throw Error(where(full) + ": empty per-layer array");
+      for (auto v : values)
+        if (v != values.front())
+          throw Error(where(full) + ": per-layer values differ; apr supports uniform layers only");
+      return checked_u32(full, values.front());
+    }
+    if (auto v = f_.get_uint(full)) return checked_u32(full, static_cast<int64_t>(*v));
+    if (fallback) return *fallback;
+    throw Error(where(full) + ": required key is missing");
+  }
+
+  std::optional<double> number(const std::string& key) const { return f_.get_float(prefix_ + key); }
+
+  std::string where(const std::string& key) const {
+    return f_.path().filename().string() + ": metadata '" + key + "'";
+  }
+
+ private:
+  uint32_t checked_u32(const std::string& key, int64_t v) const {
+    if (v <= 0 || v > std::numeric_limits<int32_t>::max())
+      throw Error(where(key) + ": value " + std::to_string(v) + " is out of range");
+    return static_cast<uint32_t>(v);
+  }
+
+  const gguf::File& f_;
+  std::string prefix_;
+};
+
+}  // namespace
+
+ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
+  ModelConfig c;
+  const std::string fname = file.path().filename().string();
+  auto arch = file.get_string("general.architecture");
+  if (!arch) throw Error(fname + ": metadata 'general.architecture' is missing");
+  c.arch_name = std::string(*arch);
+  if (c.arch_name == "llama") {
+    c.arch = Architecture::kLlama;
+    c.rope_mode = APR_ROPE_INTERLEAVED;
+  } else if (c.arch_name == "qwen2") {
+    c.arch = Architecture::kQwen2;
+    c.rope_mode = APR_ROPE_HALF;
+  } else {
+    throw Error(fname + ": architecture '" + c.arch_name +
+                "' is not supported (apr runs llama and qwen2)");
+  }
+  if (auto n = file.get_string("general.name")) c.name = std::string(*n);
+
+  const MetadataReader md(file, c.arch_name + ".");
+  c.n_embd = md.count("embedding_length");
+  c.n_layer = md.count("block_count");
+  c.n_ctx_train = md.count("context_length");
+  c.n_ff = md.count("feed_forward_length");
+  c.n_head = md.count("attention.head_count");
+  c.n_head_kv = md.count("attention.head_count_kv", c.n_head);
+  if (c.n_head % c.n_head_kv != 0)
+    throw Error(md.where(c.arch_name + ".attention.head_count_kv") + ": " +
+                std::to_string(c.n_head) + " heads are not a multiple of " +
+                std::to_string(c.n_head_kv) + " KV heads");
+  if (c.n_embd % c.n_head != 0 && !file.has(c.arch_name + ".attention.key_length"))
+    throw Error(md.where(c.arch_name + ".embedding_length") + ": " + std::to_string(c.n_embd) +
+                " is not divisible by " + std::to_string(c.n_head) + " heads");
+  c.head_dim = md.count("attention.key_length", c.n_embd / c.n_head);
+  if (md.count("attention.value_length", c.head_dim) != c.head_dim)
+    throw Error(md.where(c.arch_name + ".attention.value_length") +
+                ": differs from key_length, which apr does not support");
+  c.n_rot = md.count("rope.dimension_count", c.head_dim);
+  if (c.n_rot > c.head_dim || c.n_rot % 2 != 0)
+    throw Error(md.where(c.arch_name + ".rope.dimension_count") + ": " + std::to_string(c.n_rot) +
+                " must be even and at most head_dim " + std::to_string(c.head_dim));
+
+  auto eps = md.number("attention.layer_norm_rms_epsilon");
+  if (!eps)
+    throw Error(md.where(c.arch_name + ".attention.layer_norm_rms_epsilon") +
+                ": required key is missing");
+  if (!(*eps > 0 && *eps < 1))
+    throw Error(md.where(c.arch_name + ".attention.layer_norm_rms_epsilon") + ": " +
+                std::to_string(*eps) + " is not in (0, 1)");
+  c.rms_eps = static_cast<float>(*eps);
+  if (auto base = md.number("rope.freq_base")) {
+    if (!(*base > 1)) throw Error(md.where(c.arch_name + ".rope.freq_base") + ": must be > 1");
+    c.rope_freq_base = static_cast<float>(*base);
+  }
+  if (auto type = file.get_string(c.arch_name + ".rope.scaling.type")) {
+    if (*type != "none" && *type != "linear")
+      throw Error(md.where(c.arch_name + ".rope.scaling.type") + ": '" + std::string(*type) +
+                  "' RoPE scaling is not supported (none and linear are)");
+  }
+  auto factor = md.number("rope.scaling.factor");
+  if (!factor) factor = md.number("rope.scale_linear");
+  if (factor && *factor != 0) {
+    if (!(*factor > 0) || !std::isfinite(*factor))
+      throw Error(md.where(c.arch_name + ".rope.scaling.factor") + ": must be positive");
+    c.rope_freq_scale = static_cast<float>(1.0 / *factor);
+  }
+  return c;
+}
+
+}  // namespace apr

@@ -1,0 +1,54 @@
+#include "runtime/generate.hpp"
+
+#include <chrono>
+
+namespace apr {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+GenerationResult generate(Session& session, std::span<const int32_t> prompt,
+                          const GenerationParams& params,
+                          const std::function<void(int32_t)>& on_token) {
+  GenerationResult r;
+  Sampler sampler(params.sampling);
+  const Tokenizer& tok = session.model().tokenizer();
+  if (params.max_tokens == 0) {
+    r.stop_reason = "max_tokens";
+    return r;
+  }
+
+  auto t0 = std::chrono::steady_clock::now();
+  const std::vector<float>* logits = &session.forward(prompt);
+  r.prefill_seconds = seconds_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  for (;;) {
+    if (params.keep_logits) r.logits.push_back(*logits);
+    const int32_t next = sampler.sample(*logits);
+    r.generated.push_back(next);
+    if (on_token) on_token(next);
+    if (tok.is_end_of_generation(next)) {
+      r.stop_reason = "eos";
+      break;
+    }
+    if (r.generated.size() >= params.max_tokens) {
+      r.stop_reason = "max_tokens";
+      break;
+    }
+    if (session.position() >= session.context_size()) {
+      r.stop_reason = "context";
+      break;
+    }
+    logits = &session.forward(std::span<const int32_t>(&next, 1));
+    ++r.decode_steps;
+  }
+  r.decode_seconds = seconds_since(t0);
+  return r;
+}
+
+}  // namespace apr

@@ -1,0 +1,36 @@
+// The prompt → tokens → text loop: prefill, then one token at a time until an end-of-generation
+// token, the token limit or the end of the context.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/sampler.hpp"
+#include "runtime/session.hpp"
+
+namespace apr {
+
+struct GenerationParams {
+  uint32_t max_tokens = 128;
+  SamplingParams sampling;
+  bool keep_logits = false;  // fill GenerationResult::logits (one row per generated token)
+};
+
+struct GenerationResult {
+  std::vector<int32_t> generated;
+  std::string stop_reason;  // "eos", "max_tokens" or "context"
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+  uint32_t decode_steps = 0;  // forward calls after the prefill
+  std::vector<std::vector<float>> logits;
+};
+
+// on_token receives each generated id as soon as it is chosen (before the next forward pass).
+GenerationResult generate(Session& session, std::span<const int32_t> prompt,
+                          const GenerationParams& params,
+                          const std::function<void(int32_t)>& on_token = {});
+
+}  // namespace apr
