@@ -286,7 +286,11 @@ class Parser {
              dims_at);
       }
       // Row bytes times rows, each step guarded; the result must fit in size_t as well.
-      const uint64_t row = t.ne[0] / info->block_size * info->type_size;
+      const uint64_t blocks = t.ne[0] / info->block_size;
+      if (blocks > std::numeric_limits<uint64_t>::max() / info->type_size) {
+        fail(where + ": byte size overflows", dims_at);
+      }
+      const uint64_t row = blocks * info->type_size;
       const uint64_t rows = t.ne[0] == 0 ? 0 : n_elements / t.ne[0];
       if (rows != 0 && row > std::numeric_limits<uint64_t>::max() / rows) {
         fail(where + ": byte size overflows", dims_at);
