@@ -29,9 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tokenizer", choices=["gpt2", "llama"], help="default: gpt2 for qwen2, llama for llama")
     tied = p.add_mutually_exclusive_group()
     tied.add_argument("--tied", dest="tied", action="store_true", default=None,
-                      help="no output.weight: the head reuses token_embd (qwen2 default)")
+                      help="no output.weight: the head reuses token_embd (qwen2.5-0.5b default)")
     tied.add_argument("--untied", dest="tied", action="store_false",
-                      help="write a separate output.weight (llama default)")
+                      help="write a separate output.weight (tiny/small default)")
     for name in ("hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "ctx"):
         p.add_argument(f"--{name}", type=int)
     p.add_argument("--rope-base", type=float)

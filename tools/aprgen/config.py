@@ -11,10 +11,12 @@ PRESETS = {
     ),
 }  # fmt: skip
 
-# Per-architecture defaults the presets do not fix: Qwen2 files use base 1e6, eps 1e-6, a tied
-# head and the gpt2 tokenizer; Llama-2 files use base 1e4, eps 1e-5, an untied head and SPM.
+# Per-architecture defaults the presets do not fix: Qwen2 files use base 1e6, eps 1e-6 and the
+# gpt2 tokenizer; Llama-2 files use base 1e4, eps 1e-5 and SPM. The head is untied unless asked
+# for: with random weights a tied head scores the current token's own embedding highest, so greedy
+# decoding repeats the last prompt token forever and the generated ids test nothing.
 ARCH_DEFAULTS = {
-    "qwen2": dict(rope_base=1e6, eps=1e-6, tied=True, tokenizer="gpt2"),
+    "qwen2": dict(rope_base=1e6, eps=1e-6, tied=False, tokenizer="gpt2"),
     "llama": dict(rope_base=1e4, eps=1e-5, tied=False, tokenizer="llama"),
 }
 

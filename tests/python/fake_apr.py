@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""A stand-in for `apr run` built on the reference, used only to prove that
+test_model_logits.py passes a correct engine and fails a wrong one.
+
+$FAKE_APR_NOISE adds that much uniform noise to the dumped logits; $FAKE_APR_WRONG_TOKEN makes
+the first generated id differ from the argmax.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reference"))
+import ref_forward as ref  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--backend", default="cpu")
+    p.add_argument("verb", choices=["run"])
+    p.add_argument("model")
+    p.add_argument("--tokens", required=True)
+    p.add_argument("--max-tokens", type=int, required=True)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--dump-logits")
+    a = p.parse_args()
+    prompt = [int(t) for t in a.tokens.split(",")]
+    ids, rows = ref.greedy(a.model, prompt, a.max_tokens)
+    rng = np.random.default_rng(0)
+    noise = float(os.environ.get("FAKE_APR_NOISE", "0"))
+    rows = rows + rng.uniform(-noise, noise, rows.shape)
+    if os.environ.get("FAKE_APR_WRONG_TOKEN"):
+        ids[0] = int(np.argsort(rows[0])[-3])
+    np.save(a.dump_logits, rows.astype(np.float32))
+    print(json.dumps({"model": a.model, "backend": a.backend, "prompt_token_ids": prompt,
+                      "generated_token_ids": ids, "text": "", "timings": {}}))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

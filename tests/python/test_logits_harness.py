@@ -1,0 +1,34 @@
+"""test_model_logits.py must pass a correct engine and fail a wrong one: run it against
+fake_apr.py (the reference behind apr's CLI contract) with and without injected errors."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+CASES = ["qwen2-tiny-F32", "llama-tiny-Q4_K_M", "llama-small-Q4_K"]
+
+
+def run_suite(tmp_path, **env_extra):
+    env = dict(os.environ, APR_BIN=str(HERE / "fake_apr.py"), **env_extra)
+    suite = HERE / "test_model_logits.py"
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           "--basetemp", str(tmp_path / "run")]  # fmt: skip
+    cmd += [f"{suite}::test_logits_match_reference[{case}]" for case in CASES]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_correct_engine_passes(tmp_path):
+    proc = run_suite(tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "3 passed" in proc.stdout
+
+
+@pytest.mark.parametrize("env", [{"FAKE_APR_NOISE": "0.01"}, {"FAKE_APR_WRONG_TOKEN": "1"}])
+def test_wrong_engine_fails(tmp_path, env):
+    proc = run_suite(tmp_path, **env)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "3 failed" in proc.stdout
