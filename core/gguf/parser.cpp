@@ -23,6 +23,8 @@ constexpr uint64_t kMaxArrayElements = uint64_t(1) << 30;
 constexpr uint64_t kMaxNameLength = 63;
 constexpr uint32_t kMaxDims = 4;
 constexpr uint64_t kDefaultAlignment = 32;
+// Counts are only bounded by the file size, so do not trust them for up-front allocation.
+constexpr uint64_t kReserveLimit = 4096;
 // Smallest encodings, used to reject counts that the remaining bytes cannot possibly hold:
 // a key/value pair is a 1-byte key (8 + 1), a type (4) and a 1-byte value; a tensor info is an
 // empty name (8), n_dims (4), a type (4) and an offset (8).
@@ -173,7 +175,7 @@ class Parser {
   }
 
   void parse_metadata() {
-    file_.entries_.reserve(kv_count_);
+    file_.entries_.reserve(std::min<uint64_t>(kv_count_, kReserveLimit));
     for (uint64_t i = 0; i < kv_count_; ++i) {
       const uint64_t at = pos_;
       const std::string where = "metadata #" + std::to_string(i);
@@ -240,7 +242,7 @@ class Parser {
   }
 
   void parse_tensor_infos() {
-    file_.tensors_.reserve(tensor_count_);
+    file_.tensors_.reserve(std::min<uint64_t>(tensor_count_, kReserveLimit));
     for (uint64_t i = 0; i < tensor_count_; ++i) {
       const uint64_t at = pos_;
       std::string where = "tensor info #" + std::to_string(i);

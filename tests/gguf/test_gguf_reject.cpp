@@ -238,3 +238,11 @@ TEST_CASE("random corruption never crashes", "[gguf][reject]") {
   }
   CHECK(rejected > 0);
 }
+
+TEST_CASE("files that cannot be read are reported, not crashed on", "[gguf][reject]") {
+  using Catch::Matchers::Contains;
+  const auto missing = std::filesystem::temp_directory_path() / "apr_no_such_file.gguf";
+  CHECK_THROWS_WITH(File::open(missing), Contains("apr_no_such_file.gguf: cannot open"));
+  CHECK_THROWS_WITH(File::open(std::filesystem::temp_directory_path()),
+                    Contains("not a regular file"));
+}
