@@ -48,14 +48,13 @@ void SpmEncoder::emit_bytes(std::string_view symbol, std::vector<int32_t>& out) 
 
 void SpmEncoder::encode(std::string_view text, std::vector<int32_t>& out) const {
   if (text.empty()) return;
-  // Characters by their lead byte only, as SentencePiece does; stray bytes stay single.
+  // One symbol per character. A byte that is not part of valid UTF-8 is a symbol of its own
+  // (SentencePiece would swallow the bytes its lead byte announces, escaped spaces included).
   std::vector<Symbol> symbols;
-  for (size_t pos = 0; pos < text.size();) {
-    const size_t length = std::min(unicode::utf8_sequence_length(text[pos]), text.size() - pos);
+  for (const unicode::Char& ch : unicode::decode_utf8(text)) {
     const int index = static_cast<int>(symbols.size());
-    symbols.push_back({pos, length, index - 1, -1});
+    symbols.push_back({ch.offset, ch.length, index - 1, -1});
     if (index > 0) symbols[index - 1].next = index;
-    pos += length;
   }
   const auto view = [&](int i) { return text.substr(symbols[i].begin, symbols[i].length); };
 
