@@ -1,0 +1,124 @@
+// Usage: apr_cpu_matmul_bench [plugin.so] [n_threads]
+// Times decode (1 row) and prefill (128 rows) matmuls of 896x4864 and 4864x896 weights in Q8_0,
+// Q4_K and F16 with random blocks, and prints weight bandwidth (decode) and GFLOP/s (prefill).
+#include <apr/plugin.h>
+#include <dlfcn.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace {
+
+struct TypeInfo {
+  apr_type type;
+  const char* name;
+  uint32_t block_elems, block_bytes;
+};
+
+// Random raw blocks with finite, modest fp16 scales at the usual offsets of each format.
+std::vector<uint8_t> random_weight(const TypeInfo& t, uint64_t n_rows, uint64_t n_cols,
+                                   std::mt19937& rng) {
+  const uint64_t n_blocks = n_rows * n_cols / t.block_elems;
+  std::vector<uint8_t> bytes(n_blocks * t.block_bytes);
+  for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
+  const uint16_t small_half = 0x2000;  // about 2^-7
+  for (uint64_t b = 0; b < n_blocks; ++b) {
+    uint8_t* blk = bytes.data() + b * t.block_bytes;
+    if (t.type == APR_TYPE_Q8_0) std::memcpy(blk, &small_half, 2);
+    if (t.type == APR_TYPE_Q4_K) {
+      std::memcpy(blk, &small_half, 2);
+      std::memcpy(blk + 2, &small_half, 2);
+    }
+    if (t.type == APR_TYPE_F16) {
+      const uint16_t h = static_cast<uint16_t>(0x3000 | (rng() & 0x3FF) | ((rng() & 1) << 15));
+      std::memcpy(blk, &h, 2);
+    }
+  }
+  return bytes;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* path = argc > 1 ? argv[1] : APR_BENCH_DEFAULT_PLUGIN;
+  const uint32_t n_threads = argc > 2 ? static_cast<uint32_t>(std::atoi(argv[2])) : 0;
+  void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    std::fprintf(stderr, "cannot load %s: %s\n", path, dlerror());
+    return 1;
+  }
+  auto entry = reinterpret_cast<apr_plugin_entry_fn>(dlsym(lib, APR_PLUGIN_ENTRY_SYMBOL));
+  const apr_plugin_api* api = entry ? entry(APR_ABI_MAJOR, APR_ABI_MINOR) : nullptr;
+  if (!api) {
+    std::fprintf(stderr, "%s has no usable entry point\n", path);
+    return 1;
+  }
+  apr_host host{sizeof(apr_host), APR_ABI_MAJOR, APR_ABI_MINOR, "bench", nullptr, nullptr};
+  apr_device_options options{sizeof options, n_threads};
+  apr_device* dev = nullptr;
+  apr_device_info info{};
+  info.struct_size = sizeof info;
+  if (api->init(&host) != APR_OK || api->device_open(0, &options, &dev) != APR_OK ||
+      api->device_info(0, &info) != APR_OK) {
+    std::fprintf(stderr, "device: %s\n", api->error_message());
+    return 1;
+  }
+  std::printf("%s: %s\n", info.name, info.description);
+
+  const TypeInfo types[] = {{APR_TYPE_Q8_0, "Q8_0", 32, 34},
+                            {APR_TYPE_Q4_K, "Q4_K", 256, 144},
+                            {APR_TYPE_F16, "F16", 1, 2}};
+  const uint64_t shapes[][2] = {{4864, 896}, {896, 4864}};  // {n_out, n_in}
+  std::mt19937 rng(42);
+  for (const TypeInfo& t : types)
+    for (const auto& shape : shapes) {
+      const uint64_t n_out = shape[0], n_in = shape[1];
+      if (n_in % t.block_elems != 0) continue;  // e.g. K-quants need rows of 256
+      std::vector<uint8_t> w = random_weight(t, n_out, n_in, rng);
+      apr_weight_desc desc{sizeof desc, t.type, APR_WEIGHT_DATA_PERSISTENT, n_in, n_out, w.data(),
+                           w.size(),    "bench"};
+      apr_weight* weight = nullptr;
+      if (api->weight_create(dev, &desc, &weight) != APR_OK) {
+        std::fprintf(stderr, "weight: %s\n", api->error_message());
+        return 1;
+      }
+      for (uint32_t n_rows : {1u, 128u}) {
+        std::vector<float> x(n_rows * n_in);
+        std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+        for (float& v : x) v = u(rng);
+        apr_buffer *bx = nullptr, *by = nullptr;
+        api->buffer_alloc(dev, x.size() * 4, &bx);
+        api->buffer_alloc(dev, uint64_t{n_rows} * n_out * 4, &by);
+        api->buffer_write(dev, bx, 0, x.data(), x.size() * 4);
+        apr_matmul_args args{sizeof args, weight, bx, 0, 0, n_rows, nullptr, 0, by, 0, 0};
+        int iters = 0;
+        const auto start = std::chrono::steady_clock::now();
+        double seconds = 0;
+        do {
+          if (api->matmul(dev, &args) != APR_OK) {
+            std::fprintf(stderr, "matmul: %s\n", api->error_message());
+            return 1;
+          }
+          ++iters;
+          seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        } while (seconds < 0.5 || iters < 3);
+        const double per_call = seconds / iters;
+        const double gbps = static_cast<double>(w.size()) / per_call / 1e9;
+        const double gflops = 2.0 * n_rows * n_out * n_in / per_call / 1e9;
+        std::printf("%-5s %4llux%-4llu rows %3u: %8.3f ms  %7.2f GB/s of weights  %7.2f GFLOP/s\n",
+                    t.name, static_cast<unsigned long long>(n_out),
+                    static_cast<unsigned long long>(n_in), n_rows, per_call * 1e3, gbps, gflops);
+        api->buffer_free(dev, bx);
+        api->buffer_free(dev, by);
+      }
+      api->weight_free(dev, weight);
+    }
+  api->device_close(dev);
+  api->shutdown();
+  dlclose(lib);
+  return 0;
+}

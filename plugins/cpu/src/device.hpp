@@ -1,0 +1,45 @@
+// The plugin's opaque objects: a device (thread pool, kernel set, trace sink), its buffers and its
+// weights. They live in the global namespace because plugin.h declares them there.
+#pragma once
+
+#include <apr/plugin.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "isa_kernels.hpp"
+#include "thread_pool.hpp"
+#include "weight_formats.hpp"
+
+struct apr_buffer {
+  uint8_t* data = nullptr;  // 256-byte aligned, owned
+  uint64_t size = 0;
+};
+
+struct apr_weight {
+  const apr_cpu::WeightFormat* format = nullptr;
+  uint64_t n_cols = 0;
+  uint64_t n_rows = 0;
+  uint64_t row_bytes = 0;
+  const uint8_t* data = nullptr;  // owned_ or the host's persistent bytes
+  std::unique_ptr<uint8_t[]> owned;
+  std::string name;
+
+  const uint8_t* row(uint64_t r) const { return data + r * row_bytes; }
+};
+
+struct apr_device {
+  explicit apr_device(unsigned n_threads, const apr_cpu::IsaKernels& isa)
+      : pool(n_threads), kernels(isa) {}
+
+  apr_cpu::ThreadPool pool;
+  const apr_cpu::IsaKernels& kernels;
+  bool has_sink = false;
+  apr_trace_sink sink{};
+
+  bool sink_wants(apr_stage stage, uint32_t layer) const {
+    return has_sink && sink.wants(sink.user_data, stage, layer) != 0;
+  }
+};

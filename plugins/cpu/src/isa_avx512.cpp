@@ -1,0 +1,30 @@
+// AVX-512 (F, BW, VL, DQ) kernels, used only after a run-time check of CPU and OS support.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "isa_kernels.hpp"
+#include "weight_formats.hpp"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#pragma GCC push_options
+// Vector types only cross calls between functions of this file, all compiled for one target.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+#define APR_ISA_NS avx512
+#define APR_ISA_LEVEL 2
+#define APR_ISA_NAME "avx512"
+#include "isa_impl.hpp"
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+#else
+namespace apr_cpu::avx512 {
+const IsaKernels* kernels() {
+  return nullptr;
+}
+}  // namespace apr_cpu::avx512
+#endif

@@ -1,0 +1,407 @@
+// Kernel bodies shared by every instruction set. Included (deliberately without an include guard)
+// by isa_scalar.cpp, isa_avx2.cpp and isa_avx512.cpp inside a `#pragma GCC target` region, with
+// APR_ISA_NS naming the namespace and APR_ISA_LEVEL 0 (scalar), 1 (AVX2+FMA) or 2 (AVX-512).
+// The including file has already included every standard header used here, so none of them is
+// compiled for a target the machine may lack.
+
+namespace apr_cpu::APR_ISA_NS {
+namespace {
+
+#if APR_ISA_LEVEL == 2
+struct Vec {
+  using reg = __m512;
+  static constexpr size_t lanes = 16;
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  // The maskz forms avoid GCC 12's false "uninitialized" warnings on the unmasked intrinsics.
+  static double hsum(reg a) {
+    const __m256 v = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xFF, a, 0),
+                                   _mm512_maskz_extractf32x8_ps(0xFF, a, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+  }
+};
+#elif APR_ISA_LEVEL == 1
+struct Vec {
+  using reg = __m256;
+  static constexpr size_t lanes = 8;
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static double hsum(reg a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+  }
+};
+#else
+// Without SIMD the products of two floats are exact in double, so one rounding per addition.
+struct Vec {
+  using reg = double;
+  static constexpr size_t lanes = 1;
+  static reg zero() { return 0.0; }
+  static reg load(const float* p) { return *p; }
+  static reg fma(reg a, reg b, reg c) { return a * b + c; }
+  static reg add(reg a, reg b) { return a + b; }
+  static double hsum(reg a) { return a; }
+};
+#endif
+
+constexpr size_t L = Vec::lanes;
+
+// Four independent accumulators: shorter dependency chains and smaller rounding error.
+struct DotAccumulator {
+  Vec::reg r0 = Vec::zero(), r1 = Vec::zero(), r2 = Vec::zero(), r3 = Vec::zero();
+  double tail = 0.0;
+
+  void add(const float* a, const float* b, size_t n) {
+    size_t i = 0;
+    for (; i + 4 * L <= n; i += 4 * L) {
+      r0 = Vec::fma(Vec::load(a + i), Vec::load(b + i), r0);
+      r1 = Vec::fma(Vec::load(a + i + L), Vec::load(b + i + L), r1);
+      r2 = Vec::fma(Vec::load(a + i + 2 * L), Vec::load(b + i + 2 * L), r2);
+      r3 = Vec::fma(Vec::load(a + i + 3 * L), Vec::load(b + i + 3 * L), r3);
+    }
+    for (; i + L <= n; i += L) r0 = Vec::fma(Vec::load(a + i), Vec::load(b + i), r0);
+    for (; i < n; ++i) tail += static_cast<double>(a[i]) * b[i];
+  }
+  float sum() const {
+    return static_cast<float>(Vec::hsum(Vec::add(Vec::add(r0, r1), Vec::add(r2, r3))) + tail);
+  }
+};
+
+void decode_f16(const uint8_t* src, float* y, size_t n) {
+  size_t i = 0;
+#if APR_ISA_LEVEL == 2
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(
+        y + i, _mm512_maskz_cvtph_ps(
+                   0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * i))));
+#elif APR_ISA_LEVEL == 1
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(
+        y + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i))));
+#endif
+  for (; i < n; ++i) y[i] = load_half(src + 2 * i);
+}
+
+void decode_bf16(const uint8_t* src, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(load_u16(src + 2 * i)) << 16;
+    std::memcpy(y + i, &bits, sizeof bits);
+  }
+}
+
+void decode_q4_0(const uint8_t* b, float* y) {
+  const float d = load_half(b);
+  const uint8_t* qs = b + 2;
+  for (int j = 0; j < 16; ++j) {
+    y[j] = static_cast<float>((qs[j] & 15) - 8) * d;
+    y[j + 16] = static_cast<float>((qs[j] >> 4) - 8) * d;
+  }
+}
+
+void decode_q4_1(const uint8_t* b, float* y) {
+  const float d = load_half(b), m = load_half(b + 2);
+  const uint8_t* qs = b + 4;
+  for (int j = 0; j < 16; ++j) {
+    y[j] = static_cast<float>(qs[j] & 15) * d + m;
+    y[j + 16] = static_cast<float>(qs[j] >> 4) * d + m;
+  }
+}
+
+void decode_q5_0(const uint8_t* b, float* y) {
+  const float d = load_half(b);
+  uint32_t qh;
+  std::memcpy(&qh, b + 2, sizeof qh);
+  const uint8_t* qs = b + 6;
+  for (int j = 0; j < 16; ++j) {
+    const int lo = (qs[j] & 15) | static_cast<int>(((qh >> j) & 1u) << 4);
+    const int hi = (qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
+    y[j] = static_cast<float>(lo - 16) * d;
+    y[j + 16] = static_cast<float>(hi - 16) * d;
+  }
+}
+
+void decode_q5_1(const uint8_t* b, float* y) {
+  const float d = load_half(b), m = load_half(b + 2);
+  uint32_t qh;
+  std::memcpy(&qh, b + 4, sizeof qh);
+  const uint8_t* qs = b + 8;
+  for (int j = 0; j < 16; ++j) {
+    const int lo = (qs[j] & 15) | static_cast<int>(((qh >> j) & 1u) << 4);
+    const int hi = (qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
+    y[j] = static_cast<float>(lo) * d + m;
+    y[j + 16] = static_cast<float>(hi) * d + m;
+  }
+}
+
+void decode_q8_0(const uint8_t* b, float* y) {
+  const float d = load_half(b);
+  const int8_t* qs = reinterpret_cast<const int8_t*>(b + 2);
+  for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(qs[j]) * d;
+}
+
+void decode_q2_k(const uint8_t* b, float* y) {
+  const uint8_t* sc = b;
+  const uint8_t* qs = b + 16;
+  const float d = load_half(b + 80), dmin = load_half(b + 82);
+  for (int h = 0; h < 2; ++h)
+    for (int s = 0; s < 4; ++s)
+      for (int half = 0; half < 2; ++half) {
+        const int j = 8 * h + 2 * s + half;
+        const float dl = d * static_cast<float>(sc[j] & 15);
+        const float ml = dmin * static_cast<float>(sc[j] >> 4);
+        float* out = y + 128 * h + 32 * s + 16 * half;
+        const uint8_t* q = qs + 32 * h + 16 * half;
+        for (int l = 0; l < 16; ++l) out[l] = dl * static_cast<float>((q[l] >> (2 * s)) & 3) - ml;
+      }
+}
+
+void decode_q3_k(const uint8_t* b, float* y) {
+  const uint8_t* hmask = b;
+  const uint8_t* qs = b + 32;
+  const uint8_t* S = b + 96;
+  const float d = load_half(b + 108);
+  for (int h = 0; h < 2; ++h)
+    for (int s = 0; s < 4; ++s)
+      for (int half = 0; half < 2; ++half) {
+        const int i = 8 * h + 2 * s + half;
+        const int low4 = i < 8 ? (S[i] & 15) : (S[i - 8] >> 4);
+        const int high2 = (S[8 + i % 4] >> (2 * (i / 4))) & 3;
+        const float dl = d * static_cast<float>((low4 | (high2 << 4)) - 32);
+        const int shift = 2 * s, hbit = 4 * h + s;
+        float* out = y + 128 * h + 32 * s + 16 * half;
+        const uint8_t* q = qs + 32 * h + 16 * half;
+        const uint8_t* hm = hmask + 16 * half;
+        for (int l = 0; l < 16; ++l) {
+          const int lo = (q[l] >> shift) & 3;
+          const int offset = ((hm[l] >> hbit) & 1) ? 0 : 4;
+          out[l] = dl * static_cast<float>(lo - offset);
+        }
+      }
+}
+
+// Q4_K/Q5_K 6-bit scale and min of sub-block j (ggml's get_scale_min_k4).
+inline void k4_scale_min(int j, const uint8_t* S, int& sc, int& m) {
+  if (j < 4) {
+    sc = S[j] & 63;
+    m = S[j + 4] & 63;
+  } else {
+    sc = (S[j + 4] & 15) | ((S[j - 4] >> 6) << 4);
+    m = (S[j + 4] >> 4) | ((S[j] >> 6) << 4);
+  }
+}
+
+void decode_q4_k(const uint8_t* b, float* y) {
+  const float d = load_half(b), dmin = load_half(b + 2);
+  const uint8_t* S = b + 4;
+  const uint8_t* qs = b + 16;
+  for (int c = 0; c < 4; ++c) {
+    int sc0, m0, sc1, m1;
+    k4_scale_min(2 * c, S, sc0, m0);
+    k4_scale_min(2 * c + 1, S, sc1, m1);
+    const float d0 = d * static_cast<float>(sc0), n0 = dmin * static_cast<float>(m0);
+    const float d1 = d * static_cast<float>(sc1), n1 = dmin * static_cast<float>(m1);
+    const uint8_t* q = qs + 32 * c;
+    float* out = y + 64 * c;
+    for (int l = 0; l < 32; ++l) out[l] = d0 * static_cast<float>(q[l] & 15) - n0;
+    for (int l = 0; l < 32; ++l) out[32 + l] = d1 * static_cast<float>(q[l] >> 4) - n1;
+  }
+}
+
+void decode_q5_k(const uint8_t* b, float* y) {
+  const float d = load_half(b), dmin = load_half(b + 2);
+  const uint8_t* S = b + 4;
+  const uint8_t* qh = b + 16;
+  const uint8_t* qs = b + 48;
+  for (int c = 0; c < 4; ++c) {
+    int sc0, m0, sc1, m1;
+    k4_scale_min(2 * c, S, sc0, m0);
+    k4_scale_min(2 * c + 1, S, sc1, m1);
+    const float d0 = d * static_cast<float>(sc0), n0 = dmin * static_cast<float>(m0);
+    const float d1 = d * static_cast<float>(sc1), n1 = dmin * static_cast<float>(m1);
+    const uint8_t* q = qs + 32 * c;
+    float* out = y + 64 * c;
+    for (int l = 0; l < 32; ++l)
+      out[l] = d0 * static_cast<float>((q[l] & 15) | (((qh[l] >> (2 * c)) & 1) << 4)) - n0;
+    for (int l = 0; l < 32; ++l)
+      out[32 + l] = d1 * static_cast<float>((q[l] >> 4) | (((qh[l] >> (2 * c + 1)) & 1) << 4)) - n1;
+  }
+}
+
+void decode_q6_k(const uint8_t* b, float* y) {
+  const uint8_t* ql = b;
+  const uint8_t* qh = b + 128;
+  const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+  const float d = load_half(b + 208);
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* lo = ql + 64 * h;
+    const uint8_t* hi = qh + 32 * h;
+    float* out = y + 128 * h;
+    const int8_t* s = sc + 8 * h;
+    for (int k = 0; k < 4; ++k)
+      for (int half = 0; half < 2; ++half) {
+        const float dl = d * static_cast<float>(s[2 * k + half]);
+        for (int l = 16 * half; l < 16 * half + 16; ++l) {
+          const uint8_t byte = lo[l + 32 * (k & 1)];
+          const int low4 = k < 2 ? (byte & 15) : (byte >> 4);
+          const int q = (low4 | (((hi[l] >> (2 * k)) & 3) << 4)) - 32;
+          out[32 * k + l] = dl * static_cast<float>(q);
+        }
+      }
+  }
+}
+
+template <void (*DecodeBlock)(const uint8_t*, float*), size_t BlockElems, size_t BlockBytes>
+void decode_blocks(const uint8_t* src, float* y, size_t n) {
+  for (size_t i = 0; i < n; i += BlockElems) DecodeBlock(src + i / BlockElems * BlockBytes, y + i);
+}
+
+void decode_row(apr_type type, const uint8_t* row, float* y, size_t n) {
+  switch (type) {
+    case APR_TYPE_F32:
+      std::memcpy(y, row, n * sizeof(float));
+      return;
+    case APR_TYPE_F16:
+      decode_f16(row, y, n);
+      return;
+    case APR_TYPE_BF16:
+      decode_bf16(row, y, n);
+      return;
+    case APR_TYPE_Q4_0:
+      decode_blocks<decode_q4_0, 32, 18>(row, y, n);
+      return;
+    case APR_TYPE_Q4_1:
+      decode_blocks<decode_q4_1, 32, 20>(row, y, n);
+      return;
+    case APR_TYPE_Q5_0:
+      decode_blocks<decode_q5_0, 32, 22>(row, y, n);
+      return;
+    case APR_TYPE_Q5_1:
+      decode_blocks<decode_q5_1, 32, 24>(row, y, n);
+      return;
+    case APR_TYPE_Q8_0:
+      decode_blocks<decode_q8_0, 32, 34>(row, y, n);
+      return;
+    case APR_TYPE_Q2_K:
+      decode_blocks<decode_q2_k, 256, 84>(row, y, n);
+      return;
+    case APR_TYPE_Q3_K:
+      decode_blocks<decode_q3_k, 256, 110>(row, y, n);
+      return;
+    case APR_TYPE_Q4_K:
+      decode_blocks<decode_q4_k, 256, 144>(row, y, n);
+      return;
+    case APR_TYPE_Q5_K:
+      decode_blocks<decode_q5_k, 256, 176>(row, y, n);
+      return;
+    case APR_TYPE_Q6_K:
+      decode_blocks<decode_q6_k, 256, 210>(row, y, n);
+      return;
+    default:
+      return;  // weight_create admits only the types above
+  }
+}
+
+float dot(const float* a, const float* b, size_t n) {
+  DotAccumulator acc;
+  acc.add(a, b, n);
+  return acc.sum();
+}
+
+// Decodes 256 elements at a time into an L1-resident buffer and folds them into the running sums,
+// so the weights are read once and never materialised in full.
+float dot_row(apr_type type, const uint8_t* row, const float* x, size_t n) {
+  const WeightFormat* format = find_weight_format(type);
+  if (!format) return 0.0f;
+  DotAccumulator acc;
+  if (type == APR_TYPE_F32) {
+    acc.add(reinterpret_cast<const float*>(row), x, n);
+    return acc.sum();
+  }
+  constexpr size_t kChunk = 256;
+  alignas(64) float buf[kChunk];
+  const size_t chunk_bytes = kChunk / format->block_elems * format->block_bytes;
+  for (size_t i = 0; i < n; i += kChunk) {
+    const size_t len = n - i < kChunk ? n - i : kChunk;
+    decode_row(type, row + i / kChunk * chunk_bytes, buf, len);
+    acc.add(buf, x + i, len);
+  }
+  return acc.sum();
+}
+
+// One accumulator per output: every output of a tile is summed in the same order whatever the
+// tile shape, so results do not depend on how the work was blocked.
+template <size_t NW, size_t NX>
+void dot_micro(const float* w, size_t ws, const float* x, size_t xs, float* y, size_t ys,
+               size_t n) {
+  Vec::reg acc[NW][NX];
+  for (size_t iw = 0; iw < NW; ++iw)
+    for (size_t ix = 0; ix < NX; ++ix) acc[iw][ix] = Vec::zero();
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    Vec::reg xv[NX];
+    for (size_t ix = 0; ix < NX; ++ix) xv[ix] = Vec::load(x + ix * xs + i);
+    for (size_t iw = 0; iw < NW; ++iw) {
+      const Vec::reg wv = Vec::load(w + iw * ws + i);
+      for (size_t ix = 0; ix < NX; ++ix) acc[iw][ix] = Vec::fma(wv, xv[ix], acc[iw][ix]);
+    }
+  }
+  for (size_t iw = 0; iw < NW; ++iw)
+    for (size_t ix = 0; ix < NX; ++ix) {
+      double s = Vec::hsum(acc[iw][ix]);
+      for (size_t j = i; j < n; ++j) s += static_cast<double>(w[iw * ws + j]) * x[ix * xs + j];
+      y[ix * ys + iw] = static_cast<float>(s);
+    }
+}
+
+#if APR_ISA_LEVEL == 2
+constexpr size_t kTileW = 4, kTileX = 4;
+#elif APR_ISA_LEVEL == 1
+constexpr size_t kTileW = 2, kTileX = 4;
+#else
+constexpr size_t kTileW = 2, kTileX = 2;
+#endif
+
+void dot_tile(const float* w, size_t ws, size_t n_w, const float* x, size_t xs, size_t n_x,
+              float* y, size_t ys, size_t n) {
+  size_t ix = 0;
+  for (; ix + kTileX <= n_x; ix += kTileX) {
+    size_t iw = 0;
+    for (; iw + kTileW <= n_w; iw += kTileW)
+      dot_micro<kTileW, kTileX>(w + iw * ws, ws, x + ix * xs, xs, y + ix * ys + iw, ys, n);
+    for (; iw < n_w; ++iw)
+      dot_micro<1, kTileX>(w + iw * ws, ws, x + ix * xs, xs, y + ix * ys + iw, ys, n);
+  }
+  for (; ix < n_x; ++ix) {
+    size_t iw = 0;
+    for (; iw + kTileW <= n_w; iw += kTileW)
+      dot_micro<kTileW, 1>(w + iw * ws, ws, x + ix * xs, xs, y + ix * ys + iw, ys, n);
+    for (; iw < n_w; ++iw)
+      dot_micro<1, 1>(w + iw * ws, ws, x + ix * xs, xs, y + ix * ys + iw, ys, n);
+  }
+}
+
+void axpy(float a, const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace
+
+#if APR_ISA_LEVEL == 0
+const IsaKernels kernels = {"scalar", decode_row, dot_row, dot_tile, dot, axpy};
+#else
+const IsaKernels* kernels() {
+  static const IsaKernels k = {APR_ISA_NAME, decode_row, dot_row, dot_tile, dot, axpy};
+  return &k;
+}
+#endif
+
+}  // namespace apr_cpu::APR_ISA_NS

@@ -1,0 +1,40 @@
+// The inner loops of every kernel, compiled once per instruction set (scalar, AVX2+FMA, AVX-512)
+// and picked at run time, so one binary runs on any x86-64 and uses what the machine has.
+#pragma once
+
+#include <apr/plugin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace apr_cpu {
+
+struct IsaKernels {
+  const char* name;
+  // Decodes the first n elements (a multiple of the block size) of an encoded row to f32.
+  void (*decode_row)(apr_type type, const uint8_t* row, float* out, size_t n);
+  // Fused dequantize + dot product of an encoded row with x, block by block.
+  float (*dot_row)(apr_type type, const uint8_t* row, const float* x, size_t n);
+  // y[ix * y_stride + iw] = dot(w row iw, x row ix) over n elements, for a tile of decoded rows.
+  void (*dot_tile)(const float* w, size_t w_stride, size_t n_w, const float* x, size_t x_stride,
+                   size_t n_x, float* y, size_t y_stride, size_t n);
+  float (*dot)(const float* a, const float* b, size_t n);
+  // y += a * x
+  void (*axpy)(float a, const float* x, float* y, size_t n);
+};
+
+namespace scalar {
+extern const IsaKernels kernels;
+}
+namespace avx2 {
+extern const IsaKernels* kernels();  // nullptr where not compiled in
+}
+namespace avx512 {
+extern const IsaKernels* kernels();
+}
+
+// The best set this CPU (and OS) supports; `requested` ("scalar", "avx2", "avx512"), when not
+// null or empty, caps the choice so tests can exercise the lower paths.
+const IsaKernels& select_isa_kernels(const char* requested);
+
+}  // namespace apr_cpu

@@ -1,0 +1,106 @@
+// y = W x (+ bias) for every weight encoding. Few rows (decode): each output row is decoded block
+// by block and dotted with each x row straight away. Many rows (prefill): a tile of W rows is
+// decoded once to f32 and reused for a chunk of x rows. The partition of outputs into tasks
+// depends only on the shapes, never on the thread count, so results are bit-identical for any
+// number of threads.
+#include <algorithm>
+#include <vector>
+
+#include "arg_checks.hpp"
+#include "kernels.hpp"
+
+namespace apr_cpu {
+
+namespace {
+
+constexpr uint32_t kMaxDecodeRows = 4;
+constexpr uint64_t kDecodeRowsPerTask = 16;
+constexpr uint64_t kPrefillXRowsPerTask = 64;
+constexpr uint64_t kPrefillTileBytes = 256 * 1024;
+
+struct MatmulView {
+  const apr_weight* w;
+  const float* x;
+  uint64_t x_stride;
+  uint32_t n_rows;
+  const float* bias;
+  float* y;
+  uint64_t y_stride;
+};
+
+void matmul_decode(apr_device& device, const MatmulView& m) {
+  const apr_weight& w = *m.w;
+  const IsaKernels& k = device.kernels;
+  const size_t n_tasks = (w.n_rows + kDecodeRowsPerTask - 1) / kDecodeRowsPerTask;
+  device.pool.run(n_tasks, [&](size_t task) {
+    const uint64_t o_end = std::min<uint64_t>(w.n_rows, (task + 1) * kDecodeRowsPerTask);
+    for (uint64_t o = task * kDecodeRowsPerTask; o < o_end; ++o) {
+      const uint8_t* row = w.row(o);
+      for (uint32_t r = 0; r < m.n_rows; ++r) {
+        float v = k.dot_row(w.format->type, row, m.x + r * m.x_stride, w.n_cols);
+        if (m.bias) v += m.bias[o];
+        m.y[r * m.y_stride + o] = v;
+      }
+    }
+  });
+}
+
+void matmul_prefill(apr_device& device, const MatmulView& m) {
+  const apr_weight& w = *m.w;
+  const IsaKernels& k = device.kernels;
+  uint64_t tile_rows = kPrefillTileBytes / (w.n_cols * sizeof(float));
+  tile_rows = std::clamp<uint64_t>(tile_rows / 4 * 4, 4, 64);
+  const uint64_t n_tiles = (w.n_rows + tile_rows - 1) / tile_rows;
+  const uint64_t n_chunks = (m.n_rows + kPrefillXRowsPerTask - 1) / kPrefillXRowsPerTask;
+  device.pool.run(n_tiles * n_chunks, [&](size_t task) {
+    thread_local std::vector<float> scratch;
+    const uint64_t tile = task / n_chunks, chunk = task % n_chunks;
+    const uint64_t o0 = tile * tile_rows;
+    const uint64_t n_w = std::min(tile_rows, w.n_rows - o0);
+    const uint64_t r0 = chunk * kPrefillXRowsPerTask;
+    const uint64_t n_x = std::min<uint64_t>(kPrefillXRowsPerTask, m.n_rows - r0);
+    if (scratch.size() < n_w * w.n_cols) scratch.resize(n_w * w.n_cols);
+    for (uint64_t i = 0; i < n_w; ++i)
+      k.decode_row(w.format->type, w.row(o0 + i), scratch.data() + i * w.n_cols, w.n_cols);
+    float* y = m.y + r0 * m.y_stride + o0;
+    k.dot_tile(scratch.data(), w.n_cols, n_w, m.x + r0 * m.x_stride, m.x_stride, n_x, y, m.y_stride,
+               w.n_cols);
+    if (m.bias)
+      for (uint64_t r = 0; r < n_x; ++r)
+        for (uint64_t i = 0; i < n_w; ++i) y[r * m.y_stride + i] += m.bias[o0 + i];
+  });
+}
+
+}  // namespace
+
+void run_matmul(apr_device& device, const apr_matmul_args& a) {
+  if (!a.weight) invalid("weight is NULL");
+  const apr_weight& w = *a.weight;
+  const uint64_t x_stride = a.x_row_stride ? a.x_row_stride : w.n_cols;
+  const uint64_t y_stride = a.y_row_stride ? a.y_row_stride : w.n_rows;
+  if (x_stride < w.n_cols)
+    invalid("x_row_stride " + std::to_string(x_stride) + " is smaller than the weight '" + w.name +
+            "' n_cols " + std::to_string(w.n_cols));
+  if (y_stride < w.n_rows)
+    invalid("y_row_stride " + std::to_string(y_stride) + " is smaller than the weight '" + w.name +
+            "' n_rows " + std::to_string(w.n_rows));
+  MatmulView m{&w, nullptr, x_stride, a.n_rows, nullptr, nullptr, y_stride};
+  m.x = checked_view(a.x, a.x_offset, a.n_rows, w.n_cols, x_stride, "x");
+  m.y = checked_view(a.y, a.y_offset, a.n_rows, w.n_rows, y_stride, "y");
+  const uint64_t y_bytes = view_bytes(a.n_rows, w.n_rows, y_stride);
+  if (views_overlap(a.x, a.x_offset, view_bytes(a.n_rows, w.n_cols, x_stride), a.y, a.y_offset,
+                    y_bytes))
+    invalid("x and y overlap");
+  if (a.bias) {
+    m.bias = checked_span(a.bias, a.bias_offset, w.n_rows, "bias");
+    if (views_overlap(a.bias, a.bias_offset, w.n_rows * sizeof(float), a.y, a.y_offset, y_bytes))
+      invalid("bias and y overlap");
+  }
+  if (a.n_rows == 0) return;
+  if (a.n_rows <= kMaxDecodeRows)
+    matmul_decode(device, m);
+  else
+    matmul_prefill(device, m);
+}
+
+}  // namespace apr_cpu

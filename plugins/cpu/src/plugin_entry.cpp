@@ -1,0 +1,345 @@
+// The plugin table: lifecycle, probe, devices, buffers and weights, and the C wrappers around the
+// kernels. Nothing thrown inside ever crosses this boundary.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <thread>
+#include <type_traits>
+
+#include "arg_checks.hpp"
+#include "device.hpp"
+#include "fault_injection.hpp"
+#include "kernels.hpp"
+#include "status.hpp"
+
+#ifndef APR_CPU_PLUGIN_NAME
+#define APR_CPU_PLUGIN_NAME "cpu"
+#endif
+#ifndef APR_CPU_PLUGIN_VERSION
+#define APR_CPU_PLUGIN_VERSION "0.1.0"
+#endif
+
+namespace apr_cpu {
+namespace {
+
+apr_host g_host{};
+bool g_has_host = false;
+
+void log_message(int32_t level, const std::string& message) {
+  if (g_has_host && g_host.log) g_host.log(g_host.user_data, level, message.c_str());
+}
+
+void copy_string(char* dst, size_t capacity, const std::string& src) {
+  const size_t n = src.size() < capacity - 1 ? src.size() : capacity - 1;
+  std::memcpy(dst, src.data(), n);
+  dst[n] = '\0';
+}
+
+// Output structs: members are written only when they lie wholly inside the caller's struct_size.
+#define APR_FITS(ptr, member) \
+  ((ptr)->struct_size >=      \
+   offsetof(std::remove_pointer_t<decltype(ptr)>, member) + sizeof((ptr)->member))
+
+const char* isa_override() {
+  return std::getenv("APR_CPU_ISA");
+}
+
+std::string cpu_model_name() {
+  std::FILE* f = std::fopen("/proc/cpuinfo", "r");
+  if (!f) return "CPU";
+  char line[512];
+  std::string name = "CPU";
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "model name", 10) == 0) {
+      const char* colon = std::strchr(line, ':');
+      if (colon) {
+        name = colon + 1;
+        while (!name.empty() && (name.front() == ' ' || name.front() == '\t')) name.erase(0, 1);
+        while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+      }
+      break;
+    }
+  }
+  std::fclose(f);
+  return name;
+}
+
+uint64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page_size > 0 ? static_cast<uint64_t>(pages) * page_size : 0;
+}
+
+apr_status api_init(const apr_host* host) {
+  return guarded("init", [&] {
+    if (!host) invalid("host is NULL");
+    if (host->struct_size < offsetof(apr_host, abi_minor) + sizeof(host->abi_minor))
+      invalid("apr_host.struct_size " + std::to_string(host->struct_size) + " is too small");
+    if (host->abi_major != APR_ABI_MAJOR)
+      fail(APR_ERR_UNSUPPORTED, "host ABI major " + std::to_string(host->abi_major) + " is not " +
+                                    std::to_string(APR_ABI_MAJOR));
+    g_host = apr_host{};
+    std::memcpy(&g_host, host, std::min(sizeof g_host, host->struct_size));
+    if (host->struct_size < sizeof(apr_host)) g_host.log = nullptr;
+    g_has_host = true;
+  });
+}
+
+void api_shutdown() {
+  g_has_host = false;
+  g_host = apr_host{};
+}
+
+apr_status api_probe(apr_probe_result* result) {
+  return guarded("probe", [&] {
+    if (!result) invalid("result is NULL");
+    const IsaKernels& k = select_isa_kernels(isa_override());
+    if (APR_FITS(result, score)) result->score = 10;
+    if (APR_FITS(result, reason))
+      copy_string(result->reason, sizeof result->reason,
+                  std::to_string(std::thread::hardware_concurrency()) + " hardware threads, " +
+                      k.name + " kernels");
+  });
+}
+
+const char* api_error_message() {
+  return last_error();
+}
+
+uint32_t api_device_count() {
+  return 1;
+}
+
+apr_status api_device_info(uint32_t index, apr_device_info* info) {
+  return guarded("device_info", [&] {
+    if (!info) invalid("info is NULL");
+    if (index != 0) invalid("device index " + std::to_string(index) + " is not 0");
+    const IsaKernels& k = select_isa_kernels(isa_override());
+    if (APR_FITS(info, kind)) info->kind = APR_DEVICE_KIND_CPU;
+    if (APR_FITS(info, memory_bytes)) info->memory_bytes = physical_memory_bytes();
+    if (APR_FITS(info, name)) copy_string(info->name, sizeof info->name, cpu_model_name());
+    if (APR_FITS(info, description))
+      copy_string(info->description, sizeof info->description,
+                  std::string(k.name) + " kernels, f32 activations, " +
+                      std::to_string(std::thread::hardware_concurrency()) + " hardware threads");
+  });
+}
+
+apr_status api_device_open(uint32_t index, const apr_device_options* options, apr_device** device) {
+  return guarded("device_open", [&] {
+    if (!device) invalid("device is NULL");
+    *device = nullptr;
+    if (index != 0) invalid("device index " + std::to_string(index) + " is not 0");
+    unsigned n_threads = 0;
+    if (options) {
+      if (options->struct_size < sizeof(size_t))
+        invalid("apr_device_options.struct_size " + std::to_string(options->struct_size) +
+                " is too small");
+      if (APR_FITS(options, n_threads)) n_threads = options->n_threads;
+    }
+    if (n_threads > 1024) invalid("n_threads " + std::to_string(n_threads) + " is absurd");
+    fault::configure_from_environment();
+    const IsaKernels& k = select_isa_kernels(isa_override());
+    auto* d = new apr_device(n_threads, k);
+    log_message(APR_LOG_INFO, std::string("cpu: ") + std::to_string(d->pool.size()) + " threads, " +
+                                  k.name + " kernels");
+    *device = d;
+  });
+}
+
+void api_device_close(apr_device* device) {
+  delete device;
+}
+
+apr_status api_set_trace_sink(apr_device* device, const apr_trace_sink* sink) {
+  return guarded("set_trace_sink", [&] {
+    if (!device) invalid("device is NULL");
+    if (!sink) {
+      device->has_sink = false;
+      device->sink = apr_trace_sink{};
+      return;
+    }
+    if (sink->struct_size < sizeof(apr_trace_sink))
+      invalid("apr_trace_sink.struct_size " + std::to_string(sink->struct_size) +
+              " is smaller than the ABI 1.0 size " + std::to_string(sizeof(apr_trace_sink)));
+    if (!sink->wants || !sink->emit) invalid("the sink's wants or emit is NULL");
+    device->sink = *sink;
+    device->sink.struct_size = sizeof(apr_trace_sink);
+    device->has_sink = true;
+  });
+}
+
+apr_status api_buffer_alloc(apr_device* device, uint64_t nbytes, apr_buffer** buffer) {
+  return guarded("buffer_alloc", [&] {
+    if (!device) invalid("device is NULL");
+    if (!buffer) invalid("buffer is NULL");
+    *buffer = nullptr;
+    // Rounded up to the alignment (and never 0) so aligned_alloc's size rule holds.
+    if (nbytes > (uint64_t{1} << 48))
+      fail(APR_ERR_OUT_OF_MEMORY, std::to_string(nbytes) + " bytes is too large");
+    const uint64_t rounded = (nbytes + 255) / 256 * 256 + (nbytes == 0 ? 256 : 0);
+    void* p = std::aligned_alloc(256, rounded);
+    if (!p) fail(APR_ERR_OUT_OF_MEMORY, "cannot allocate " + std::to_string(nbytes) + " bytes");
+    std::memset(p, 0, rounded);
+    auto* b = new (std::nothrow) apr_buffer;
+    if (!b) {
+      std::free(p);
+      fail(APR_ERR_OUT_OF_MEMORY, "cannot allocate a buffer object");
+    }
+    b->data = static_cast<uint8_t*>(p);
+    b->size = nbytes;
+    *buffer = b;
+  });
+}
+
+void api_buffer_free(apr_device*, apr_buffer* buffer) {
+  if (!buffer) return;
+  std::free(buffer->data);
+  delete buffer;
+}
+
+void check_range(const apr_buffer* buffer, uint64_t offset, uint64_t nbytes) {
+  if (!buffer) invalid("buffer is NULL");
+  uint64_t end;
+  if (__builtin_add_overflow(offset, nbytes, &end) || end > buffer->size)
+    invalid("range [" + std::to_string(offset) + ", +" + std::to_string(nbytes) +
+            ") lies outside the buffer of " + std::to_string(buffer->size) + " bytes");
+}
+
+apr_status api_buffer_write(apr_device* device, apr_buffer* buffer, uint64_t offset,
+                            const void* src, uint64_t nbytes) {
+  return guarded("buffer_write", [&] {
+    if (!device) invalid("device is NULL");
+    check_range(buffer, offset, nbytes);
+    if (nbytes == 0) return;
+    if (!src) invalid("src is NULL");
+    std::memcpy(buffer->data + offset, src, nbytes);
+  });
+}
+
+apr_status api_buffer_read(apr_device* device, const apr_buffer* buffer, uint64_t offset, void* dst,
+                           uint64_t nbytes) {
+  return guarded("buffer_read", [&] {
+    if (!device) invalid("device is NULL");
+    check_range(buffer, offset, nbytes);
+    if (nbytes == 0) return;
+    if (!dst) invalid("dst is NULL");
+    std::memcpy(dst, buffer->data + offset, nbytes);
+  });
+}
+
+apr_status api_synchronize(apr_device* device) {
+  return guarded("synchronize", [&] {
+    if (!device) invalid("device is NULL");
+  });
+}
+
+apr_status api_weight_create(apr_device* device, const apr_weight_desc* desc, apr_weight** weight) {
+  return guarded("weight_create", [&] {
+    if (!device) invalid("device is NULL");
+    if (!weight) invalid("weight is NULL");
+    *weight = nullptr;
+    const apr_weight_desc& d = checked_args(device, desc, "apr_weight_desc");
+    const std::string name = d.name ? d.name : "(unnamed)";
+    const WeightFormat* format = find_weight_format(d.type);
+    if (!format)
+      fail(APR_ERR_UNSUPPORTED, "tensor '" + name + "': weight type " + weight_type_name(d.type) +
+                                    " (" + std::to_string(d.type) +
+                                    ") is not supported by the cpu plugin");
+    if (d.n_cols == 0 || d.n_rows == 0) invalid("tensor '" + name + "': empty shape");
+    if (d.n_cols % format->block_elems != 0)
+      invalid("tensor '" + name + "': n_cols " + std::to_string(d.n_cols) +
+              " is not a multiple of the " + format->name + " block size " +
+              std::to_string(format->block_elems));
+    if (d.n_cols > 0xFFFFFFFFu) invalid("tensor '" + name + "': n_cols exceeds 2^32 - 1");
+    const uint64_t row_bytes = d.n_cols / format->block_elems * format->block_bytes;
+    uint64_t total;
+    if (__builtin_mul_overflow(row_bytes, d.n_rows, &total) || total != d.nbytes)
+      invalid("tensor '" + name + "': nbytes " + std::to_string(d.nbytes) + " is not n_rows " +
+              std::to_string(d.n_rows) + " x row bytes " + std::to_string(row_bytes));
+    if (!d.data) invalid("tensor '" + name + "': data is NULL");
+    auto w = std::make_unique<apr_weight>();
+    w->format = format;
+    w->n_cols = d.n_cols;
+    w->n_rows = d.n_rows;
+    w->row_bytes = row_bytes;
+    w->name = name;
+    // F32 rows are read as floats, so they need 4-byte alignment; otherwise reference in place.
+    const bool aligned = reinterpret_cast<uintptr_t>(d.data) % 4 == 0;
+    if ((d.flags & APR_WEIGHT_DATA_PERSISTENT) && aligned) {
+      w->data = static_cast<const uint8_t*>(d.data);
+    } else {
+      w->owned.reset(new uint8_t[total]);
+      std::memcpy(w->owned.get(), d.data, total);
+      w->data = w->owned.get();
+    }
+    *weight = w.release();
+  });
+}
+
+void api_weight_free(apr_device*, apr_weight* weight) {
+  delete weight;
+}
+
+#define APR_CPU_KERNEL(fn, Args, runner)                                              \
+  apr_status api_##fn(apr_device* device, const Args* args) {                         \
+    return guarded(#fn, [&] { runner(*device, checked_args(device, args, #Args)); }); \
+  }
+
+APR_CPU_KERNEL(embed, apr_embed_args, run_embed)
+APR_CPU_KERNEL(rms_norm, apr_rms_norm_args, run_rms_norm)
+APR_CPU_KERNEL(matmul, apr_matmul_args, run_matmul)
+APR_CPU_KERNEL(add, apr_add_args, run_add)
+APR_CPU_KERNEL(rope, apr_rope_args, run_rope)
+APR_CPU_KERNEL(kv_store, apr_kv_store_args, run_kv_store)
+APR_CPU_KERNEL(attention, apr_attention_args, run_attention)
+APR_CPU_KERNEL(swiglu, apr_swiglu_args, run_swiglu)
+APR_CPU_KERNEL(trace_emit, apr_trace_emit_args, run_trace_emit)
+
+const apr_plugin_api kApi = {
+    sizeof(apr_plugin_api),
+    APR_ABI_MAJOR,
+    APR_ABI_MINOR,
+    APR_CPU_PLUGIN_NAME,
+    APR_CPU_PLUGIN_VERSION,
+    "CPU backend: f32 activations, fused dequantize+dot for 13 ggml weight types",
+    nullptr,
+    api_init,
+    api_shutdown,
+    api_probe,
+    api_error_message,
+    api_device_count,
+    api_device_info,
+    api_device_open,
+    api_device_close,
+    api_set_trace_sink,
+    api_buffer_alloc,
+    api_buffer_free,
+    api_buffer_write,
+    api_buffer_read,
+    api_synchronize,
+    api_weight_create,
+    api_weight_free,
+    api_embed,
+    api_rms_norm,
+    api_matmul,
+    api_add,
+    api_rope,
+    api_kv_store,
+    api_attention,
+    api_swiglu,
+    api_trace_emit,
+};
+
+}  // namespace
+}  // namespace apr_cpu
+
+extern "C" APR_PLUGIN_EXPORT const apr_plugin_api* apr_plugin_entry(uint32_t host_abi_major,
+                                                                    uint32_t /*host_abi_minor*/) {
+  if (host_abi_major != APR_ABI_MAJOR) return nullptr;
+  return &apr_cpu::kApi;
+}

@@ -1,0 +1,51 @@
+// trace_emit and the common path by which every kernel hands tensors to the host's sink.
+#include <cstring>
+#include <vector>
+
+#include "arg_checks.hpp"
+#include "fault_injection.hpp"
+#include "kernels.hpp"
+
+namespace apr_cpu {
+
+void emit_tensor(const apr_device& device, apr_stage stage, uint32_t layer, const float* data,
+                 uint32_t ndim, const uint64_t* shape) {
+  apr_trace_tensor t{};
+  t.struct_size = sizeof t;
+  t.stage = stage;
+  t.layer = layer;
+  t.dtype = APR_TYPE_F32;
+  t.ndim = ndim;
+  uint64_t elems = 1;
+  for (uint32_t i = 0; i < 4; ++i) {
+    t.shape[i] = i < ndim ? shape[i] : 1;
+    elems *= t.shape[i];
+  }
+  t.data = data;
+  t.nbytes = elems * sizeof(float);
+  const apr_status s = device.sink.emit(device.sink.user_data, &t);
+  if (s != APR_OK)
+    fail(APR_ERR_ABORTED, "the trace sink refused stage " + std::to_string(stage) + " of layer " +
+                              std::to_string(layer) + " (status " + std::to_string(s) + ")");
+}
+
+void run_trace_emit(apr_device& device, const apr_trace_emit_args& a) {
+  if (a.stage >= APR_STAGE_COUNT_V1_0) invalid("unknown stage " + std::to_string(a.stage));
+  const uint64_t stride = a.row_stride ? a.row_stride : a.n_cols;
+  if (stride < a.n_cols) invalid("row_stride " + std::to_string(stride) + " < n_cols");
+  float* view = checked_view(a.buffer, a.offset, a.n_rows, a.n_cols, stride, "buffer");
+  fault::perturb(a.stage, a.layer, view, a.n_rows, a.n_cols, stride);
+  if (!device.sink_wants(a.stage, a.layer)) return;
+  std::vector<float> copy(uint64_t{a.n_rows} * a.n_cols);
+  for (uint64_t r = 0; r < a.n_rows; ++r)
+    std::memcpy(copy.data() + r * a.n_cols, view + r * stride, uint64_t{a.n_cols} * sizeof(float));
+  if (a.stage == APR_STAGE_LM_HEAD && a.n_rows == 1) {
+    const uint64_t shape[1] = {a.n_cols};
+    emit_tensor(device, a.stage, a.layer, copy.data(), 1, shape);
+  } else {
+    const uint64_t shape[2] = {a.n_rows, a.n_cols};
+    emit_tensor(device, a.stage, a.layer, copy.data(), 2, shape);
+  }
+}
+
+}  // namespace apr_cpu
