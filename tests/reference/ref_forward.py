@@ -72,17 +72,24 @@ class Model:
             rope_base=float(_field(reader, f"{arch}.rope.freq_base", 10000.0)),
             n_rot=int(_field(reader, f"{arch}.rope.dimension_count", hidden // heads)),
         )
-        self.weights: dict[str, np.ndarray] = {}
+        # Dequantized values are exact in float32; they are widened to float64 where used, which
+        # halves the memory a 0.5B model needs.
+        self.weights32: dict[str, np.ndarray] = {}
         self.types: dict[str, str] = {}
         for t in reader.tensors:
             shape = tuple(int(d) for d in reversed(t.shape))  # GGUF ne is fastest-first
             values = dequantize(t.data, t.tensor_type)
-            self.weights[t.name] = np.asarray(values, dtype=np.float64).reshape(shape)
+            self.weights32[t.name] = np.asarray(values, dtype=np.float32).reshape(shape)
             self.types[t.name] = t.tensor_type.name
-        self.vocab = self.weights["token_embd.weight"].shape[0]
+        self.vocab = self.weights32["token_embd.weight"].shape[0]
 
     def get(self, name: str) -> np.ndarray | None:
-        return self.weights.get(name)
+        """The tensor in float64, or None when the file does not have it."""
+        w = self.weights32.get(name)
+        return None if w is None else w.astype(np.float64)
+
+    def rows(self, name: str, index) -> np.ndarray:
+        return self.weights32[name][index].astype(np.float64)
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
@@ -155,7 +162,7 @@ def forward(model: "Model | str | Path", tokens, trace: bool = False) -> dict:
     q_dim, kv_dim = hp.heads * hd, hp.kv_heads * hd
     positions = np.arange(seq)
     neox = hp.arch == "qwen2"
-    x = model.weights["token_embd.weight"][tokens]
+    x = model.rows("token_embd.weight", tokens)
     keep(0, "embedding", x)
     for layer in range(hp.layers):
         w = lambda name: model.get(f"blk.{layer}.{name}")  # noqa: E731
@@ -196,11 +203,11 @@ def forward(model: "Model | str | Path", tokens, trace: bool = False) -> dict:
         keep(layer, "ffn_out", ffn_out)
         x = x + ffn_out
         keep(layer, "post_ffn_residual", x)
-    h = rms_norm(x, model.weights["output_norm.weight"], hp.eps)
+    h = rms_norm(x, model.get("output_norm.weight"), hp.eps)
     keep(None, "final_norm", h)
     head = model.get("output.weight")
     if head is None:
-        head = model.weights["token_embd.weight"]  # tied head
+        head = model.get("token_embd.weight")  # tied head
     logits = h @ head.T
     keep(None, "lm_head", logits[-1])
     result = {"logits": logits}
