@@ -261,3 +261,44 @@ def test_llama_tokenizer(models):
     assert field(r, "tokenizer.ggml.bos_token_id")[1] == 1
     assert field(r, "tokenizer.ggml.eos_token_id")[1] == 2
     assert len(tokens) == 512 and all(tokens[i] == f"[PAD{i}]" for i, t in enumerate(types) if t == 5)
+
+
+def spm_encode(text, tokens, scores):
+    """SentencePiece BPE as GGUF-FACTS §5 describes it: '▁' for spaces, repeatedly merge the
+    adjacent pair whose concatenation is a vocab token of highest score, bytes as fallback."""
+    index = {t: i for i, t in enumerate(tokens)}
+    symbols = list(("\u2581" + text).replace(" ", "\u2581"))
+    while True:
+        best = None
+        for i in range(len(symbols) - 1):
+            merged = symbols[i] + symbols[i + 1]
+            if merged in index and (best is None or scores[index[merged]] > best[0]):
+                best = (scores[index[merged]], i)
+        if best is None:
+            break
+        i = best[1]
+        symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
+    ids = []
+    for s in symbols:
+        ids += [index[s]] if s in index else [index[f"<0x{b:02X}>"] for b in s.encode()]
+    return ids
+
+
+def spm_decode(ids, tokens):
+    out = b""
+    for i in ids:
+        t = tokens[i]
+        out += bytes([int(t[3:5], 16)]) if t.startswith("<0x") else t.encode()
+    return out.decode().replace("\u2581", " ")[1:]
+
+
+def test_llama_vocab_encodes_and_decodes_text(models):
+    r = GGUFReader(str(models.get("llama", "small", "F32")))
+    tokens = field(r, "tokenizer.ggml.tokens")[1]
+    scores = field(r, "tokenizer.ggml.scores")[1]
+    text = "The quick brown fox can't stop 12345 times!\n\tdef f(x): return x  # 今天 🙂"
+    ids = spm_encode(text, tokens, scores)
+    assert spm_decode(ids, tokens) == text
+    assert any(3 <= i < 259 for i in ids)  # newline and tab go through byte fallback
+    english = "the quick brown fox jumps over the lazy dog"
+    assert len(spm_encode(english, tokens, scores)) < 20
