@@ -3,6 +3,9 @@
 #include <functional>
 #include <random>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "common/error.hpp"
 #include "gguf/gguf_file.hpp"
 #include "gguf_builder.hpp"
@@ -245,4 +248,9 @@ TEST_CASE("files that cannot be read are reported, not crashed on", "[gguf][reje
   CHECK_THROWS_WITH(File::open(missing), Contains("apr_no_such_file.gguf: cannot open"));
   CHECK_THROWS_WITH(File::open(std::filesystem::temp_directory_path()),
                     Contains("not a regular file"));
+  const auto fifo = std::filesystem::temp_directory_path() /
+                    ("apr_gguf_fifo_" + std::to_string(::getpid()) + ".gguf");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH(File::open(fifo), Contains("not a regular file"));  // and does not block
+  std::filesystem::remove(fifo);
 }
