@@ -108,6 +108,19 @@ class Parser {
     return s;
   }
 
+  // Whether the string at pos_ (whose length field is known to be in the file) is valid.
+  bool string_fits() const {
+    uint64_t len;
+    std::memcpy(&len, data_ + pos_, 8);
+    return len <= kMaxStringLength && len <= left() - 8;
+  }
+
+  void skip_string() {
+    uint64_t len;
+    std::memcpy(&len, data_ + pos_, 8);
+    pos_ += 8 + len;
+  }
+
   void parse_header() {
     if (size_ < 4) {
       throw Error(name_ + ": not a GGUF file: only " + std::to_string(size_) + " bytes");
@@ -202,7 +215,12 @@ class Parser {
         entry.value = data_ + pos_;
         if (entry.element_type == ValueType::STRING) {
           for (uint64_t j = 0; j < entry.count; ++j) {
-            read_string(named + " element " + std::to_string(j));
+            // Vocabularies hold ~10^5 strings: describe an element only when it is bad.
+            if (left() >= 8 && string_fits()) {
+              skip_string();
+            } else {
+              read_string(named + " element " + std::to_string(j));  // throws the description
+            }
           }
         } else {
           const uint64_t elem_size = scalar_size(entry.element_type);

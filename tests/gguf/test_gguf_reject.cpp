@@ -125,6 +125,12 @@ TEST_CASE("malformed files are rejected with a message naming the problem", "[gg
          return s.build();
        },
        "truncated: metadata #0 'k' element 1 length"},
+      {"string array element longer than file",
+       [] {
+         return with_kv(raw_kv("k", kArray, Bytes().u32(kString).u64(2).str("a").u64(5000)))
+             .build();
+       },
+       "metadata #4 'k' element 1: string of 5000 bytes runs past the end of the file"},
       {"nested array",
        [] {
          return with_kv(raw_kv("k", kArray, Bytes().u32(kArray).u64(1).u32(kU8).u64(1).u8(1)))
