@@ -1,0 +1,23 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// out[c] = dequantized element c of one table row; one dispatch per token, the row bound alone.
+#include "common.glsl"
+
+layout(local_size_x = 64) in;
+
+layout(std430, binding = 0) readonly buffer Weight { uint W[]; };
+layout(std430, binding = 1) writeonly buffer Output { float Y[]; };
+
+layout(push_constant) uniform Params {
+  uint w_off;
+  uint n_cols;
+  uint y_off;
+} p;
+
+#include "dequant.glsl"
+
+void main() {
+  uint c = linear_invocation_index();
+  if (c >= p.n_cols) return;
+  Y[p.y_off + c] = dequant_row_element(p.w_off * 4u, c);
+}

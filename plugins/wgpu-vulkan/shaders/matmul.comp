@@ -1,0 +1,65 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// y[r][o] = sum_i W[o][i] * x[r][i] (+ bias[o]) with W dequantized on the fly.
+// One workgroup per (output feature, group of ROWS activation rows): every thread walks a strided
+// slice of the weight row, so each weight element is decoded once for ROWS rows, then the
+// per-thread partial sums are reduced pairwise, which keeps the f32 rounding error near log2(n).
+#include "common.glsl"
+
+layout(local_size_x = 64) in;
+const uint ROWS = 4u;
+
+layout(std430, binding = 0) readonly buffer Weight { uint W[]; };
+layout(std430, binding = 1) readonly buffer Input { float X[]; };
+layout(std430, binding = 2) readonly buffer Bias { float B[]; };
+layout(std430, binding = 3) writeonly buffer Output { float Y[]; };
+
+layout(push_constant) uniform Params {
+  uint w_off;      // words from the binding start to row 0 of this dispatch
+  uint row_bytes;
+  uint n_cols;
+  uint n_out;      // output features in this dispatch
+  uint o_begin;    // index of the first of them in y
+  uint x_off;
+  uint x_stride;
+  uint n_rows;
+  uint has_bias;
+  uint b_off;
+  uint y_off;
+  uint y_stride;
+} p;
+
+#include "dequant.glsl"
+
+shared float partial[ROWS][64];
+
+void main() {
+  uint o = linear_group_index();
+  if (o >= p.n_out) return;  // uniform per workgroup, so the barriers below stay legal
+  uint r0 = gl_WorkGroupID.z * ROWS;
+  uint t = gl_LocalInvocationID.x;
+  uint row_base = p.w_off * 4u + o * p.row_bytes;
+
+  float acc[ROWS];
+  for (uint k = 0u; k < ROWS; ++k) acc[k] = 0.0;
+  for (uint c = t; c < p.n_cols; c += 64u) {
+    float w = dequant_row_element(row_base, c);
+    for (uint k = 0u; k < ROWS; ++k) {
+      if (r0 + k < p.n_rows) acc[k] += w * X[p.x_off + (r0 + k) * p.x_stride + c];
+    }
+  }
+  for (uint k = 0u; k < ROWS; ++k) partial[k][t] = acc[k];
+  barrier();
+  for (uint width = 32u; width > 0u; width >>= 1) {
+    if (t < width) {
+      for (uint k = 0u; k < ROWS; ++k) partial[k][t] += partial[k][t + width];
+    }
+    barrier();
+  }
+  if (t < ROWS && r0 + t < p.n_rows) {
+    float sum = partial[t][0];
+    uint oo = p.o_begin + o;
+    if (p.has_bias != 0u) sum += B[p.b_off + oo];
+    Y[p.y_off + (r0 + t) * p.y_stride + oo] = sum;
+  }
+}
