@@ -19,6 +19,7 @@ JOBS=${JOBS:-$(nproc)}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+export OUT BUILD_DIR JOBS
 SUMMARY="$OUT/summary.txt"
 : >"$SUMMARY"
 failures=0
@@ -33,7 +34,14 @@ step() {
   shift
   local log="$OUT/$name.log" start rc
   start=$(date +%s)
-  timeout --kill-after=10 "$STEP_TIMEOUT" "$@" >"$log" 2>&1
+  if declare -F "$1" >/dev/null; then
+    # timeout runs programs, not shell functions: hand the function to a child bash.
+    # shellcheck disable=SC2163  # exports the function named by $1
+    export -f "$1"
+    timeout --kill-after=10 "$STEP_TIMEOUT" bash -c '"$@"' step "$@" >"$log" 2>&1
+  else
+    timeout --kill-after=10 "$STEP_TIMEOUT" "$@" >"$log" 2>&1
+  fi
   rc=$?
   local secs=$(($(date +%s) - start))
   if [ $rc -eq 0 ]; then
@@ -51,7 +59,11 @@ step() {
 install_missing_packages() {
   local packages=(cmake ninja-build g++ pkg-config libboost-dev libboost-program-options-dev
     libboost-filesystem-dev libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev libssl-dev
-    python3 python3-numpy)
+    python3)
+  # The model generator needs numpy; Debian's is enough when there is no .venv.
+  if ! .venv/bin/python -c "import numpy" 2>/dev/null && ! python3 -c "import numpy" 2>/dev/null; then
+    packages+=(python3-numpy)
+  fi
   local missing=()
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -85,6 +97,7 @@ for candidate in .venv/bin/python python3; do
     break
   fi
 done
+export PYTHON
 
 # --- build ----------------------------------------------------------------------------------
 configure() {
@@ -126,6 +139,8 @@ find_sanitizer() {
 find_binary() { find "$BUILD_DIR" -type f -name "$1" -perm -u+x 2>/dev/null | head -n 1; }
 
 CUDA_PLUGIN=$(find "$BUILD_DIR" -name 'apr-plugin-cuda.so' -type f 2>/dev/null | head -n 1)
+export CUDA_PLUGIN
+export -f find_sanitizer
 
 memcheck() {
   local sanitizer binary=$1
@@ -141,6 +156,12 @@ step memcheck-kernels-cuda memcheck "$(find_binary apr_kernel_tests)"
 
 # --- end to end: cpu against cuda, layer by layer, and throughput ---------------------------
 APR=$(find_binary apr)
+export APR
+
+run_apr() {
+  [ -n "$APR" ] || { echo "the apr binary was not built"; return 1; }
+  "$APR" "$@"
+}
 MODELS="$BUILD_DIR/gpu-test-models"
 mkdir -p "$MODELS"
 
@@ -148,8 +169,10 @@ gen_model() {  # gen_model FILE ARGS...
   local file=$1
   shift
   [ -s "$file" ] && return 0
-  [ -n "$PYTHON" ] || { echo "no Python with numpy"; return 1; }
-  "$PYTHON" tools/gen_model.py "$@" --out "$file"
+  [ -n "$PYTHON" ] || { echo "no Python with numpy (create .venv: tools/install-deps.sh)"; return 1; }
+  # Written aside and renamed, so a step killed half way leaves no file that looks complete.
+  local partial="${file%.gguf}.partial.gguf"
+  "$PYTHON" tools/gen_model.py "$@" --out "$partial" && mv "$partial" "$file"
 }
 
 bisect_models=(
@@ -167,14 +190,14 @@ for entry in "${bisect_models[@]}"; do
   read -r -a gen_args <<<"${entry#*:}"
   file="$MODELS/$name.gguf"
   if step "gen-$name" gen_model "$file" "${gen_args[@]}"; then
-    step "bisect-$name" "$APR" bisect "$file" --backend-a cpu --backend-b cuda
+    step "bisect-$name" run_apr bisect "$file" --backend-a cpu --backend-b cuda
   fi
 done
 
 bench_model="$MODELS/qwen2.5-0.5b-q4_k_m.gguf"
 if step gen-bench-model gen_model "$bench_model" --arch qwen2 --preset qwen2.5-0.5b --type Q4_K_M; then
-  step bench-cuda "$APR" --backend=cuda bench "$bench_model" --json
-  step bench-cpu "$APR" --backend=cpu bench "$bench_model" --json --repetitions 2
+  step bench-cuda run_apr --backend=cuda bench "$bench_model" --json
+  step bench-cpu run_apr --backend=cpu bench "$bench_model" --json --repetitions 2
 fi
 
 echo "----"

@@ -93,8 +93,9 @@ apr_status api_probe(apr_probe_result* result) {
       write_probe(result, 0, "no usable CUDA device: " + found + "; this build needs sm_80+");
       return;
     }
-    // A GPU beats the CPU backend for every model size this engine runs.
-    write_probe(result, 100, std::to_string(usable) + " CUDA device(s): " + found);
+    // Above the cpu plugin (10) and a Vulkan discrete GPU (100): on an NVIDIA GPU the native
+    // backend is the better choice of the two that can drive it.
+    write_probe(result, 200, std::to_string(usable) + " CUDA device(s): " + found);
   });
 }
 
