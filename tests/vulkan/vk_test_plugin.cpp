@@ -29,7 +29,7 @@ void check(apr_status status, const char* what) {
 
 apr_device* device() {
   static apr_device* dev = [] {
-    apr_host host{};
+    static apr_host host{};  // the ABI wants it valid until shutdown
     host.struct_size = sizeof host;
     host.abi_major = APR_ABI_MAJOR;
     host.abi_minor = APR_ABI_MINOR;

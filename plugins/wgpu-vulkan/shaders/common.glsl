@@ -4,8 +4,11 @@
 // hold as few as 65535 groups; this folds the grid back into one linear index.
 uint linear_group_index() { return gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; }
 
+// Written from gl_GlobalInvocationID: the equivalent form built from gl_WorkGroupID and
+// gl_LocalInvocationID dropped most invocations of every workgroup but the first on lavapipe
+// (Mesa 22.3).
 uint linear_invocation_index() {
-  return linear_group_index() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+  return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
 }
 
 // IEEE binary16 to binary32, exactly, including subnormals, infinities and NaN. Done by hand

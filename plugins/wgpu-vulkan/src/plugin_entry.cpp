@@ -16,14 +16,14 @@ namespace apr_vk {
 namespace {
 
 thread_local std::string t_last_error = "no error";
-const apr_host* g_host = nullptr;
+// A copy of the host's services: only the struct's members are promised to stay valid.
+bool g_has_host = false;
+apr_host g_host{};
 std::mutex g_devices_mutex;
 std::unordered_set<apr_device*> g_open_devices;
 
 void log_message(int32_t level, const std::string& message) {
-  if (g_host && g_host->log && g_host->struct_size >= APR_VK_SIZE_THROUGH(apr_host, log)) {
-    g_host->log(g_host->user_data, level, message.c_str());
-  }
+  if (g_has_host && g_host.log) g_host.log(g_host.user_data, level, message.c_str());
 }
 
 apr_status record_failure(apr_status status, const std::string& message) {
@@ -86,7 +86,14 @@ void close_device(apr_device* device) {
 // ---- lifecycle ----------------------------------------------------------------------------
 
 apr_status plugin_init(const apr_host* host) {
-  g_host = host;
+  g_host = apr_host{};
+  g_has_host = false;
+  if (host != nullptr) {
+    std::memcpy(&g_host, host, std::min(host->struct_size, sizeof g_host));
+    g_host.struct_size = sizeof g_host;
+    if (host->struct_size < APR_VK_SIZE_THROUGH(apr_host, log)) g_host.log = nullptr;
+    g_has_host = true;
+  }
   return APR_OK;
 }
 
@@ -99,7 +106,7 @@ void plugin_shutdown() {
   } catch (...) {
     // Shutdown has no way to report; the process is going away from us anyway.
   }
-  g_host = nullptr;
+  g_has_host = false;
 }
 
 apr_status plugin_probe(apr_probe_result* result) {
