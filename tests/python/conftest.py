@@ -10,7 +10,11 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
+# Single-threaded BLAS: the reference's matrices are small and threads only contend (see
+# ref_forward.py). Must be set before numpy is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools"

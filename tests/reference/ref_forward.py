@@ -13,14 +13,19 @@ DIR/layer-N/<stage>.bin and DIR/<stage>.bin.
 
 import argparse
 import json
+import os
 import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from gguf import GGUFReader
-from gguf.quants import dequantize
+# The matrices here are small; OpenBLAS threads only spin against each other (30x slower on a
+# busy 2-core machine). Takes effect when this module is the first to import numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from gguf import GGUFReader  # noqa: E402
+from gguf.quants import dequantize  # noqa: E402
 
 WHOLE_MODEL_LAYER = 0xFFFFFFFF
 
@@ -82,11 +87,21 @@ class Model:
             self.weights32[t.name] = np.asarray(values, dtype=np.float32).reshape(shape)
             self.types[t.name] = t.tensor_type.name
         self.vocab = self.weights32["token_embd.weight"].shape[0]
+        # Small models keep their float64 copies, which makes repeated forwards (greedy) fast.
+        self._keep_f64 = sum(w.size for w in self.weights32.values()) <= 32_000_000
+        self._f64: dict[str, np.ndarray] = {}
 
     def get(self, name: str) -> np.ndarray | None:
         """The tensor in float64, or None when the file does not have it."""
+        if name in self._f64:
+            return self._f64[name]
         w = self.weights32.get(name)
-        return None if w is None else w.astype(np.float64)
+        if w is None:
+            return None
+        w = w.astype(np.float64)
+        if self._keep_f64:
+            self._f64[name] = w
+        return w
 
     def rows(self, name: str, index) -> np.ndarray:
         return self.weights32[name][index].astype(np.float64)
