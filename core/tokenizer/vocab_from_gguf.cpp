@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <string>
+#include <string_view>
 
 #include "common/error.hpp"
 #include "gguf/gguf_file.hpp"
@@ -59,13 +60,20 @@ VocabData read_vocab(const gguf::File& file) {
   return data;
 }
 
+// The GGUF reader's own errors already start with the path; ours get it added.
+[[noreturn]] void rethrow_with_path(const gguf::File& file, const Error& e) {
+  const std::string prefix = file.path().string() + ": ";
+  if (std::string_view(e.what()).starts_with(prefix)) throw e;
+  throw Error(prefix + e.what());
+}
+
 }  // namespace
 
 VocabData vocab_from_gguf(const gguf::File& file) {
   try {
     return read_vocab(file);
   } catch (const Error& e) {
-    throw Error(file.path().string() + ": " + e.what());
+    rethrow_with_path(file, e);
   }
 }
 
@@ -74,7 +82,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
   try {
     return from_vocab(std::move(data));
   } catch (const Error& e) {
-    throw Error(file.path().string() + ": " + e.what());
+    rethrow_with_path(file, e);
   }
 }
 
