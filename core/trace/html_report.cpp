@@ -1,0 +1,131 @@
+#include "trace/html_report.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+
+#include "trace/stages.hpp"
+
+namespace apr::trace {
+
+namespace {
+
+std::string escape(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    switch (ch) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += ch;
+    }
+  }
+  return out;
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// Colour by how many nines the cosine has: green at or above the threshold, through yellow to
+// red at cosine <= 0.9 (or NaN on one side).
+std::string cell_colour(const DiffMetrics& m, double min_cosine) {
+  if (m.passes(min_cosine)) return "#8fd18f";
+  const double gap = std::max(1e-12, 1.0 - m.cosine_sim);
+  const double nines = -std::log10(gap);  // 1 at 0.9, 3 at 0.999
+  const double target = -std::log10(std::max(1e-12, 1.0 - min_cosine));
+  double t = m.nonfinite_mismatch
+                 ? 0.0
+                 : std::clamp((nines - 1.0) / std::max(1e-9, target - 1.0), 0.0, 1.0);
+  const int red = 230;
+  const int green = static_cast<int>(80 + 150 * t);
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "#%02x%02x50", red, green);
+  return buf;
+}
+
+}  // namespace
+
+std::string comparison_html(const TraceComparison& c, const std::string& title,
+                            const std::vector<std::pair<std::string, std::string>>& facts) {
+  std::array<bool, kStageCount> used{};
+  std::vector<uint32_t> layers;
+  for (const auto& r : c.rows) {
+    used[r.stage] = true;
+    if (layers.empty() || layers.back() != r.layer) layers.push_back(r.layer);
+  }
+  std::string h;
+  h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" +
+       escape(title) + "</title>\n<style>\n";
+  h += "body{font-family:sans-serif;margin:1.5em;color:#222}\n"
+       "table.map{border-collapse:collapse;font-size:12px}\n"
+       "table.map th,table.map td{border:1px solid #999;padding:3px 5px;text-align:center}\n"
+       "table.map th.stage{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap}\n"
+       "td.none{background:#eee;color:#888}\n"
+       "td.unmeasured{background:#ccc;color:#333;font-style:italic}\n"
+       "td.first{outline:3px solid #000;outline-offset:-3px;font-weight:bold}\n"
+       "dl.facts{display:grid;grid-template-columns:max-content auto;gap:2px 12px}\n"
+       "dl.facts dt{font-weight:bold}\n"
+       ".verdict{font-size:1.1em;margin:1em 0;padding:.5em;border-left:6px solid #555}\n"
+       "</style>\n</head>\n<body>\n";
+  h += "<h1>" + escape(title) + "</h1>\n<dl class=\"facts\">\n";
+  for (const auto& [k, v] : facts) h += "<dt>" + escape(k) + "</dt><dd>" + escape(v) + "</dd>\n";
+  h += "<dt>threshold</dt><dd>cosine &ge; " + fmt("%g", c.min_cosine) + "</dd>\n</dl>\n";
+  h += "<p class=\"verdict\">" + escape(divergence_summary(c)) + "</p>\n";
+  h += "<table class=\"map\">\n<tr><th>layer</th>";
+  for (apr_stage st : stages_in_forward_order())
+    if (used[st]) h += "<th class=\"stage\">" + std::string(stage_name(st)) + "</th>";
+  h += "</tr>\n";
+  size_t i = 0;
+  for (uint32_t layer : layers) {
+    h += "<tr><th>" + (layer == APR_LAYER_NONE ? std::string("model") : std::to_string(layer)) +
+         "</th>";
+    for (apr_stage st : stages_in_forward_order()) {
+      if (!used[st]) continue;
+      if (i >= c.rows.size() || c.rows[i].layer != layer || c.rows[i].stage != st) {
+        h += "<td class=\"none\" title=\"not traced\">&middot;</td>";
+        continue;
+      }
+      const StageRow& r = c.rows[i];
+      const std::string where = "layer " + format_layer(layer) + " " + std::string(stage_name(st));
+      if (r.status != PairStatus::kMeasured) {
+        h += "<td class=\"unmeasured\" title=\"" +
+             escape(where + ": " + pair_status_name(r.status)) + "\">n/a</td>";
+      } else {
+        const DiffMetrics& m = r.metrics;
+        const bool first = c.first_divergence && c.first_divergence->row == i;
+        const std::string tip = where + ": cosine " + fmt("%.9f", m.cosine_sim) + ", max |a-b| " +
+                                fmt("%.4g", m.max_abs_diff) + " at " +
+                                std::to_string(m.max_abs_diff_index) + ", rms " +
+                                fmt("%.4g", m.rms_diff) + ", NaN " + std::to_string(m.nan_a) + "/" +
+                                std::to_string(m.nan_b);
+        h += "<td" + std::string(first ? " class=\"first\"" : "") +
+             " style=\"background:" + cell_colour(m, c.min_cosine) + "\" title=\"" + escape(tip) +
+             "\">" + (m.nonfinite_mismatch ? std::string("NaN") : fmt("%.4f", m.cosine_sim)) +
+             "</td>";
+      }
+      ++i;
+    }
+    h += "</tr>\n";
+  }
+  h += "</table>\n<p>Cells show the cosine similarity of the two sides' tensors (hover for "
+       "details); the outlined cell is the first stage in forward order below the threshold; "
+       "n/a marks a stage traced on one side only (UNMEASURED).</p>\n";
+  h += "<p>A: " + escape(c.dir_a) + "<br>B: " + escape(c.dir_b) + "</p>\n</body>\n</html>\n";
+  return h;
+}
+
+}  // namespace apr::trace

@@ -1,0 +1,59 @@
+// Compares two trace directories stage by stage in forward order and finds the first stage
+// whose cosine similarity drops below a threshold: the core of `apr diff` on directories and of
+// `apr bisect`.
+#pragma once
+
+#include <apr/plugin.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "trace/stage_diff.hpp"
+#include "trace/trace_dir.hpp"
+
+namespace apr::trace {
+
+enum class PairStatus { kMeasured, kOnlyA, kOnlyB };
+
+struct StageRow {
+  uint32_t layer = APR_LAYER_NONE;
+  apr_stage stage = 0;
+  PairStatus status = PairStatus::kMeasured;
+  DiffMetrics metrics;  // only when measured
+};
+
+struct Divergence {
+  size_t row = 0;                      // index into TraceComparison::rows
+  std::optional<size_t> previous_row;  // the measured row before it, if any
+};
+
+struct TraceComparison {
+  std::string dir_a, dir_b;
+  double min_cosine = 0.999;
+  std::vector<StageRow> rows;  // forward order; every (layer, stage) present on either side
+  std::optional<Divergence> first_divergence;
+  size_t measured = 0;
+  size_t below = 0;  // measured rows that fail the threshold
+};
+
+// Throws apr::Error when a pair's layers or element counts differ, when both manifests record
+// token ids that differ, or when no stage is present on both sides.
+TraceComparison compare_directories(const TraceDirectory& a, const TraceDirectory& b,
+                                    double min_cosine);
+
+std::string pair_status_name(PairStatus s);
+
+// One row per (layer, stage), for `apr diff` on directories.
+std::string comparison_list_text(const TraceComparison& c);
+// Layers down, stages across, for `apr bisect`.
+std::string comparison_grid_text(const TraceComparison& c);
+// One line naming the first diverging stage, or saying there is none.
+std::string divergence_summary(const TraceComparison& c);
+// Schema apr-trace-diff-v1; `extra` entries (backends, model) are merged at the top level.
+std::string comparison_json(const TraceComparison& c, const std::string& schema,
+                            const std::vector<std::pair<std::string, std::string>>& extra);
+
+}  // namespace apr::trace

@@ -1,0 +1,93 @@
+#include "trace/trace_run.hpp"
+
+#include <filesystem>
+
+#include "common/error.hpp"
+#include "host/plugin_host.hpp"
+#include "model/model.hpp"
+#include "runtime/session.hpp"
+#include "trace/sha256.hpp"
+#include "trace/stages.hpp"
+#include "trace/trace_writer.hpp"
+
+namespace apr::trace {
+
+namespace {
+
+void prepare_directory(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error("cannot create trace directory " + dir.string() + ": " + ec.message());
+  if (!std::filesystem::is_directory(dir, ec))
+    throw Error("trace directory " + dir.string() + " exists and is not a directory");
+  // A manifest from an earlier run must not describe this run's files if it is interrupted.
+  std::filesystem::remove(dir / kManifestFileName, ec);
+  if (ec) throw Error("cannot remove the old manifest in " + dir.string() + ": " + ec.message());
+}
+
+}  // namespace
+
+TraceResult trace_model(const host::Plugin& plugin, const Model& model,
+                        std::span<const int32_t> tokens, const TracePlan& plan,
+                        const std::filesystem::path& dir, const TraceOptions& options) {
+  const ModelConfig& cfg = model.config();
+  if (tokens.empty()) throw Error("nothing to trace: the prompt has no tokens");
+  const LayerRange& layers = plan.layers();
+  if (layers.begin >= cfg.n_layer || layers.end > cfg.n_layer)
+    throw Error("--save-tensor-layers " + std::to_string(layers.begin) + ".." +
+                std::to_string(layers.end) + " lies outside the model's " +
+                std::to_string(cfg.n_layer) + " layers (0.." + std::to_string(cfg.n_layer) + ")");
+
+  prepare_directory(dir);
+  TraceResult result;
+  Manifest& m = result.manifest;
+  m.model_path = std::filesystem::absolute(options.model_path).lexically_normal().string();
+  m.model_sha256 = sha256_file_hex(options.model_path);
+  m.architecture = cfg.arch_name;
+  m.backend = std::string(plugin.name());
+  m.plugin_version = std::string(plugin.version());
+  m.prompt = options.prompt;
+  m.token_ids.assign(tokens.begin(), tokens.end());
+
+  SessionOptions so;
+  so.n_ctx = static_cast<uint32_t>(tokens.size());
+  so.n_batch = static_cast<uint32_t>(tokens.size());
+  so.n_threads = options.n_threads;
+  so.device_index = options.device_index;
+  Session session(model, plugin, so);
+
+  TraceWriter writer(dir, plan);
+  session.set_trace_sink(writer.sink());
+  try {
+    session.forward(tokens);
+  } catch (const std::exception& e) {
+    session.set_trace_sink(nullptr);
+    // The sink's own failure (disk full) is the cause; the backend's abort is its echo.
+    if (writer.error()) throw Error(*writer.error());
+    throw Error(std::string("forward pass failed on backend ") + m.backend + ": " + e.what());
+  }
+  session.set_trace_sink(nullptr);
+  if (writer.error()) throw Error(*writer.error());
+
+  m.files = writer.files();
+  write_manifest(dir, m);
+
+  for (apr_stage s : stages_in_forward_order()) {
+    if (!plan.wants_stage(s)) continue;
+    auto emitted = [&](uint32_t layer) {
+      for (const auto& f : m.files)
+        if (f.stage == s && f.layer == layer) return true;
+      return false;
+    };
+    if (is_whole_model_stage(s)) {
+      if (!emitted(APR_LAYER_NONE))
+        result.not_emitted.push_back(stage_file_path(s, APR_LAYER_NONE));
+      continue;
+    }
+    for (uint32_t l = layers.begin; l < layers.end; ++l)
+      if (plan.wants(s, l) && !emitted(l)) result.not_emitted.push_back(stage_file_path(s, l));
+  }
+  return result;
+}
+
+}  // namespace apr::trace

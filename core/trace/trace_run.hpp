@@ -1,0 +1,44 @@
+// Runs one forward pass of a model on a backend with a trace sink attached, writing the planned
+// stages and the manifest into a trace directory.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "trace/manifest.hpp"
+#include "trace/trace_plan.hpp"
+
+namespace apr {
+class Model;
+namespace host {
+class Plugin;
+}
+}  // namespace apr
+
+namespace apr::trace {
+
+struct TraceOptions {
+  std::filesystem::path model_path;   // recorded in the manifest, hashed
+  std::optional<std::string> prompt;  // recorded in the manifest when the tokens came from text
+  uint32_t n_threads = 0;
+  uint32_t device_index = 0;
+};
+
+struct TraceResult {
+  Manifest manifest;
+  // Planned (stage, layer) pairs the backend never emitted, e.g. qkv_bias on a model without
+  // biases; as "layer-N/<stage>.bin".
+  std::vector<std::string> not_emitted;
+};
+
+// The whole prompt runs as one batch so every stage covers every token. Throws apr::Error when
+// the plan's layers lie outside the model, a file cannot be written, or the backend fails.
+TraceResult trace_model(const host::Plugin& plugin, const Model& model,
+                        std::span<const int32_t> tokens, const TracePlan& plan,
+                        const std::filesystem::path& dir, const TraceOptions& options);
+
+}  // namespace apr::trace

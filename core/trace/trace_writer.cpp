@@ -1,0 +1,92 @@
+#include "trace/trace_writer.hpp"
+
+#include <algorithm>
+#include <span>
+
+#include "common/error.hpp"
+#include "trace/aprt.hpp"
+#include "trace/stages.hpp"
+
+namespace apr::trace {
+
+TraceWriter::TraceWriter(std::filesystem::path dir, TracePlan plan)
+    : dir_(std::move(dir)), plan_(plan) {
+  sink_.struct_size = sizeof(apr_trace_sink);
+  sink_.user_data = this;
+  sink_.wants = &TraceWriter::wants_cb;
+  sink_.emit = &TraceWriter::emit_cb;
+}
+
+int32_t TraceWriter::wants_cb(void* self, apr_stage stage, uint32_t layer) {
+  return static_cast<TraceWriter*>(self)->wants(stage, layer) ? 1 : 0;
+}
+
+apr_status TraceWriter::emit_cb(void* self, const apr_trace_tensor* tensor) {
+  auto* w = static_cast<TraceWriter*>(self);
+  try {
+    if (!tensor) throw Error("trace sink received a null tensor");
+    w->write(*tensor);
+    return APR_OK;
+  } catch (const std::exception& e) {
+    if (!w->error_) w->error_ = e.what();
+  } catch (...) {
+    if (!w->error_) w->error_ = "unknown error in the trace sink";
+  }
+  return APR_ERR_ABORTED;
+}
+
+void TraceWriter::write(const apr_trace_tensor& t) {
+  const size_t need = offsetof(apr_trace_tensor, nbytes) + sizeof(t.nbytes);
+  if (t.struct_size < need)
+    throw Error("trace tensor struct_size " + std::to_string(t.struct_size) + " is too small");
+  if (t.stage >= kStageCount)
+    throw Error("trace tensor has unknown stage id " + std::to_string(t.stage));
+  const std::string label =
+      std::string(stage_name(t.stage)) + " of layer " +
+      (t.layer == APR_LAYER_NONE ? std::string("(none)") : std::to_string(t.layer));
+  if (!stage_exists_in_layer(t.stage, t.layer))
+    throw Error("trace tensor " + label + ": that stage has no such layer");
+  if (t.dtype != APR_TYPE_F32)
+    throw Error("trace tensor " + label + ": dtype " + std::to_string(t.dtype) + " is not f32");
+  if (t.ndim < 1 || t.ndim > 4)
+    throw Error("trace tensor " + label + ": ndim " + std::to_string(t.ndim) + " is not 1..4");
+  uint64_t count = 1;
+  std::vector<uint64_t> shape(t.shape, t.shape + t.ndim);
+  for (uint64_t d : shape) {
+    if (d != 0 && count > UINT64_MAX / 4 / d)
+      throw Error("trace tensor " + label + ": shape overflows");
+    count *= d;
+  }
+  if (t.nbytes != count * sizeof(float) || (count > 0 && !t.data))
+    throw Error("trace tensor " + label + ": nbytes " + std::to_string(t.nbytes) +
+                " disagrees with its shape (" + std::to_string(count) + " f32 elements)");
+
+  const std::string rel = stage_file_path(t.stage, t.layer);
+  const std::filesystem::path path = dir_ / rel;
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  if (ec)
+    throw Error("cannot create trace directory " + path.parent_path().string() + ": " +
+                ec.message());
+  write_aprt(path, t.layer == APR_LAYER_NONE ? APR_LAYER_NONE : t.layer,
+             std::span<const float>(static_cast<const float*>(t.data), count));
+
+  ManifestFile f{rel, t.stage, t.layer, shape, "f32"};
+  // A stage emitted twice (a prompt split into batches) keeps the last one.
+  auto same = [&](const ManifestFile& o) { return o.stage == f.stage && o.layer == f.layer; };
+  auto it = std::find_if(files_.begin(), files_.end(), same);
+  if (it != files_.end())
+    *it = std::move(f);
+  else
+    files_.push_back(std::move(f));
+}
+
+std::vector<ManifestFile> TraceWriter::files() const {
+  std::vector<ManifestFile> out = files_;
+  std::stable_sort(out.begin(), out.end(), [](const ManifestFile& a, const ManifestFile& b) {
+    return forward_rank(a.layer, a.stage) < forward_rank(b.layer, b.stage);
+  });
+  return out;
+}
+
+}  // namespace apr::trace

@@ -1,0 +1,234 @@
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "common/error.hpp"
+#include "model/model_config.hpp"
+#include "test_support.hpp"
+#include "trace/aprt.hpp"
+#include "trace/manifest.hpp"
+#include "trace/stages.hpp"
+#include "trace/trace_dir.hpp"
+#include "trace/trace_writer.hpp"
+
+using namespace apr;
+using namespace apr::trace;
+using apr::trace::testing::random_values;
+using apr::trace::testing::ScratchDir;
+
+namespace {
+
+// hidden 8, 2 heads of 4 with 1 KV head, ffn 12, vocab 20, QKV biases.
+ModelConfig known_config() {
+  ModelConfig c;
+  c.n_embd = 8;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_head_kv = 1;
+  c.head_dim = 4;
+  c.n_ff = 12;
+  c.n_vocab = 20;
+  c.has_qkv_bias = true;
+  return c;
+}
+
+// Emits one tensor through the C sink, as a plugin would.
+apr_status emit(const apr_trace_sink* sink, apr_stage stage, uint32_t layer,
+                const std::vector<uint64_t>& shape, const std::vector<float>& data) {
+  apr_trace_tensor t{};
+  t.struct_size = sizeof t;
+  t.stage = stage;
+  t.layer = layer;
+  t.dtype = APR_TYPE_F32;
+  t.ndim = static_cast<uint32_t>(shape.size());
+  for (int i = 0; i < 4; ++i) t.shape[i] = i < int(shape.size()) ? shape[i] : 1;
+  t.data = data.data();
+  t.nbytes = data.size() * sizeof(float);
+  if (!sink->wants(sink->user_data, stage, layer)) return -1;
+  return sink->emit(sink->user_data, &t);
+}
+
+std::vector<unsigned char> bytes_of(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("every stage's file has the header and size of its shape", "[trace][writer]") {
+  const ModelConfig cfg = known_config();
+  const uint32_t n_tokens = 3;
+  // Element counts worked out by hand for the configuration above.
+  const std::map<std::string, uint32_t> expected = {{"embedding", 24},
+                                                    {"attn_norm", 24},
+                                                    {"qkv_matmul", 48},
+                                                    {"qkv_bias", 48},
+                                                    {"q_post_rope", 24},
+                                                    {"k_post_rope", 12},
+                                                    {"attn_scores", 18},
+                                                    {"attn_softmax", 18},
+                                                    {"attention", 24},
+                                                    {"attn_out", 24},
+                                                    {"post_attn_residual", 24},
+                                                    {"ffn_norm", 24},
+                                                    {"ffn_gate", 36},
+                                                    {"ffn_up", 36},
+                                                    {"ffn_silu", 36},
+                                                    {"ffn_swigl", 36},
+                                                    {"ffn_out", 24},
+                                                    {"post_ffn_residual", 24},
+                                                    {"final_norm", 24},
+                                                    {"lm_head", 20}};
+
+  ScratchDir dir("writer");
+  TraceWriter writer(dir.path(), TracePlan::everything(cfg.n_layer));
+  uint32_t seed = 1;
+  for (uint32_t layer : {0u, 1u, APR_LAYER_NONE}) {
+    for (apr_stage s : stages_in_forward_order()) {
+      if (!stage_exists_in_layer(s, layer)) continue;
+      const auto shape = expected_shape(s, cfg, n_tokens);
+      uint64_t n = 1;
+      for (auto d : shape) n *= d;
+      REQUIRE(emit(writer.sink(), s, layer, shape, random_values(n, seed++)) == APR_OK);
+    }
+  }
+  REQUIRE_FALSE(writer.error());
+
+  for (uint32_t layer : {0u, 1u, APR_LAYER_NONE}) {
+    for (apr_stage s : stages_in_forward_order()) {
+      if (!stage_exists_in_layer(s, layer)) continue;
+      const std::string name(stage_name(s));
+      const auto path = dir.path() / stage_file_path(s, layer);
+      INFO(path);
+      const auto b = bytes_of(path);
+      const uint32_t count = expected.at(name);
+      REQUIRE(b.size() == 12 + 4 * size_t(count));
+      CHECK(std::string(b.begin(), b.begin() + 4) == "APRT");
+      const uint32_t l = b[4] | b[5] << 8 | b[6] << 16 | uint32_t(b[7]) << 24;
+      const uint32_t c = b[8] | b[9] << 8 | b[10] << 16 | uint32_t(b[11]) << 24;
+      CHECK(l == layer);
+      CHECK(c == count);
+    }
+  }
+  CHECK(std::filesystem::exists(dir.path() / "layer-0" / "embedding.bin"));
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "layer-1" / "embedding.bin"));
+  CHECK(std::filesystem::exists(dir.path() / "lm_head.bin"));
+  CHECK(std::filesystem::exists(dir.path() / "layer-1" / "ffn_swigl.bin"));
+
+  const auto files = writer.files();
+  REQUIRE(files.size() == 18 + 17 + 2);
+  CHECK(files.front().path == "layer-0/embedding.bin");
+  CHECK(files.back().path == "lm_head.bin");
+  CHECK(files[6].stage == APR_STAGE_ATTN_SCORES);
+  CHECK(files[6].shape == std::vector<uint64_t>{2, 3, 3});
+}
+
+TEST_CASE("the sink copies only what the plan wants", "[trace][writer]") {
+  ScratchDir dir("writer-plan");
+  TraceWriter writer(dir.path(), TracePlan(parse_stage_list("ffn_out,lm_head"), {1, 2}));
+  const apr_trace_sink* sink = writer.sink();
+  CHECK(sink->struct_size == sizeof(apr_trace_sink));
+  CHECK(sink->wants(sink->user_data, APR_STAGE_FFN_OUT, 1));
+  CHECK_FALSE(sink->wants(sink->user_data, APR_STAGE_FFN_OUT, 0));
+  CHECK_FALSE(sink->wants(sink->user_data, APR_STAGE_ATTN_NORM, 1));
+  CHECK(sink->wants(sink->user_data, APR_STAGE_LM_HEAD, APR_LAYER_NONE));
+}
+
+TEST_CASE("malformed tensors abort the plugin call and are reported", "[trace][writer]") {
+  ScratchDir dir("writer-bad");
+  TraceWriter writer(dir.path(), TracePlan::everything(2));
+  auto v = random_values(6, 9);
+  apr_trace_tensor t{};
+  t.struct_size = sizeof t;
+  t.stage = APR_STAGE_ATTN_NORM;
+  t.layer = 0;
+  t.dtype = APR_TYPE_F32;
+  t.ndim = 2;
+  t.shape[0] = 2;
+  t.shape[1] = 4;  // 8 elements, but only 6 handed over
+  t.shape[2] = t.shape[3] = 1;
+  t.data = v.data();
+  t.nbytes = v.size() * 4;
+  CHECK(writer.sink()->emit(writer.sink()->user_data, &t) == APR_ERR_ABORTED);
+  REQUIRE(writer.error());
+  CHECK_THAT(*writer.error(), Catch::Contains("attn_norm") && Catch::Contains("nbytes"));
+  CHECK(writer.files().empty());
+
+  TraceWriter w2(dir.path(), TracePlan::everything(2));
+  t.shape[1] = 3;
+  t.dtype = APR_TYPE_F16;
+  CHECK(w2.sink()->emit(w2.sink()->user_data, &t) == APR_ERR_ABORTED);
+  CHECK_THAT(*w2.error(), Catch::Contains("not f32"));
+  CHECK(w2.sink()->emit(w2.sink()->user_data, nullptr) == APR_ERR_ABORTED);
+}
+
+TEST_CASE("manifest round trip and directory listing", "[trace][manifest]") {
+  ScratchDir dir("manifest");
+  TraceWriter writer(dir.path(), TracePlan::everything(1));
+  const auto v = random_values(16, 2);
+  REQUIRE(emit(writer.sink(), APR_STAGE_ATTN_NORM, 0, {2, 8}, v) == APR_OK);
+  REQUIRE(emit(writer.sink(), APR_STAGE_LM_HEAD, APR_LAYER_NONE, {16}, v) == APR_OK);
+  Manifest m;
+  m.model_path = "/models/x.gguf";
+  m.model_sha256 = std::string(64, 'a');
+  m.architecture = "qwen2";
+  m.backend = "cpu";
+  m.plugin_version = "0.1.0";
+  m.prompt = "What is 2+2?";
+  m.token_ids = {1, 2, 3};
+  m.files = writer.files();
+  write_manifest(dir.path(), m);
+
+  const auto j = nlohmann::json::parse(std::ifstream(dir.path() / "manifest.json"));
+  CHECK(j["format"] == "apr-trace-manifest-v1");
+  CHECK(j["model"]["sha256"] == std::string(64, 'a'));
+  CHECK(j["backend"]["plugin_version"] == "0.1.0");
+  CHECK(j["files"][0]["path"] == "layer-0/attn_norm.bin");
+  CHECK(j["files"][0]["shape"] == nlohmann::json::array({2, 8}));
+  CHECK(j["files"][1]["layer"].is_null());
+  CHECK(j["files"][1]["dtype"] == "f32");
+
+  const Manifest back = read_manifest(dir.path() / "manifest.json");
+  CHECK(back.prompt == m.prompt);
+  CHECK(back.token_ids == m.token_ids);
+  REQUIRE(back.files.size() == 2);
+  CHECK(back.files[1].layer == APR_LAYER_NONE);
+  CHECK(manifest_to_json(back) == manifest_to_json(m));
+
+  const auto listed = list_trace_directory(dir.path());
+  REQUIRE(listed.files.size() == 2);
+  CHECK(listed.files[0].stage == APR_STAGE_ATTN_NORM);
+
+  // A manifest that points outside the directory is refused.
+  std::ofstream(dir.path() / "manifest.json")
+      << R"({"format":"apr-trace-manifest-v1","model":{},"backend":{},"files":[)"
+      << R"({"path":"../../etc/passwd","stage":"attn_norm","layer":0,"shape":[1]}]})";
+  CHECK_THROWS_WITH(list_trace_directory(dir.path()), Catch::Contains("files[0]"));
+  std::ofstream(dir.path() / "manifest.json") << "{not json";
+  CHECK_THROWS_WITH(list_trace_directory(dir.path()), Catch::Contains("not valid JSON"));
+  std::ofstream(dir.path() / "manifest.json") << R"({"format":"apr-trace-manifest-v1"})";
+  CHECK_THROWS_AS(list_trace_directory(dir.path()), Error);
+}
+
+TEST_CASE("a plain APRT tree without a manifest is listed from its paths", "[trace][manifest]") {
+  ScratchDir dir("plain-tree");
+  const auto v = random_values(4, 3);
+  std::filesystem::create_directories(dir.path() / "layer-0");
+  std::filesystem::create_directories(dir.path() / "layer-10");
+  std::filesystem::create_directories(dir.path() / "layer-x");
+  write_aprt(dir.path() / "layer-10" / "ffn_out.bin", 10, v);
+  write_aprt(dir.path() / "layer-0" / "Attn_Norm.bin", 0, v);
+  write_aprt(dir.path() / "layer-0" / "notes.bin", 0, v);
+  write_aprt(dir.path() / "layer-x" / "ffn_out.bin", 0, v);
+  write_aprt(dir.path() / "final_norm.bin", APR_LAYER_NONE, v);
+  write_aprt(dir.path() / "attn_norm.bin", APR_LAYER_NONE, v);  // not a whole-model stage
+  const auto t = list_trace_directory(dir.path());
+  REQUIRE(t.files.size() == 3);
+  CHECK(t.files[0].layer == 0);
+  CHECK(t.files[1].layer == 10);
+  CHECK(t.files[2].stage == APR_STAGE_FINAL_NORM);
+  CHECK_FALSE(t.manifest);
+  CHECK_THROWS_WITH(list_trace_directory(dir.path() / "nope"),
+                    Catch::Contains("not a trace directory"));
+}
