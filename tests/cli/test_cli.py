@@ -208,3 +208,34 @@ def test_plugins_lists_cpu_and_refusals(run_apr, tmp_path):
     assert "cannot load" in refused["apr-plugin-broken.so"]
     text = run_apr("plugins", "--plugin-dir", tmp_path, check_exit=0).stdout
     assert "apr-plugin-broken.so: cannot load" in text
+
+
+# --- the C99 example plugin, a second implementation of every kernel --------------------------
+
+@pytest.mark.parametrize("arch,file_type", [("qwen2", "F32"), ("llama", "F16")])
+def test_example_plugin_agrees_with_cpu(run_apr, models, arch, file_type, tmp_path):
+    test_plugins = Path(os.environ.get("APR_TEST_PLUGIN_DIR", ""))
+    if not (test_plugins / "apr-plugin-example.so").exists():
+        pytest.fail(f"example plugin not found in APR_TEST_PLUGIN_DIR={test_plugins}")
+    model = models.get(arch, "tiny", file_type)
+    args = ["run", model, "--prompt", "Tell me a story about 7 cats", "--max-tokens", "12",
+            "--temperature", "0", "--json", "--plugin-dir", test_plugins]
+    cpu = json.loads(run_apr("--backend=cpu", *args, "--dump-logits", tmp_path / "cpu.npy",
+                             check_exit=0).stdout)
+    ex = json.loads(run_apr("--backend=example", *args, "--dump-logits", tmp_path / "ex.npy",
+                            check_exit=0).stdout)
+    assert ex["backend"] == "example"
+    assert ex["generated_token_ids"] == cpu["generated_token_ids"]
+    import numpy as np
+    a, b = np.load(tmp_path / "cpu.npy"), np.load(tmp_path / "ex.npy")
+    assert a.shape == b.shape and np.isfinite(a).all()
+    # Both accumulate in f32/f64 over O(1) values: agreement to 1e-4 of the logit scale.
+    assert np.abs(a - b).max() <= 1e-4 * max(1.0, np.abs(b).max())
+
+
+def test_example_plugin_refuses_quantized_weights_by_name(run_apr, qwen):
+    test_plugins = os.environ.get("APR_TEST_PLUGIN_DIR", "")
+    proc = run_apr("--backend=example", "--plugin-dir", test_plugins, "run", qwen, "--prompt",
+                   "x")
+    assert proc.returncode == 2
+    assert "token_embd.weight" in proc.stderr and "not supported" in proc.stderr, proc.stderr
