@@ -184,11 +184,13 @@ def run_generator(tmp_path, name, *args):
     return out.read_bytes()
 
 
-def test_same_arguments_give_identical_bytes(tmp_path):
-    a = run_generator(tmp_path, "a.gguf", "--arch", "llama", "--type", "Q4_K_M", "--preset", "small")
-    b = run_generator(tmp_path, "b.gguf", "--arch", "llama", "--type", "Q4_K_M", "--preset", "small")
-    c = run_generator(tmp_path, "c.gguf", "--arch", "llama", "--type", "Q4_K_M", "--preset",
-                      "small", "--seed", "99")  # fmt: skip
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_same_arguments_give_identical_bytes(tmp_path, arch):
+    # Separate processes, so differing string-hash seeds would show up as differing files.
+    args = ["--arch", arch, "--type", "Q4_K_M", "--preset", "small"]
+    a = run_generator(tmp_path, "a.gguf", *args)
+    b = run_generator(tmp_path, "b.gguf", *args, "--seed", "1234")
+    c = run_generator(tmp_path, "c.gguf", *args, "--seed", "99")
     assert a == b
     assert len(a) == len(c) and a != c
 
