@@ -6,7 +6,7 @@ The manifest is line based so the C++ test can parse it without a JSON library:
   alignment N | data_offset N | kv_count N | tensor_count N
   kv KEY TYPE ELEMTYPE COUNT VALUES     (ELEMTYPE/COUNT are - for scalars; VALUES comma separated,
                                           numbers as Python repr, strings as hex, - if empty)
-  tensor NAME TYPE N_DIMS NE0 .. NEk ABS_OFFSET NBYTES
+  tensor NAME TYPE N_DIMS NE0 .. NEk ABS_OFFSET NBYTES BYTE_SUM   (sum of the data bytes)
 """
 import sys
 
@@ -72,8 +72,9 @@ def manifest(path: str, out: str) -> None:
             lines.append(f"kv {f.name} {int(main)} - - {text}")
     for t in r.tensors:
         dims = " ".join(str(int(d)) for d in t.shape)
+        raw = np.frombuffer(t.data.tobytes(), dtype=np.uint8)
         lines.append(f"tensor {t.name} {int(t.tensor_type)} {len(t.shape)} {dims} "
-                     f"{t.data_offset} {t.n_bytes}")
+                     f"{t.data_offset} {t.n_bytes} {int(raw.astype(np.uint64).sum())}")
     with open(out, "w") as fh:
         fh.write("\n".join(lines) + "\n")
 

@@ -126,6 +126,11 @@ TEST_CASE("a gguf-py written file reads back as gguf-py's reader sees it", "[ggu
       ls >> abs_offset >> nbytes;
       CHECK(t.file_offset == abs_offset);
       CHECK(t.nbytes == nbytes);
+      uint64_t byte_sum = 0, want_sum = 0;
+      ls >> want_sum;
+      for (uint64_t i = 0; i < t.nbytes; ++i) byte_sum += t.data[i];
+      CHECK(byte_sum == want_sum);
+      CHECK(want_sum > 0);
     }
   }
   CHECK(kv_count > 10);
