@@ -26,7 +26,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--type", dest="file_type", choices=FILE_TYPES, default="F32")
     p.add_argument("--out", required=True, help="path of the GGUF file to write")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    p.add_argument("--tokenizer", choices=["gpt2", "llama"], help="default: gpt2 for qwen2, llama for llama")
+    p.add_argument("--tokenizer", choices=["gpt2", "llama"],
+                   help="default: gpt2 for qwen2, llama for llama")
     tied = p.add_mutually_exclusive_group()
     tied.add_argument("--tied", dest="tied", action="store_true", default=None,
                       help="no output.weight: the head reuses token_embd (qwen2.5-0.5b default)")

@@ -99,8 +99,8 @@ def test_types_and_fallbacks(models, preset, file_type, expected):
 
 def test_metadata_value_types(models):
     r = GGUFReader(str(models.get("qwen2", "tiny", "Q8_0")))
-    u32, f32, s, b = GGUFValueType.UINT32, GGUFValueType.FLOAT32, GGUFValueType.STRING, GGUFValueType.BOOL
-    arr = GGUFValueType.ARRAY
+    u32, f32, arr = GGUFValueType.UINT32, GGUFValueType.FLOAT32, GGUFValueType.ARRAY
+    s, b = GGUFValueType.STRING, GGUFValueType.BOOL
     expect = {
         "general.architecture": ([s], "qwen2"),
         "general.file_type": ([u32], 7),
@@ -142,7 +142,8 @@ def test_overrides_reach_the_file(models):
     assert len(field(r, "tokenizer.ggml.tokens")[1]) == 600
     names = {t.name for t in r.tensors}
     assert "output.weight" not in names
-    assert [int(d) for d in next(t for t in r.tensors if t.name == "token_embd.weight").shape] == [96, 600]
+    embd = next(t for t in r.tensors if t.name == "token_embd.weight")
+    assert [int(d) for d in embd.shape] == [96, 600]
 
 
 def test_qwen25_05b_preset_shape():
@@ -262,7 +263,8 @@ def test_llama_tokenizer(models):
     assert field(r, "tokenizer.ggml.add_space_prefix")[1] is True
     assert field(r, "tokenizer.ggml.bos_token_id")[1] == 1
     assert field(r, "tokenizer.ggml.eos_token_id")[1] == 2
-    assert len(tokens) == 512 and all(tokens[i] == f"[PAD{i}]" for i, t in enumerate(types) if t == 5)
+    assert len(tokens) == 512
+    assert all(tokens[i] == f"[PAD{i}]" for i, t in enumerate(types) if t == 5)
 
 
 def spm_encode(text, tokens, scores):

@@ -52,7 +52,8 @@ def test_rope_angle_formula():
 
 def test_attention_rows_sum_to_one_and_are_causal():
     rng = np.random.default_rng(13)
-    q, k, v = rng.standard_normal((6, 4, 8)), rng.standard_normal((6, 2, 8)), rng.standard_normal((6, 2, 8))
+    q = rng.standard_normal((6, 4, 8))
+    k, v = rng.standard_normal((6, 2, 8)), rng.standard_normal((6, 2, 8))
     scores, probs, out = ref.causal_attention(q, k, v, n_rep=2)
     assert np.allclose(probs.sum(axis=-1), 1.0, atol=1e-12)
     upper = np.triu(np.ones((6, 6), dtype=bool), k=1)
@@ -88,8 +89,9 @@ def forward_by_loops(path, tokens):
     r = GGUFReader(str(path))
     arch = r.fields["general.architecture"].contents()
     meta = lambda k: r.fields[f"{arch}.{k}"].contents()  # noqa: E731
-    hidden, n_head, n_kv = meta("embedding_length"), meta("attention.head_count"), meta("attention.head_count_kv")
-    eps, base, layers = meta("attention.layer_norm_rms_epsilon"), meta("rope.freq_base"), meta("block_count")
+    hidden, layers = meta("embedding_length"), meta("block_count")
+    n_head, n_kv = meta("attention.head_count"), meta("attention.head_count_kv")
+    eps, base = meta("attention.layer_norm_rms_epsilon"), meta("rope.freq_base")
     hd = hidden // n_head
     W = {t.name: dequantize(t.data, t.tensor_type).astype(np.float64).reshape(
         tuple(int(d) for d in reversed(t.shape))).tolist() for t in r.tensors}  # fmt: skip
@@ -106,15 +108,17 @@ def forward_by_loops(path, tokens):
                 k = [a + b for a, b in zip(k, W[p + "attn_k.bias"])]
                 v = [a + b for a, b in zip(v, W[p + "attn_v.bias"])]
             neox = arch == "qwen2"
-            q = sum((rope_loop(q[j * hd:(j + 1) * hd], pos, hd, base, neox) for j in range(n_head)), [])
-            k = sum((rope_loop(k[j * hd:(j + 1) * hd], pos, hd, base, neox) for j in range(n_kv)), [])
+            rope_heads = lambda v_, n: sum(  # noqa: E731
+                (rope_loop(v_[j * hd : (j + 1) * hd], pos, hd, base, neox) for j in range(n)), [])
+            q, k = rope_heads(q, n_head), rope_heads(k, n_kv)
             cache[li][0].append(k)
             cache[li][1].append(v)
             attn = []
             for j in range(n_head):
                 g = j // (n_head // n_kv)
                 qh = q[j * hd:(j + 1) * hd]
-                s = [sum(qh[d] * kt[g * hd + d] for d in range(hd)) / math.sqrt(hd) for kt in cache[li][0]]
+                s = [sum(qh[d] * kt[g * hd + d] for d in range(hd)) / math.sqrt(hd)
+                     for kt in cache[li][0]]  # fmt: skip
                 m = max(s)
                 e = [math.exp(v_ - m) for v_ in s]
                 z = sum(e)
@@ -123,7 +127,8 @@ def forward_by_loops(path, tokens):
             o = matvec_loop(W[p + "attn_output.weight"], attn)
             x = [a + b for a, b in zip(x, o)]
             h = rms_norm_loop(x, W[p + "ffn_norm.weight"], eps)
-            gate, up = matvec_loop(W[p + "ffn_gate.weight"], h), matvec_loop(W[p + "ffn_up.weight"], h)
+            gate = matvec_loop(W[p + "ffn_gate.weight"], h)
+            up = matvec_loop(W[p + "ffn_up.weight"], h)
             act = [gv / (1.0 + math.exp(-gv)) * uv for gv, uv in zip(gate, up)]
             x = [a + b for a, b in zip(x, matvec_loop(W[p + "ffn_down.weight"], act))]
         h = rms_norm_loop(x, W["output_norm.weight"], eps)
@@ -222,7 +227,8 @@ def test_greedy_decoding_does_not_collapse(models, arch, preset):
 
 
 def test_activations_stay_order_one(models):
-    stages = ref.forward(models.get("qwen2", "small", "F32"), list(range(10, 30)), trace=True)["stages"]
+    path = models.get("qwen2", "small", "F32")
+    stages = ref.forward(path, list(range(10, 30)), trace=True)["stages"]
     for li in range(4):
         rms = float(np.sqrt(np.mean(stages[(li, "post_ffn_residual")] ** 2)))
         assert 0.3 < rms < 5.0, (li, rms)

@@ -59,8 +59,8 @@ def qwen2_reference_tokenizer(path):
         tokenizers.pre_tokenizers.Split(tokenizers.Regex(QWEN2_PATTERN), behavior="isolated"),
         tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])  # fmt: skip
-    specials = [tokenizers.AddedToken(tokens[i], special=True) for i, t in enumerate(types) if t == 3]
-    tok.add_special_tokens(specials)
+    controls = [tokens[i] for i, t in enumerate(types) if t == 3]
+    tok.add_special_tokens([tokenizers.AddedToken(c, special=True) for c in controls])
     ids = {t: i for i, t in enumerate(tokens)}
     return lambda text: [ids[tok.id_to_token(i)] for i in tok.encode(text).ids]
 

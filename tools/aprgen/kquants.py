@@ -59,7 +59,8 @@ def _symmetric_subblocks(blocks, sub, qneg, scale_limit):
 
 
 def _pack_2bit(q: np.ndarray) -> np.ndarray:
-    """2-bit values of 256 elements into 64 bytes: byte 32h+l holds element 128h+32s+l at bits 2s."""
+    """2-bit values of 256 elements into 64 bytes: byte 32h+l holds element 128h+32s+l at bit
+    2s."""
     n = q.shape[0]
     q = q.reshape(n, 2, 4, 32).astype(np.uint8)
     out = np.zeros((n, 2, 32), dtype=np.uint8)
