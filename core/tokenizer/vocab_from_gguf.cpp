@@ -1,6 +1,7 @@
 #include "tokenizer/vocab_from_gguf.hpp"
 
-#include <cmath>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
