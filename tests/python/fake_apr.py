@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""A stand-in for `apr run` built on the reference, used only to prove that
-test_model_logits.py passes a correct engine and fails a wrong one.
+"""A stand-in for `apr run` and `apr trace` built on the reference, used only to prove that
+test_model_logits.py and test_trace_cli.py pass a correct engine and fail a wrong one.
 
 $FAKE_APR_NOISE adds that much uniform noise to the dumped logits; $FAKE_APR_WRONG_TOKEN makes
 the first generated id differ from the argmax.
@@ -18,17 +18,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reference"))
 import ref_forward as ref  # noqa: E402
 
 
+def trace(a) -> int:
+    """`apr trace MODEL --tokens IDS --save-tensor all`: the reference trace, written to the
+    default <model-stem>-trace/ beside the model, with the same optional noise."""
+    tokens = [int(t) for t in a.tokens.split(",")]
+    stages = ref.forward(a.model, tokens, trace=True)["stages"]
+    noise = float(os.environ.get("FAKE_APR_NOISE", "0"))
+    rng = np.random.default_rng(0)
+    stages = {k: v + rng.uniform(-noise, noise, v.shape) for k, v in stages.items()}
+    model = Path(a.model)
+    ref.write_trace(stages, model.with_name(model.stem + "-trace"))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--backend", default="cpu")
-    p.add_argument("verb", choices=["run"])
+    p.add_argument("verb", choices=["run", "trace"])
     p.add_argument("model")
     p.add_argument("--tokens", required=True)
-    p.add_argument("--max-tokens", type=int, required=True)
+    p.add_argument("--max-tokens", type=int)
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--dump-logits")
+    p.add_argument("--save-tensor")
     a = p.parse_args()
+    if a.verb == "trace":
+        return trace(a)
     prompt = [int(t) for t in a.tokens.split(",")]
     ids, rows = ref.greedy(a.model, prompt, a.max_tokens)
     rng = np.random.default_rng(0)

@@ -1,5 +1,6 @@
-"""test_model_logits.py must pass a correct engine and fail a wrong one: run it against
-fake_apr.py (the reference behind apr's CLI contract) with and without injected errors."""
+"""test_model_logits.py and test_trace_cli.py must pass a correct engine and fail a wrong one:
+run them against fake_apr.py (the reference behind apr's CLI contract) with and without injected
+errors."""
 
 import os
 import subprocess
@@ -32,3 +33,22 @@ def test_wrong_engine_fails(tmp_path, env):
     proc = run_suite(tmp_path, **env)
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "3 failed" in proc.stdout
+
+
+def run_trace_suite(tmp_path, **env_extra):
+    env = dict(os.environ, APR_BIN=str(HERE / "fake_apr.py"), **env_extra)
+    suite = HERE / "test_trace_cli.py"
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           "--basetemp", str(tmp_path / "run"),
+           f"{suite}::test_trace_matches_reference[qwen2-F32]"]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_trace_suite_passes_a_correct_trace(tmp_path):
+    proc = run_trace_suite(tmp_path)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-3000:]
+
+
+def test_trace_suite_fails_a_wrong_trace(tmp_path):
+    proc = run_trace_suite(tmp_path, FAKE_APR_NOISE="0.01")
+    assert proc.returncode == 1 and "1 failed" in proc.stdout, proc.stdout[-3000:]
