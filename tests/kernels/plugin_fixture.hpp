@@ -1,0 +1,291 @@
+// Loads the backend plugin under test (APR_TEST_PLUGIN, or the CPU plugin built alongside), opens
+// its device 0 and offers guarded device buffers. The suite talks to the plugin only through the
+// C table, exactly as the host does, so it runs unchanged against any backend.
+#pragma once
+
+#define BOOST_DLL_USE_STD_FS
+#include <apr/plugin.h>
+
+#include <boost/dll/shared_library.hpp>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kernel_tests {
+
+class Plugin {
+ public:
+  static Plugin& instance() {
+    static Plugin plugin;
+    return plugin;
+  }
+
+  const apr_plugin_api& api() const { return *api_; }
+  apr_device* device() const { return device_; }
+  bool skipped() const { return !skip_reason_.empty(); }
+  const std::string& skip_reason() const { return skip_reason_; }
+  std::string error() const { return api_->error_message(); }
+
+  // Opens a second device with a given thread count (for determinism checks); nullptr on failure.
+  apr_device* open_device(uint32_t n_threads) {
+    apr_device_options options{sizeof(apr_device_options), n_threads};
+    apr_device* d = nullptr;
+    return api_->device_open(0, &options, &d) == APR_OK ? d : nullptr;
+  }
+
+  ~Plugin() {
+    if (api_) {
+      if (device_) api_->device_close(device_);
+      if (initialised_) api_->shutdown();
+    }
+  }
+
+ private:
+  Plugin() {
+    const char* env = std::getenv("APR_TEST_PLUGIN");
+    path_ = env && *env ? env : APR_TEST_DEFAULT_PLUGIN;
+    // Loading problems are failures, not skips: a missing or broken .so is a build defect.
+    lib_.load(path_, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    if (!lib_.has(APR_PLUGIN_ENTRY_SYMBOL))
+      throw std::runtime_error(path_ + " does not export " APR_PLUGIN_ENTRY_SYMBOL);
+    auto& entry = lib_.get<const apr_plugin_api*(uint32_t, uint32_t)>(APR_PLUGIN_ENTRY_SYMBOL);
+    api_ = entry(APR_ABI_MAJOR, APR_ABI_MINOR);
+    if (!api_) throw std::runtime_error(path_ + ": entry point returned NULL");
+    if (api_->struct_size < APR_PLUGIN_API_SIZE_V1_0)
+      throw std::runtime_error(path_ + ": function table smaller than ABI 1.0");
+
+    apr_probe_result probe{};
+    probe.struct_size = sizeof probe;
+    if (api_->probe(&probe) != APR_OK || probe.score == 0) {
+      skip("plugin '" + std::string(api_->name) + "' is not usable here: " + probe.reason);
+      return;
+    }
+    host_ = apr_host{sizeof(apr_host),   APR_ABI_MAJOR, APR_ABI_MINOR,
+                     "apr_kernel_tests", nullptr,       nullptr};
+    if (api_->init(&host_) != APR_OK)
+      throw std::runtime_error(path_ + ": init failed: " + api_->error_message());
+    initialised_ = true;
+    if (api_->device_count() == 0) {
+      skip("plugin '" + std::string(api_->name) + "' reports no device");
+      return;
+    }
+    device_ = open_device(0);
+    if (!device_) throw std::runtime_error(path_ + ": device_open failed: " + error());
+  }
+
+  void skip(const std::string& reason) {
+    skip_reason_ = reason;
+    std::printf("SKIPPED: %s\n", reason.c_str());
+  }
+
+  std::string path_;
+  boost::dll::shared_library lib_;
+  const apr_plugin_api* api_ = nullptr;
+  apr_host host_{};
+  bool initialised_ = false;
+  apr_device* device_ = nullptr;
+  std::string skip_reason_;
+};
+
+// Every test starts with this: a plugin whose probe says "unusable" skips the whole suite.
+#define KERNEL_TEST_PLUGIN_OR_SKIP(p)                             \
+  ::kernel_tests::Plugin& p = ::kernel_tests::Plugin::instance(); \
+  if (p.skipped()) {                                              \
+    WARN("SKIPPED: " << p.skip_reason());                         \
+    return;                                                       \
+  }
+
+#define REQUIRE_APR_OK(p, call)                 \
+  do {                                          \
+    const apr_status apr_test_status_ = (call); \
+    INFO(#call << " -> " << p.error());         \
+    REQUIRE(apr_test_status_ == APR_OK);        \
+  } while (0)
+
+// A device buffer of n floats surrounded by guard bytes. The payload starts at a nonzero offset
+// that is not a multiple of 16, and everything (guards and payload) starts out as known bytes, so
+// writes outside the intended view are caught.
+class GuardedBuffer {
+ public:
+  static constexpr uint64_t kFrontGuard = 260;  // bytes; a multiple of 4 only
+  static constexpr uint64_t kBackGuard = 256;
+  static constexpr uint8_t kGuardByte = 0xA5;
+
+  GuardedBuffer(Plugin& p, uint64_t n_floats, float fill = std::numeric_limits<float>::quiet_NaN())
+      : p_(p), n_(n_floats) {
+    const uint64_t total = kFrontGuard + n_ * 4 + kBackGuard;
+    REQUIRE_APR_OK(p_, p_.api().buffer_alloc(p_.device(), total, &buf_));
+    std::vector<uint8_t> init(total, kGuardByte);
+    for (uint64_t i = 0; i < n_; ++i) std::memcpy(&init[kFrontGuard + 4 * i], &fill, 4);
+    REQUIRE_APR_OK(p_, p_.api().buffer_write(p_.device(), buf_, 0, init.data(), total));
+  }
+  ~GuardedBuffer() { p_.api().buffer_free(p_.device(), buf_); }
+  GuardedBuffer(const GuardedBuffer&) = delete;
+  GuardedBuffer& operator=(const GuardedBuffer&) = delete;
+
+  apr_buffer* get() const { return buf_; }
+  uint64_t offset() const { return kFrontGuard; }
+  uint64_t size() const { return n_; }
+
+  void write(const std::vector<float>& data, uint64_t first = 0) {
+    REQUIRE(first + data.size() <= n_);
+    REQUIRE_APR_OK(p_, p_.api().buffer_write(p_.device(), buf_, kFrontGuard + 4 * first,
+                                             data.data(), data.size() * 4));
+  }
+  std::vector<float> read() const {
+    std::vector<float> out(n_);
+    REQUIRE_APR_OK(p_, p_.api().buffer_read(p_.device(), buf_, kFrontGuard, out.data(), n_ * 4));
+    return out;
+  }
+  // REQUIREs that no byte outside the payload changed.
+  void check_guards() const {
+    const uint64_t total = kFrontGuard + n_ * 4 + kBackGuard;
+    std::vector<uint8_t> all(total);
+    REQUIRE_APR_OK(p_, p_.api().buffer_read(p_.device(), buf_, 0, all.data(), total));
+    uint64_t bad = 0;
+    for (uint64_t i = 0; i < kFrontGuard; ++i) bad += all[i] != kGuardByte;
+    for (uint64_t i = kFrontGuard + n_ * 4; i < total; ++i) bad += all[i] != kGuardByte;
+    INFO("guard bytes overwritten around a buffer of " << n_ << " floats");
+    REQUIRE(bad == 0);
+  }
+
+ private:
+  Plugin& p_;
+  uint64_t n_;
+  apr_buffer* buf_ = nullptr;
+};
+
+// A weight uploaded from host bytes; the bytes stay alive as long as the weight (so the
+// persistent flag is honest).
+class Weight {
+ public:
+  Weight(Plugin& p, apr_type type, uint64_t n_rows, uint64_t n_cols, std::vector<uint8_t> bytes,
+         bool persistent, const char* name = "test.weight")
+      : p_(p), bytes_(std::move(bytes)) {
+    apr_weight_desc desc{sizeof(apr_weight_desc),
+                         type,
+                         persistent ? APR_WEIGHT_DATA_PERSISTENT : 0u,
+                         n_cols,
+                         n_rows,
+                         bytes_.data(),
+                         bytes_.size(),
+                         name};
+    REQUIRE_APR_OK(p_, p_.api().weight_create(p_.device(), &desc, &w_));
+    if (!persistent) std::fill(bytes_.begin(), bytes_.end(), uint8_t{0xEE});  // must be copied
+  }
+  ~Weight() { p_.api().weight_free(p_.device(), w_); }
+  Weight(const Weight&) = delete;
+  Weight& operator=(const Weight&) = delete;
+  const apr_weight* get() const { return w_; }
+
+ private:
+  Plugin& p_;
+  std::vector<uint8_t> bytes_;
+  apr_weight* w_ = nullptr;
+};
+
+// Normalised squared error sum (a-b)^2 / sum b^2 against a float64 reference; REQUIREs no NaN
+// and the error at most `tolerance`.
+inline void check_close(const std::vector<float>& actual, const std::vector<double>& expected,
+                        double tolerance, const std::string& what) {
+  REQUIRE(actual.size() == expected.size());
+  double num = 0.0, den = 0.0;
+  uint64_t nans = 0;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    if (std::isnan(actual[i]) || std::isnan(expected[i])) ++nans;
+    const double d = static_cast<double>(actual[i]) - expected[i];
+    num += d * d;
+    den += expected[i] * expected[i];
+  }
+  INFO(what << ": " << nans << " NaN of " << actual.size() << ", normalised error "
+            << (den > 0 ? num / den : num) << " (tolerance " << tolerance << ")");
+  REQUIRE(nans == 0);
+  REQUIRE(den > 0.0);  // an all-zero reference would make the check meaningless
+  REQUIRE(num / den <= tolerance);
+}
+
+// Records what the plugin emits through the trace sink.
+struct SinkRecorder {
+  struct Tensor {
+    apr_stage stage;
+    uint32_t layer;
+    std::vector<uint64_t> shape;
+    std::vector<float> data;
+  };
+  std::vector<Tensor> emitted;
+  std::vector<std::pair<apr_stage, uint32_t>> wanted;  // empty: want nothing
+  apr_status emit_status = APR_OK;
+  int64_t bad_emits = 0;  // emits with a malformed descriptor
+
+  apr_trace_sink sink() {
+    return apr_trace_sink{sizeof(apr_trace_sink), this, &SinkRecorder::wants_cb,
+                          &SinkRecorder::emit_cb};
+  }
+  const Tensor* find(apr_stage stage, uint32_t layer) const {
+    for (const Tensor& t : emitted)
+      if (t.stage == stage && t.layer == layer) return &t;
+    return nullptr;
+  }
+
+ private:
+  static int32_t wants_cb(void* user, apr_stage stage, uint32_t layer) {
+    auto* self = static_cast<SinkRecorder*>(user);
+    for (const auto& w : self->wanted)
+      if (w.first == stage && w.second == layer) return 1;
+    return 0;
+  }
+  static apr_status emit_cb(void* user, const apr_trace_tensor* t) {
+    auto* self = static_cast<SinkRecorder*>(user);
+    if (!t || t->struct_size < sizeof(apr_trace_tensor) || t->dtype != APR_TYPE_F32 ||
+        t->ndim < 1 || t->ndim > 4 || !t->data) {
+      ++self->bad_emits;
+      return self->emit_status;
+    }
+    Tensor rec{t->stage, t->layer, {}, {}};
+    uint64_t elems = 1;
+    for (uint32_t i = 0; i < t->ndim; ++i) {
+      rec.shape.push_back(t->shape[i]);
+      elems *= t->shape[i];
+    }
+    for (uint32_t i = t->ndim; i < 4; ++i)
+      if (t->shape[i] != 1) ++self->bad_emits;
+    if (t->nbytes != elems * 4) {
+      ++self->bad_emits;
+      return self->emit_status;
+    }
+    rec.data.resize(elems);
+    std::memcpy(rec.data.data(), t->data, elems * 4);
+    self->emitted.push_back(std::move(rec));
+    return self->emit_status;
+  }
+};
+
+// Installs a sink for the duration of a scope and removes it afterwards.
+class ScopedSink {
+ public:
+  ScopedSink(Plugin& p, SinkRecorder& recorder) : p_(p) {
+    const apr_trace_sink s = recorder.sink();
+    REQUIRE_APR_OK(p_, p_.api().set_trace_sink(p_.device(), &s));
+  }
+  ~ScopedSink() { p_.api().set_trace_sink(p_.device(), nullptr); }
+
+ private:
+  Plugin& p_;
+};
+
+inline std::vector<float> random_floats(std::mt19937_64& rng, size_t n, float lo = -1.0f,
+                                        float hi = 1.0f) {
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+}  // namespace kernel_tests
