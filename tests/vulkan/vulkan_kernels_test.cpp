@@ -151,7 +151,8 @@ TEST_CASE("vulkan matmul handles odd widths, no bias and packed strides") {
 
 TEST_CASE("vulkan embed decodes table rows exactly for every weight type") {
   for (uint32_t type : apr_test::ref_types()) {
-    const uint64_t n_cols = 512, n_vocab = 7;
+    // 45 columns make F16/BF16 rows 90 bytes: rows then start 2 bytes past a word boundary.
+    const uint64_t n_cols = apr_test::block_size(type) == 1 ? 45 : 512, n_vocab = 7;
     INFO("type " << apr_test::ref_type_name(type));
     std::mt19937_64 rng(2000 + type);
     const std::vector<uint8_t> blocks = apr_test::random_blocks(type, n_cols * n_vocab, rng);

@@ -9,7 +9,7 @@ layout(std430, binding = 0) readonly buffer Weight { uint W[]; };
 layout(std430, binding = 1) writeonly buffer Output { float Y[]; };
 
 layout(push_constant) uniform Params {
-  uint w_off;
+  uint w_off;  // bytes from the binding start to the row
   uint n_cols;
   uint y_off;
 } p;
@@ -19,5 +19,5 @@ layout(push_constant) uniform Params {
 void main() {
   uint c = linear_invocation_index();
   if (c >= p.n_cols) return;
-  Y[p.y_off + c] = dequant_row_element(p.w_off * 4u, c);
+  Y[p.y_off + c] = dequant_row_element(p.w_off, c);
 }

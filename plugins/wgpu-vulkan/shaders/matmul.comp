@@ -15,7 +15,7 @@ layout(std430, binding = 2) readonly buffer Bias { float B[]; };
 layout(std430, binding = 3) writeonly buffer Output { float Y[]; };
 
 layout(push_constant) uniform Params {
-  uint w_off;      // words from the binding start to row 0 of this dispatch
+  uint w_off;      // bytes from the binding start to row 0 of this dispatch
   uint row_bytes;
   uint n_cols;
   uint n_out;      // output features in this dispatch
@@ -38,7 +38,7 @@ void main() {
   if (o >= p.n_out) return;  // uniform per workgroup, so the barriers below stay legal
   uint r0 = gl_WorkGroupID.z * ROWS;
   uint t = gl_LocalInvocationID.x;
-  uint row_base = p.w_off * 4u + o * p.row_bytes;
+  uint row_base = p.w_off + o * p.row_bytes;
 
   float acc[ROWS];
   for (uint k = 0u; k < ROWS; ++k) acc[k] = 0.0;

@@ -93,7 +93,7 @@ void embed(apr_device& dev, const apr_embed_args& args) {
     const std::array<Binding, 2> bindings = {
         vk.bind(table.memory, uint64_t(args.token_ids[r]) * table.row_bytes, table.row_bytes),
         vk.bind(out.memory, args.out_offset + uint64_t(r) * table.n_cols * 4, table.n_cols * 4)};
-    const EmbedPush push{bindings[0].word_offset, uint32_t(table.n_cols), bindings[1].word_offset};
+    const EmbedPush push{bindings[0].lead_bytes, uint32_t(table.n_cols), bindings[1].word_offset};
     vk.dispatch(Kernel::kEmbed, table.type, bindings, &push, sizeof push,
                 vk.grid_1d((table.n_cols + kMatmulThreads - 1) / kMatmulThreads));
   }
@@ -138,7 +138,7 @@ void matmul(apr_device& dev, const apr_matmul_args& args) {
           bias ? vk.bind(bias->memory, args.bias_offset + o0 * 4, outs * 4) : vk.unused_binding(),
           vk.bind(y.memory, args.y_offset + (r0 * y_stride + o0) * 4,
                   view_bytes(rows, outs, y_stride))};
-      const MatmulPush push{bindings[0].word_offset,
+      const MatmulPush push{bindings[0].lead_bytes,
                             uint32_t(w.row_bytes),
                             uint32_t(n_cols),
                             uint32_t(outs),

@@ -264,6 +264,7 @@ Binding Device::bind(const DeviceBuffer& buffer, uint64_t offset, uint64_t nbyte
   const uint64_t lead = offset - b.offset;
   b.range = round_up(lead + std::max<uint64_t>(nbytes, 4), 4);
   b.range = std::min(b.range, buffer.size - b.offset);
+  b.lead_bytes = uint32_t(lead);
   b.word_offset = uint32_t(lead / 4);
   require(b.range <= limits().maxStorageBufferRange, APR_ERR_UNSUPPORTED,
           "a kernel operand of " + std::to_string(nbytes) +

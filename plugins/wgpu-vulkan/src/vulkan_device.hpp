@@ -28,11 +28,13 @@ struct DeviceBuffer {
 };
 
 // A storage-buffer descriptor for a byte range, widened to the device's offset alignment;
-// word_offset locates the first requested float/uint inside the bound range.
+// lead_bytes locates the first requested byte inside the bound range, word_offset the first
+// requested float (activations are 4-byte aligned; weight rows need not be).
 struct Binding {
   vk::Buffer buffer;
   uint64_t offset = 0;
   uint64_t range = 0;
+  uint32_t lead_bytes = 0;
   uint32_t word_offset = 0;
 };
 
