@@ -54,7 +54,7 @@ class GgufBytes {
     return count();
   }
 
-  // Writes the file and returns its path; the file is removed with the test's TempFile.
+  // The encoded file: header, then the pairs in the order they were added.
   std::vector<uint8_t> bytes() const {
     std::vector<uint8_t> out;
     const auto append = [&](const void* p, size_t n) {
