@@ -44,7 +44,7 @@ std::vector<uint8_t> random_weight(const TypeInfo& t, uint64_t n_rows, uint64_t 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* path = argc > 1 ? argv[1] : APR_BENCH_DEFAULT_PLUGIN;
+  const char* path = argc > 1 && *argv[1] ? argv[1] : APR_BENCH_DEFAULT_PLUGIN;
   const uint32_t n_threads = argc > 2 ? static_cast<uint32_t>(std::atoi(argv[2])) : 0;
   void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!lib) {

@@ -7,6 +7,10 @@
 #include "weight_formats.hpp"
 
 #if defined(__x86_64__)
+// GCC 12 reports the deliberately undefined pass-through operand inside many unmasked AVX-512
+// intrinsics as uninitialised (GCC PR 105593); the warning sits in <immintrin.h> itself.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #pragma GCC push_options

@@ -316,11 +316,225 @@ float dot(const float* a, const float* b, size_t n) {
   return acc.sum();
 }
 
+#if APR_ISA_LEVEL >= 1
+// Integer lanes matching Vec's float lanes: bytes widened to 32-bit ints, then converted. Used by
+// the fused kernels of the types that dominate real models (Q8_0, Q4_K, Q5_0, Q6_K, F16).
+#if APR_ISA_LEVEL == 2
+struct IVec {
+  using reg = __m512i;
+  static reg u8(const uint8_t* p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static reg i8(const uint8_t* p) {
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static reg set1(int v) { return _mm512_set1_epi32(v); }
+  static reg and_(reg a, int m) { return _mm512_and_si512(a, set1(m)); }
+  static reg or_(reg a, reg b) { return _mm512_or_si512(a, b); }
+  static reg sub(reg a, int v) { return _mm512_sub_epi32(a, set1(v)); }
+  template <int N>
+  static reg srl(reg a) {
+    return _mm512_srli_epi32(a, N);
+  }
+  template <int N>
+  static reg sll(reg a) {
+    return _mm512_slli_epi32(a, N);
+  }
+  // Lane i: bit (first + i) of bits, moved to bit 4.
+  static reg bit4(uint32_t bits, int first) {
+    const reg shifts = _mm512_add_epi32(
+        set1(first), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    return sll<4>(and_(_mm512_srlv_epi32(set1(static_cast<int>(bits)), shifts), 1));
+  }
+  static __m512 to_float(reg a) { return _mm512_cvtepi32_ps(a); }
+};
+inline __m512 vset1(float v) {
+  return _mm512_set1_ps(v);
+}
+inline __m512 vmul(__m512 a, __m512 b) {
+  return _mm512_mul_ps(a, b);
+}
+inline __m512 vfmsub(__m512 a, __m512 b, __m512 c) {
+  return _mm512_fmsub_ps(a, b, c);
+}
+inline __m512 vload_half(const uint8_t* p) {
+  return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+#else
+struct IVec {
+  using reg = __m256i;
+  static reg u8(const uint8_t* p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  static reg i8(const uint8_t* p) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  static reg set1(int v) { return _mm256_set1_epi32(v); }
+  static reg and_(reg a, int m) { return _mm256_and_si256(a, set1(m)); }
+  static reg or_(reg a, reg b) { return _mm256_or_si256(a, b); }
+  static reg sub(reg a, int v) { return _mm256_sub_epi32(a, set1(v)); }
+  template <int N>
+  static reg srl(reg a) {
+    return _mm256_srli_epi32(a, N);
+  }
+  template <int N>
+  static reg sll(reg a) {
+    return _mm256_slli_epi32(a, N);
+  }
+  static reg bit4(uint32_t bits, int first) {
+    const reg shifts = _mm256_add_epi32(set1(first), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return sll<4>(and_(_mm256_srlv_epi32(set1(static_cast<int>(bits)), shifts), 1));
+  }
+  static __m256 to_float(reg a) { return _mm256_cvtepi32_ps(a); }
+};
+inline __m256 vset1(float v) {
+  return _mm256_set1_ps(v);
+}
+inline __m256 vmul(__m256 a, __m256 b) {
+  return _mm256_mul_ps(a, b);
+}
+inline __m256 vfmsub(__m256 a, __m256 b, __m256 c) {
+  return _mm256_fmsub_ps(a, b, c);
+}
+inline __m256 vload_half(const uint8_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+#endif
+
+inline float half_f16c(const uint8_t* p) {
+  return _cvtsh_ss(load_u16(p));
+}
+
+// Four accumulators, rotated per vector so consecutive FMAs are independent.
+struct FusedAccumulator {
+  Vec::reg r[4] = {Vec::zero(), Vec::zero(), Vec::zero(), Vec::zero()};
+  size_t next = 0;
+  void add(Vec::reg w, const float* x) {
+    r[next] = Vec::fma(w, Vec::load(x), r[next]);
+    next = (next + 1) & 3;
+  }
+  float sum() const {
+    return static_cast<float>(Vec::hsum(Vec::add(Vec::add(r[0], r[1]), Vec::add(r[2], r[3]))));
+  }
+};
+
+// Weights are formed exactly as the block decoders form them (same products, same single
+// rounding), then multiplied into x.
+float fused_q8_0(const uint8_t* row, const float* x, size_t n) {
+  FusedAccumulator acc;
+  for (size_t b = 0; b < n / 32; ++b) {
+    const uint8_t* blk = row + b * 34;
+    const Vec::reg d = vset1(half_f16c(blk));
+    for (size_t j = 0; j < 32; j += L)
+      acc.add(vmul(IVec::to_float(IVec::i8(blk + 2 + j)), d), x + 32 * b + j);
+  }
+  return acc.sum();
+}
+
+float fused_q5_0(const uint8_t* row, const float* x, size_t n) {
+  FusedAccumulator acc;
+  for (size_t b = 0; b < n / 32; ++b) {
+    const uint8_t* blk = row + b * 22;
+    const Vec::reg d = vset1(half_f16c(blk));
+    uint32_t qh;
+    std::memcpy(&qh, blk + 2, sizeof qh);
+    for (size_t j = 0; j < 16; j += L) {
+      const IVec::reg q = IVec::u8(blk + 6 + j);
+      const IVec::reg lo = IVec::or_(IVec::and_(q, 15), IVec::bit4(qh, static_cast<int>(j)));
+      const IVec::reg hi = IVec::or_(IVec::srl<4>(q), IVec::bit4(qh, static_cast<int>(j) + 16));
+      acc.add(vmul(IVec::to_float(IVec::sub(lo, 16)), d), x + 32 * b + j);
+      acc.add(vmul(IVec::to_float(IVec::sub(hi, 16)), d), x + 32 * b + 16 + j);
+    }
+  }
+  return acc.sum();
+}
+
+float fused_q4_k(const uint8_t* row, const float* x, size_t n) {
+  FusedAccumulator acc;
+  for (size_t b = 0; b < n / 256; ++b) {
+    const uint8_t* blk = row + b * 144;
+    const float d = half_f16c(blk), dmin = half_f16c(blk + 2);
+    const uint8_t* S = blk + 4;
+    const float* xb = x + 256 * b;
+    for (int c = 0; c < 4; ++c) {
+      int sc0, m0, sc1, m1;
+      k4_scale_min(2 * c, S, sc0, m0);
+      k4_scale_min(2 * c + 1, S, sc1, m1);
+      const Vec::reg d0 = vset1(d * static_cast<float>(sc0)),
+                     n0 = vset1(dmin * static_cast<float>(m0));
+      const Vec::reg d1 = vset1(d * static_cast<float>(sc1)),
+                     n1 = vset1(dmin * static_cast<float>(m1));
+      const uint8_t* q = blk + 16 + 32 * c;
+      for (size_t l = 0; l < 32; l += L) {
+        const IVec::reg v = IVec::u8(q + l);
+        acc.add(vfmsub(d0, IVec::to_float(IVec::and_(v, 15)), n0), xb + 64 * c + l);
+        acc.add(vfmsub(d1, IVec::to_float(IVec::srl<4>(v)), n1), xb + 64 * c + 32 + l);
+      }
+    }
+  }
+  return acc.sum();
+}
+
+float fused_q6_k(const uint8_t* row, const float* x, size_t n) {
+  FusedAccumulator acc;
+  for (size_t b = 0; b < n / 256; ++b) {
+    const uint8_t* blk = row + b * 210;
+    const float d = half_f16c(blk + 208);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = blk + 64 * h;
+      const uint8_t* qh = blk + 128 + 32 * h;
+      const float* xh = x + 256 * b + 128 * h;
+      for (size_t l = 0; l < 32; l += L) {
+        const IVec::reg hv = IVec::u8(qh + l), a = IVec::u8(ql + l), c = IVec::u8(ql + 32 + l);
+        const size_t si = 8 * h + l / 16;  // scale of element 128h + 32k + l is sc[si + 2k]
+        const IVec::reg q0 = IVec::or_(IVec::and_(a, 15), IVec::sll<4>(IVec::and_(hv, 3)));
+        const IVec::reg q1 =
+            IVec::or_(IVec::and_(c, 15), IVec::sll<4>(IVec::and_(IVec::srl<2>(hv), 3)));
+        const IVec::reg q2 =
+            IVec::or_(IVec::srl<4>(a), IVec::sll<4>(IVec::and_(IVec::srl<4>(hv), 3)));
+        const IVec::reg q3 = IVec::or_(IVec::srl<4>(c), IVec::sll<4>(IVec::srl<6>(hv)));
+        acc.add(vmul(vset1(d * sc[si]), IVec::to_float(IVec::sub(q0, 32))), xh + l);
+        acc.add(vmul(vset1(d * sc[si + 2]), IVec::to_float(IVec::sub(q1, 32))), xh + 32 + l);
+        acc.add(vmul(vset1(d * sc[si + 4]), IVec::to_float(IVec::sub(q2, 32))), xh + 64 + l);
+        acc.add(vmul(vset1(d * sc[si + 6]), IVec::to_float(IVec::sub(q3, 32))), xh + 96 + l);
+      }
+    }
+  }
+  return acc.sum();
+}
+
+float fused_f16(const uint8_t* row, const float* x, size_t n) {
+  FusedAccumulator acc;
+  size_t i = 0;
+  for (; i + L <= n; i += L) acc.add(vload_half(row + 2 * i), x + i);
+  double tail = 0.0;
+  for (; i < n; ++i) tail += static_cast<double>(load_half(row + 2 * i)) * x[i];
+  return static_cast<float>(acc.sum() + tail);
+}
+#endif
+
 // Decodes 256 elements at a time into an L1-resident buffer and folds them into the running sums,
 // so the weights are read once and never materialised in full.
 float dot_row(apr_type type, const uint8_t* row, const float* x, size_t n) {
   const WeightFormat* format = find_weight_format(type);
   if (!format) return 0.0f;
+#if APR_ISA_LEVEL >= 1
+  switch (type) {
+    case APR_TYPE_Q8_0:
+      return fused_q8_0(row, x, n);
+    case APR_TYPE_Q5_0:
+      return fused_q5_0(row, x, n);
+    case APR_TYPE_Q4_K:
+      return fused_q4_k(row, x, n);
+    case APR_TYPE_Q6_K:
+      return fused_q6_k(row, x, n);
+    case APR_TYPE_F16:
+      return fused_f16(row, x, n);
+    default:
+      break;
+  }
+#endif
   DotAccumulator acc;
   if (type == APR_TYPE_F32) {
     acc.add(reinterpret_cast<const float*>(row), x, n);
