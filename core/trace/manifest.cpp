@@ -10,7 +10,7 @@
 
 namespace apr::trace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 std::string stage_file_path(apr_stage stage, uint32_t layer) {
   std::string name = std::string(stage_name(stage)) + ".bin";

@@ -75,7 +75,10 @@ TraceComparison compare_directories(const TraceDirectory& a, const TraceDirector
       try {
         d = compare_files(fa->path, fb->path, 0);
       } catch (const Error& e) {
-        throw Error(row_label(row) + ": " + e.what());
+        const std::string what = e.what();
+        const bool count = what.find("element count mismatch") != std::string::npos;
+        throw Error(row_label(row) + ": " + what +
+                    (count ? " (were both sides traced from the same tokens?)" : ""));
       }
       row.metrics = d.metrics;
       ++c.measured;

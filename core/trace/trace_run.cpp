@@ -27,6 +27,10 @@ void prepare_directory(const std::filesystem::path& dir) {
 
 }  // namespace
 
+std::filesystem::path default_trace_dir(const std::filesystem::path& model_path) {
+  return model_path.parent_path() / (model_path.stem().string() + "-trace");
+}
+
 TraceResult trace_model(const host::Plugin& plugin, const Model& model,
                         std::span<const int32_t> tokens, const TracePlan& plan,
                         const std::filesystem::path& dir, const TraceOptions& options) {

@@ -21,6 +21,12 @@ class Plugin;
 
 namespace apr::trace {
 
+// What `apr trace` and `apr bisect` run when given neither --prompt nor --tokens.
+constexpr const char* kDefaultTracePrompt = "What is 2+2?";
+
+// `<model-stem>-trace/` beside the model.
+std::filesystem::path default_trace_dir(const std::filesystem::path& model_path);
+
 struct TraceOptions {
   std::filesystem::path model_path;   // recorded in the manifest, hashed
   std::optional<std::string> prompt;  // recorded in the manifest when the tokens came from text
