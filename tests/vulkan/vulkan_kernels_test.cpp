@@ -499,3 +499,51 @@ TEST_CASE("vulkan runs a long chain of kernels batched, with one read at the end
   for (uint64_t i = 0; i < n; ++i)
     REQUIRE(std::fabs(got[i] - 300.0 * one[i]) <= 1e-4 * std::fabs(one[i]) * 300);
 }
+
+TEST_CASE("vulkan matmul and add cover grids wider than one dispatch dimension") {
+  // 70000 outputs need more workgroups than the 65535 one grid dimension is guaranteed to hold.
+  const uint64_t n_cols = 32, n_out = 70000;
+  std::mt19937_64 rng(101);
+  const std::vector<uint8_t> blocks = apr_test::random_blocks(apr_test::kQ4_0, n_cols * n_out, rng);
+  const std::vector<float> x = random_floats(n_cols, 102);
+  Weight w(APR_TYPE_Q4_0, n_cols, n_out, blocks);
+  Buffer xb(x), yb(n_out);
+  apr_matmul_args a{};
+  a.struct_size = sizeof a;
+  a.weight = w.get();
+  a.x = xb.get();
+  a.n_rows = 1;
+  a.y = yb.get();
+  check(plugin().matmul(device(), &a), "matmul");
+  const std::vector<float> y = yb.read();
+  for (uint64_t o = 0; o < n_out; ++o) {
+    const std::vector<double> wrow = ref_row(apr_test::kQ4_0, blocks, n_cols, o);
+    double ref = 0, magnitude = 0;
+    for (uint64_t c = 0; c < n_cols; ++c) {
+      ref += wrow[c] * x[c];
+      magnitude += std::fabs(wrow[c] * x[c]);
+    }
+    INFO("out " << o);
+    REQUIRE(std::fabs(y[o] - ref) <= 4e-6 * magnitude + 1e-30);
+  }
+
+  // 2^24 + 300 elements: 65537 workgroups of 256.
+  const uint64_t n = (uint64_t(1) << 24) + 300;
+  std::vector<float> av(n), bv(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    av[i] = float(i % 1000);
+    bv[i] = float(i / 1000);
+  }
+  Buffer ab(av), bb(bv);
+  apr_add_args add{};
+  add.struct_size = sizeof add;
+  add.a = ab.get();
+  add.b = bb.get();
+  add.out = ab.get();
+  add.n = n;
+  check(plugin().add(device(), &add), "add");
+  const std::vector<float> sum = ab.read();
+  uint64_t wrong = 0;
+  for (uint64_t i = 0; i < n; ++i) wrong += sum[i] != float(i % 1000) + float(i / 1000);
+  CHECK(wrong == 0u);
+}

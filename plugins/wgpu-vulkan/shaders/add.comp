@@ -3,7 +3,8 @@
 // out[i] = a[i] + b[i % b_period]; out may alias a (same element per invocation).
 #include "common.glsl"
 
-layout(local_size_x = 256) in;
+const uint WORKGROUP_SIZE = 256u;
+layout(local_size_x = WORKGROUP_SIZE) in;
 
 layout(std430, binding = 0) readonly buffer A { float va[]; };
 layout(std430, binding = 1) readonly buffer B { float vb[]; };
@@ -18,7 +19,7 @@ layout(push_constant) uniform Params {
 } p;
 
 void main() {
-  uint i = linear_invocation_index();
+  uint i = linear_invocation_index(WORKGROUP_SIZE);
   if (i >= p.n) return;
   vo[p.o_off + i] = va[p.a_off + i] + vb[p.b_off + i % p.b_period];
 }

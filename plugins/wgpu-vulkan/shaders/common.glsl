@@ -4,11 +4,10 @@
 // hold as few as 65535 groups; this folds the grid back into one linear index.
 uint linear_group_index() { return gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; }
 
-// Written from gl_GlobalInvocationID: the equivalent form built from gl_WorkGroupID and
-// gl_LocalInvocationID dropped most invocations of every workgroup but the first on lavapipe
-// (Mesa 22.3).
-uint linear_invocation_index() {
-  return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+// The workgroup size is passed in rather than read from gl_WorkGroupSize, which evaluates to 1
+// on lavapipe (Mesa 22.3) and silently drops most of every workgroup's work.
+uint linear_invocation_index(uint workgroup_size) {
+  return linear_group_index() * workgroup_size + gl_LocalInvocationID.x;
 }
 
 // IEEE binary16 to binary32, exactly, including subnormals, infinities and NaN. Done by hand

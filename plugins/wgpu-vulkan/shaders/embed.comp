@@ -3,7 +3,8 @@
 // out[c] = dequantized element c of one table row; one dispatch per token, the row bound alone.
 #include "common.glsl"
 
-layout(local_size_x = 64) in;
+const uint WORKGROUP_SIZE = 64u;
+layout(local_size_x = WORKGROUP_SIZE) in;
 
 layout(std430, binding = 0) readonly buffer Weight { uint W[]; };
 layout(std430, binding = 1) writeonly buffer Output { float Y[]; };
@@ -17,7 +18,7 @@ layout(push_constant) uniform Params {
 #include "dequant.glsl"
 
 void main() {
-  uint c = linear_invocation_index();
+  uint c = linear_invocation_index(WORKGROUP_SIZE);
   if (c >= p.n_cols) return;
   Y[p.y_off + c] = dequant_row_element(p.w_off, c);
 }

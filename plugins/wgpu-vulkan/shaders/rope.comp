@@ -4,7 +4,8 @@
 // double precision, so the only f32 roundings are those of the rotation itself.
 #include "common.glsl"
 
-layout(local_size_x = 256) in;
+const uint WORKGROUP_SIZE = 256u;
+layout(local_size_x = WORKGROUP_SIZE) in;
 
 layout(std430, binding = 0) buffer Data { float X[]; };
 layout(std430, binding = 1) readonly buffer Table { float T[]; };  // [row][pair] {cos, sin}
@@ -22,7 +23,7 @@ layout(push_constant) uniform Params {
 
 void main() {
   uint n_pairs = p.n_rot / 2u;
-  uint idx = linear_invocation_index();
+  uint idx = linear_invocation_index(WORKGROUP_SIZE);
   if (idx >= p.n_rows * p.n_heads * n_pairs) return;
   uint i = idx % n_pairs;
   uint h = (idx / n_pairs) % p.n_heads;

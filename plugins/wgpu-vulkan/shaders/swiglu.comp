@@ -4,7 +4,8 @@
 // out may alias gate or up: each invocation reads its element before writing it.
 #include "common.glsl"
 
-layout(local_size_x = 256) in;
+const uint WORKGROUP_SIZE = 256u;
+layout(local_size_x = WORKGROUP_SIZE) in;
 
 layout(std430, binding = 0) readonly buffer Gate { float G[]; };
 layout(std430, binding = 1) readonly buffer Up { float U[]; };
@@ -21,7 +22,7 @@ layout(push_constant) uniform Params {
 } p;
 
 void main() {
-  uint i = linear_invocation_index();
+  uint i = linear_invocation_index(WORKGROUP_SIZE);
   if (i >= p.n) return;
   float g = G[p.g_off + i];
   float u = U[p.u_off + i];
