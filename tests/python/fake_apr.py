@@ -19,15 +19,14 @@ import ref_forward as ref  # noqa: E402
 
 
 def trace(a) -> int:
-    """`apr trace MODEL --tokens IDS --save-tensor all`: the reference trace, written to the
-    default <model-stem>-trace/ beside the model, with the same optional noise."""
+    """`apr trace MODEL --tokens IDS --save-tensor all --save-tensor-dir DIR`: the reference
+    trace of every layer, with the same optional noise."""
     tokens = [int(t) for t in a.tokens.split(",")]
     stages = ref.forward(a.model, tokens, trace=True)["stages"]
     noise = float(os.environ.get("FAKE_APR_NOISE", "0"))
     rng = np.random.default_rng(0)
     stages = {k: v + rng.uniform(-noise, noise, v.shape) for k, v in stages.items()}
-    model = Path(a.model)
-    ref.write_trace(stages, model.with_name(model.stem + "-trace"))
+    ref.write_trace(stages, Path(a.save_tensor_dir))
     return 0
 
 
@@ -42,6 +41,8 @@ def main() -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--dump-logits")
     p.add_argument("--save-tensor")
+    p.add_argument("--save-tensor-dir")
+    p.add_argument("--save-tensor-layers")
     a = p.parse_args()
     if a.verb == "trace":
         return trace(a)
