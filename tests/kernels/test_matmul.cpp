@@ -99,6 +99,13 @@ TEST_CASE("matmul stays accurate at hidden size 4864", "[matmul]") {
     for (uint32_t n_rows : {1u, 9u}) run_case(p, {type, 24, 4864, n_rows, true, false, true}, rng);
 }
 
+TEST_CASE("matmul handles many rows and many output tiles", "[matmul]") {
+  KERNEL_TEST_PLUGIN_OR_SKIP(p);
+  std::mt19937_64 rng(100);
+  for (uint32_t type : {apr_test::kQ4_0, apr_test::kQ5_K, apr_test::kBF16})
+    run_case(p, {type, 150, test_cols(type), 70, true, true, false}, rng);
+}
+
 TEST_CASE("matmul results do not depend on the thread count", "[matmul][determinism]") {
   KERNEL_TEST_PLUGIN_OR_SKIP(p);
   std::mt19937_64 rng(7);
