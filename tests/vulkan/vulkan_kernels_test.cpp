@@ -547,3 +547,33 @@ TEST_CASE("vulkan matmul and add cover grids wider than one dispatch dimension")
   for (uint64_t i = 0; i < n; ++i) wrong += sum[i] != float(i % 1000) + float(i / 1000);
   CHECK(wrong == 0u);
 }
+
+TEST_CASE("vulkan matmul stays accurate over long rows") {
+  // Qwen2.5-0.5B's ffn_down width: 4864 terms per output.
+  const uint64_t n_cols = 4864, n_out = 9, n_rows = 5;
+  std::mt19937_64 rng(111);
+  const std::vector<uint8_t> blocks = apr_test::random_blocks(apr_test::kQ6_K, n_cols * n_out, rng);
+  const std::vector<float> x = random_floats(n_rows * n_cols, 112);
+  Weight w(APR_TYPE_Q6_K, n_cols, n_out, blocks);
+  Buffer xb(x), yb(n_rows * n_out);
+  apr_matmul_args a{};
+  a.struct_size = sizeof a;
+  a.weight = w.get();
+  a.x = xb.get();
+  a.n_rows = uint32_t(n_rows);
+  a.y = yb.get();
+  check(plugin().matmul(device(), &a), "matmul");
+  const std::vector<float> y = yb.read();
+  for (uint64_t o = 0; o < n_out; ++o) {
+    const std::vector<double> wrow = ref_row(apr_test::kQ6_K, blocks, n_cols, o);
+    for (uint64_t r = 0; r < n_rows; ++r) {
+      double ref = 0, magnitude = 0;
+      for (uint64_t c = 0; c < n_cols; ++c) {
+        ref += wrow[c] * x[r * n_cols + c];
+        magnitude += std::fabs(wrow[c] * x[r * n_cols + c]);
+      }
+      INFO("row " << r << " out " << o << " got " << y[r * n_out + o] << " ref " << ref);
+      REQUIRE(std::fabs(y[r * n_out + o] - ref) <= 4e-6 * magnitude);
+    }
+  }
+}

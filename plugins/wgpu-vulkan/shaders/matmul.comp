@@ -1,13 +1,16 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // y[r][o] = sum_i W[o][i] * x[r][i] (+ bias[o]) with W dequantized on the fly.
-// One workgroup per (output feature, group of ROWS activation rows): every thread walks a strided
-// slice of the weight row, so each weight element is decoded once for ROWS rows, then the
-// per-thread partial sums are reduced pairwise, which keeps the f32 rounding error near log2(n).
+// One workgroup per (OUTS output features, group of ROWS activation rows); LANES threads share
+// each output and walk strided slices of its weight row, so each weight element is decoded once
+// for ROWS rows. The per-thread partial sums are then reduced pairwise. Several outputs per
+// workgroup keep the barrier count per output low, which matters on CPU implementations.
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
 const uint ROWS = 4u;
+const uint OUTS = 4u;
+const uint LANES = 16u;  // OUTS * LANES = local_size_x
 
 layout(std430, binding = 0) readonly buffer Weight { uint W[]; };
 layout(std430, binding = 1) readonly buffer Input { float X[]; };
@@ -34,15 +37,16 @@ layout(push_constant) uniform Params {
 shared float partial[ROWS][64];
 
 void main() {
-  uint o = linear_group_index();
-  if (o >= p.n_out) return;  // uniform per workgroup, so the barriers below stay legal
-  uint r0 = gl_WorkGroupID.z * ROWS;
   uint t = gl_LocalInvocationID.x;
+  uint lane = t % LANES;
+  uint o = linear_group_index() * OUTS + t / LANES;
+  uint r0 = gl_WorkGroupID.z * ROWS;
+  bool has_output = o < p.n_out;  // idle threads still reach every barrier
   uint row_base = p.w_off + o * p.row_bytes;
 
   float acc[ROWS];
   for (uint k = 0u; k < ROWS; ++k) acc[k] = 0.0;
-  for (uint c = t; c < p.n_cols; c += 64u) {
+  for (uint c = lane; has_output && c < p.n_cols; c += LANES) {
     float w = dequant_row_element(row_base, c);
     for (uint k = 0u; k < ROWS; ++k) {
       if (r0 + k < p.n_rows) acc[k] += w * X[p.x_off + (r0 + k) * p.x_stride + c];
@@ -50,16 +54,17 @@ void main() {
   }
   for (uint k = 0u; k < ROWS; ++k) partial[k][t] = acc[k];
   barrier();
-  for (uint width = 32u; width > 0u; width >>= 1) {
-    if (t < width) {
+  for (uint width = LANES / 2u; width > 0u; width >>= 1) {
+    if (lane < width) {
       for (uint k = 0u; k < ROWS; ++k) partial[k][t] += partial[k][t + width];
     }
     barrier();
   }
-  if (t < ROWS && r0 + t < p.n_rows) {
-    float sum = partial[t][0];
+  if (has_output && lane < ROWS && r0 + lane < p.n_rows) {
+    // Thread `lane` of each output writes activation row r0 + lane.
+    float sum = partial[lane][t - lane];
     uint oo = p.o_begin + o;
     if (p.has_bias != 0u) sum += B[p.b_off + oo];
-    Y[p.y_off + (r0 + t) * p.y_stride + oo] = sum;
+    Y[p.y_off + (r0 + lane) * p.y_stride + oo] = sum;
   }
 }

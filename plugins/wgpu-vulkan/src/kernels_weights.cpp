@@ -8,8 +8,9 @@
 namespace apr_vk {
 namespace {
 
-constexpr uint32_t kMatmulThreads = 64;  // local_size_x of matmul.comp and embed.comp
-constexpr uint32_t kMatmulRows = 4;      // ROWS of matmul.comp
+constexpr uint32_t kEmbedThreads = 64;  // WORKGROUP_SIZE of embed.comp
+constexpr uint32_t kMatmulRows = 4;     // ROWS of matmul.comp
+constexpr uint32_t kMatmulOuts = 4;     // OUTS of matmul.comp
 
 struct MatmulPush {
   uint32_t w_off, row_bytes, n_cols, n_out, o_begin, x_off, x_stride, n_rows, has_bias, b_off,
@@ -95,7 +96,7 @@ void embed(apr_device& dev, const apr_embed_args& args) {
         vk.bind(out.memory, args.out_offset + uint64_t(r) * table.n_cols * 4, table.n_cols * 4)};
     const EmbedPush push{bindings[0].lead_bytes, uint32_t(table.n_cols), bindings[1].word_offset};
     vk.dispatch(Kernel::kEmbed, table.type, bindings, &push, sizeof push,
-                vk.grid_1d((table.n_cols + kMatmulThreads - 1) / kMatmulThreads));
+                vk.grid_1d((table.n_cols + kEmbedThreads - 1) / kEmbedThreads));
   }
 }
 
@@ -150,7 +151,7 @@ void matmul(apr_device& dev, const apr_matmul_args& args) {
                             bindings[2].word_offset,
                             bindings[3].word_offset,
                             uint32_t(y_stride)};
-      auto groups = vk.grid_1d(outs);
+      auto groups = vk.grid_1d((outs + kMatmulOuts - 1) / kMatmulOuts);
       groups[2] = uint32_t((rows + kMatmulRows - 1) / kMatmulRows);
       vk.dispatch(Kernel::kMatmul, w.type, bindings, &push, sizeof push, groups);
     }
