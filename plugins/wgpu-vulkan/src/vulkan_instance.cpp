@@ -55,7 +55,14 @@ void VulkanInstance::create() {
   // through the loader's trampolines, which stay right with several devices open.
   VULKAN_HPP_DEFAULT_DISPATCHER.init(instance_);
 
-  for (const vk::PhysicalDevice& pd : instance_.enumeratePhysicalDevices()) {
+  std::vector<vk::PhysicalDevice> physical_devices;
+  try {
+    physical_devices = instance_.enumeratePhysicalDevices();
+  } catch (const vk::SystemError& e) {
+    fail(APR_ERR_UNAVAILABLE,
+         std::string("no Vulkan device: vkEnumeratePhysicalDevices failed: ") + e.what());
+  }
+  for (const vk::PhysicalDevice& pd : physical_devices) {
     PhysicalDeviceEntry entry;
     entry.handle = pd;
     entry.properties = pd.getProperties();
