@@ -118,7 +118,9 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
   }
 
   const trace::TracePlan plan = trace::TracePlan::everything(n_layer);
+  // Both backends are chosen before any tracing, so a typo in B fails at once.
   host::Plugin& plugin_a = ctx.plugins().select(backend_a);
+  host::Plugin* plugin_b = ref ? nullptr : &ctx.plugins().select(backend_b);
   std::cerr << "apr: tracing " << ids.size() << " tokens, " << n_layer << " layers on "
             << plugin_a.name() << "\n";
   const auto trace_a = trace::trace_model(plugin_a, *model, ids, plan, root / "a", options);
@@ -126,11 +128,10 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
   if (ref) {
     side_b = "reference " + reference;
   } else {
-    host::Plugin& plugin_b = ctx.plugins().select(backend_b);
     std::cerr << "apr: tracing " << ids.size() << " tokens, " << n_layer << " layers on "
-              << plugin_b.name() << "\n";
-    trace::trace_model(plugin_b, *model, ids, plan, root / "b", options);
-    side_b = std::string(plugin_b.name()) + " " + std::string(plugin_b.version());
+              << plugin_b->name() << "\n";
+    trace::trace_model(*plugin_b, *model, ids, plan, root / "b", options);
+    side_b = std::string(plugin_b->name()) + " " + std::string(plugin_b->version());
     ref = trace::list_trace_directory(root / "b");
   }
 

@@ -44,8 +44,13 @@ DiffMetrics compare_values(std::span<const float> a, std::span<const float> b, s
   m.count = a.size();
   double sum_sq = 0, dot = 0, norm_a = 0, norm_b = 0;
   uint64_t finite = 0;
-  std::vector<ElementDiff> diffs;
-  diffs.reserve(a.size());
+  // The k largest so far, as a min-heap on "larger" so the smallest kept one is on top; memory
+  // stays O(k) however large the tensor.
+  auto larger = [](const ElementDiff& p, const ElementDiff& q) {
+    return p.abs_diff != q.abs_diff ? p.abs_diff > q.abs_diff : p.index < q.index;
+  };
+  std::vector<ElementDiff> top;
+  top.reserve(top_k);
   for (uint64_t i = 0; i < a.size(); ++i) {
     const float x = a[i], y = b[i];
     m.nan_a += std::isnan(x);
@@ -64,17 +69,21 @@ DiffMetrics compare_values(std::span<const float> a, std::span<const float> b, s
       m.max_abs_diff = d;
       m.max_abs_diff_index = i;
     }
-    diffs.push_back({i, x, y, d});
+    if (top_k == 0) continue;
+    const ElementDiff e{i, x, y, d};
+    if (top.size() < top_k) {
+      top.push_back(e);
+      std::push_heap(top.begin(), top.end(), larger);
+    } else if (larger(e, top.front())) {
+      std::pop_heap(top.begin(), top.end(), larger);
+      top.back() = e;
+      std::push_heap(top.begin(), top.end(), larger);
+    }
   }
   m.rms_diff = finite ? std::sqrt(sum_sq / double(finite)) : 0.0;
   m.cosine_sim = (norm_a > 0 && norm_b > 0) ? dot / (std::sqrt(norm_a) * std::sqrt(norm_b)) : 0.0;
-  const size_t k = std::min(top_k, diffs.size());
-  auto larger = [](const ElementDiff& p, const ElementDiff& q) {
-    return p.abs_diff != q.abs_diff ? p.abs_diff > q.abs_diff : p.index < q.index;
-  };
-  std::partial_sort(diffs.begin(), diffs.begin() + static_cast<std::ptrdiff_t>(k), diffs.end(),
-                    larger);
-  m.top.assign(diffs.begin(), diffs.begin() + static_cast<std::ptrdiff_t>(k));
+  std::sort_heap(top.begin(), top.end(), larger);
+  m.top = std::move(top);
   return m;
 }
 

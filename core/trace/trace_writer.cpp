@@ -68,8 +68,7 @@ void TraceWriter::write(const apr_trace_tensor& t) {
   if (ec)
     throw Error("cannot create trace directory " + path.parent_path().string() + ": " +
                 ec.message());
-  write_aprt(path, t.layer == APR_LAYER_NONE ? APR_LAYER_NONE : t.layer,
-             std::span<const float>(static_cast<const float*>(t.data), count));
+  write_aprt(path, t.layer, std::span<const float>(static_cast<const float*>(t.data), count));
 
   ManifestFile f{rel, t.stage, t.layer, shape, "f32"};
   // A stage emitted twice (a prompt split into batches) keeps the last one.

@@ -86,3 +86,16 @@ def test_bisect_against_float64_reference(run_apr, make_model, tmp_path, arch):
                    env={"APR_CPU_FAULT": "1:attention:0.01"}, exit_code=1)
     first = json.loads(proc.stdout)["first_divergence"]
     assert (first["layer"], first["stage"]) == (1, "attention")
+
+
+@pytest.mark.parametrize("backend", ["vulkan", "cuda"])
+@pytest.mark.parametrize("arch", ["qwen2", "llama"])
+def test_other_backends_agree_with_cpu(run_apr, make_model, arch, backend):
+    """Every backend emits every stage with the CPU's meaning and layout (F32 weights)."""
+    proc = run_apr("bisect", make_model(arch), "--backend-a", "cpu", "--backend-b", backend,
+                   "--tokens", TOKENS, "--json")
+    if proc.returncode == 2 and "is not available" in proc.stderr:
+        pytest.skip(f"no {backend} backend here")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    j = json.loads(proc.stdout)
+    assert j["measured"] == len(j["rows"]) == (37 if arch == "qwen2" else 35)
