@@ -18,6 +18,8 @@ constexpr uint32_t kMaxCommandsPerBatch = 1024;
 constexpr uint64_t kMaxTransientBytesPerBatch = 64ull << 20;
 constexpr size_t kMaxTransientsPerBatch = 256;
 constexpr uint64_t kUploadChunkBytes = 32ull << 20;
+constexpr uint64_t kSpareStagingBytes = 1ull << 20;
+constexpr size_t kMaxSpareStaging = 32;
 constexpr uint64_t kFenceTimeoutNs = 300ull * 1000 * 1000 * 1000;
 
 uint64_t round_up(uint64_t value, uint64_t multiple) {
@@ -74,6 +76,8 @@ void Device::teardown() noexcept {
   }
   for (auto& transient : transients_) free_buffer(transient);
   transients_.clear();
+  for (auto& spare : spare_staging_) free_buffer(spare);
+  spare_staging_.clear();
   free_buffer(dummy_);
   free_buffer(scratch_);
   for (auto& [key, pipe] : pipelines_) device_.destroyPipeline(pipe);
@@ -139,13 +143,17 @@ void Device::destroy_buffer(DeviceBuffer& buffer) {
   free_buffer(buffer);
 }
 
-DeviceBuffer& Device::new_transient(uint64_t nbytes, bool readback) {
-  const auto required =
-      vk::MemoryPropertyFlagBits::eHostVisible | vk::MemoryPropertyFlagBits::eHostCoherent;
-  const vk::MemoryPropertyFlags preferred =
-      readback ? vk::MemoryPropertyFlags(vk::MemoryPropertyFlagBits::eHostCached)
-               : vk::MemoryPropertyFlags();
-  transients_.push_back(create_buffer(nbytes, required, preferred));
+DeviceBuffer& Device::new_transient(uint64_t nbytes) {
+  auto spare = std::find_if(spare_staging_.begin(), spare_staging_.end(),
+                            [&](const DeviceBuffer& b) { return b.size >= nbytes; });
+  if (spare != spare_staging_.end()) {
+    transients_.push_back(*spare);
+    spare_staging_.erase(spare);
+  } else {
+    transients_.push_back(create_buffer(
+        nbytes,
+        vk::MemoryPropertyFlagBits::eHostVisible | vk::MemoryPropertyFlagBits::eHostCoherent, {}));
+  }
   transient_bytes_ += transients_.back().size;
   return transients_.back();
 }
@@ -204,7 +212,14 @@ void Device::flush() {
   for (auto pool : descriptor_pools_) device_.resetDescriptorPool(pool);
   pool_in_use_ = 0;
   sets_in_pool_ = 0;
-  for (auto& transient : transients_) free_buffer(transient);
+  // Small staging buffers are kept for reuse: a session writes a few small inputs per token.
+  for (auto& transient : transients_) {
+    if (transient.size <= kSpareStagingBytes && spare_staging_.size() < kMaxSpareStaging) {
+      spare_staging_.push_back(transient);
+    } else {
+      free_buffer(transient);
+    }
+  }
   transients_.clear();
   transient_bytes_ = 0;
 }
@@ -213,7 +228,7 @@ void Device::upload(const DeviceBuffer& dst, uint64_t offset, const void* src, u
   const auto* bytes = static_cast<const uint8_t*>(src);
   for (uint64_t done = 0; done < nbytes;) {
     const uint64_t piece = std::min(kUploadChunkBytes, nbytes - done);
-    DeviceBuffer& staging = new_transient(piece, false);
+    DeviceBuffer& staging = new_transient(piece);
     std::memcpy(staging.mapped, bytes + done, piece);
     begin_command().copyBuffer(staging.buffer, dst.buffer, vk::BufferCopy(0, offset + done, piece));
     end_command();
@@ -222,7 +237,7 @@ void Device::upload(const DeviceBuffer& dst, uint64_t offset, const void* src, u
 }
 
 const DeviceBuffer& Device::transient_input(const void* data, uint64_t nbytes) {
-  DeviceBuffer& buffer = new_transient(nbytes, false);
+  DeviceBuffer& buffer = new_transient(nbytes);
   std::memcpy(buffer.mapped, data, nbytes);
   return buffer;
 }

@@ -89,7 +89,8 @@ class Device {
   void end_command();
   vk::Pipeline pipeline(Kernel kernel, apr_type weight_type);
   vk::DescriptorSet allocate_descriptor_set();
-  DeviceBuffer& new_transient(uint64_t nbytes, bool readback);
+  // A host-visible staging buffer that lives until the current batch has completed.
+  DeviceBuffer& new_transient(uint64_t nbytes);
 
   PhysicalDeviceEntry physical_;
   vk::Device device_;
@@ -109,6 +110,7 @@ class Device {
   bool recording_ = false;
   uint32_t recorded_commands_ = 0;
   std::deque<DeviceBuffer> transients_;  // a deque keeps references stable
+  std::vector<DeviceBuffer> spare_staging_;
   uint64_t transient_bytes_ = 0;
 };
 
