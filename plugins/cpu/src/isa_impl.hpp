@@ -57,7 +57,11 @@ constexpr size_t L = Vec::lanes;
 
 // Four independent accumulators: shorter dependency chains and smaller rounding error.
 struct DotAccumulator {
-  Vec::reg r0 = Vec::zero(), r1 = Vec::zero(), r2 = Vec::zero(), r3 = Vec::zero();
+  // A user-written constructor (not default member initialisers): the implicit one is generated
+  // without this file's target options, which makes GCC 12 fail at -O0.
+  DotAccumulator() : r0(Vec::zero()), r1(Vec::zero()), r2(Vec::zero()), r3(Vec::zero()) {}
+
+  Vec::reg r0, r1, r2, r3;
   double tail = 0.0;
 
   void add(const float* a, const float* b, size_t n) {
@@ -407,7 +411,9 @@ inline float half_f16c(const uint8_t* p) {
 
 // Four accumulators, rotated per vector so consecutive FMAs are independent.
 struct FusedAccumulator {
-  Vec::reg r[4] = {Vec::zero(), Vec::zero(), Vec::zero(), Vec::zero()};
+  FusedAccumulator() : r{Vec::zero(), Vec::zero(), Vec::zero(), Vec::zero()} {}
+
+  Vec::reg r[4];
   size_t next = 0;
   void add(Vec::reg w, const float* x) {
     r[next] = Vec::fma(w, Vec::load(x), r[next]);
