@@ -81,9 +81,16 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
     std::cout << "  " << f.path << "  " << shape_text(f.shape) << " " << f.dtype << "\n";
   std::cout << "  " << trace::kManifestFileName << "\n";
   std::cout << "wrote " << m.files.size() << " stage files and the manifest\n";
-  for (const auto& missing : r.not_emitted)
-    std::cerr << "apr: note: " << missing << " was requested but this model does not produce it"
+  for (const auto& missing : r.not_emitted) {
+    std::string where;
+    for (uint32_t l : missing.layers)
+      if (l != APR_LAYER_NONE) where += (where.empty() ? "" : ", ") + std::to_string(l);
+    if (!where.empty()) where = (missing.layers.size() > 1 ? " in layers " : " in layer ") + where;
+    const bool bias = missing.stage == APR_STAGE_QKV_BIAS && !model->config().has_qkv_bias;
+    std::cerr << "apr: note: no " << trace::stage_name(missing.stage) << " written" << where
+              << (bias ? ": this model has no QKV biases" : ": the backend did not emit it")
               << "\n";
+  }
   return kExitOk;
 }
 

@@ -78,18 +78,19 @@ TraceResult trace_model(const host::Plugin& plugin, const Model& model,
 
   for (apr_stage s : stages_in_forward_order()) {
     if (!plan.wants_stage(s)) continue;
+    TraceResult::Missing missing{s, {}};
     auto emitted = [&](uint32_t layer) {
       for (const auto& f : m.files)
         if (f.stage == s && f.layer == layer) return true;
       return false;
     };
     if (is_whole_model_stage(s)) {
-      if (!emitted(APR_LAYER_NONE))
-        result.not_emitted.push_back(stage_file_path(s, APR_LAYER_NONE));
-      continue;
+      if (!emitted(APR_LAYER_NONE)) missing.layers.push_back(APR_LAYER_NONE);
+    } else {
+      for (uint32_t l = layers.begin; l < layers.end; ++l)
+        if (plan.wants(s, l) && !emitted(l)) missing.layers.push_back(l);
     }
-    for (uint32_t l = layers.begin; l < layers.end; ++l)
-      if (plan.wants(s, l) && !emitted(l)) result.not_emitted.push_back(stage_file_path(s, l));
+    if (!missing.layers.empty()) result.not_emitted.push_back(std::move(missing));
   }
   return result;
 }

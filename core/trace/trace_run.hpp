@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <apr/plugin.h>
+
 #include "trace/manifest.hpp"
 #include "trace/trace_plan.hpp"
 
@@ -36,9 +38,13 @@ struct TraceOptions {
 
 struct TraceResult {
   Manifest manifest;
-  // Planned (stage, layer) pairs the backend never emitted, e.g. qkv_bias on a model without
-  // biases; as "layer-N/<stage>.bin".
-  std::vector<std::string> not_emitted;
+  // Planned stages the backend never emitted in some planned layers, e.g. qkv_bias on a model
+  // without biases; layers holds APR_LAYER_NONE for whole-model stages.
+  struct Missing {
+    apr_stage stage = 0;
+    std::vector<uint32_t> layers;
+  };
+  std::vector<Missing> not_emitted;
 };
 
 // The whole prompt runs as one batch so every stage covers every token. Throws apr::Error when
