@@ -7,6 +7,7 @@
 #include "model/model_config.hpp"
 #include "test_support.hpp"
 #include "trace/aprt.hpp"
+#include "trace/atomic_file.hpp"
 #include "trace/manifest.hpp"
 #include "trace/stages.hpp"
 #include "trace/trace_dir.hpp"
@@ -231,4 +232,20 @@ TEST_CASE("a plain APRT tree without a manifest is listed from its paths", "[tra
   CHECK_FALSE(t.manifest);
   CHECK_THROWS_WITH(list_trace_directory(dir.path() / "nope"),
                     Catch::Contains("not a trace directory"));
+}
+
+TEST_CASE("a full disk aborts the plugin call with the write error", "[trace][writer][atomic]") {
+  ScratchDir dir("writer-full");
+  TraceWriter writer(dir.path(), TracePlan::everything(1));
+  simulate_disk_full_for_testing(true, 16);
+  const apr_status status =
+      emit(writer.sink(), APR_STAGE_ATTN_NORM, 0, {2, 8}, random_values(16, 4));
+  simulate_disk_full_for_testing(false);
+  CHECK(status == APR_ERR_ABORTED);
+  REQUIRE(writer.error());
+  CHECK_THAT(*writer.error(),
+             Catch::Contains("attn_norm.bin") && Catch::Contains("No space left on device"));
+  CHECK(writer.files().empty());
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "layer-0" / "attn_norm.bin"));
+  CHECK(std::filesystem::is_empty(dir.path() / "layer-0"));
 }
