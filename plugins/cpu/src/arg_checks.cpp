@@ -12,10 +12,10 @@ float* checked_view(const apr_buffer* buffer, uint64_t offset, uint64_t n_rows, 
                     uint64_t row_stride, const char* what) {
   if (!buffer) invalid(std::string(what) + " buffer is NULL");
   if (offset % 4 != 0)
-    invalid(std::string(what) + " offset " + std::to_string(offset) + " is not a multiple of 4");
+    invalid(std::string(what) + " offset " + num(offset) + " is not a multiple of 4");
   if (n_rows > 1 && row_stride < n_cols)
-    invalid(std::string(what) + " row stride " + std::to_string(row_stride) +
-            " is smaller than the row length " + std::to_string(n_cols));
+    invalid(std::string(what) + " row stride " + num(row_stride) +
+            " is smaller than the row length " + num(n_cols));
   uint64_t elems = 0, span = 0;
   bool overflow = false;
   if (n_rows > 0 && n_cols > 0) {
@@ -24,9 +24,9 @@ float* checked_view(const apr_buffer* buffer, uint64_t offset, uint64_t n_rows, 
   }
   uint64_t end = 0;
   if (overflow || __builtin_add_overflow(offset, span, &end) || end > buffer->size)
-    invalid(std::string(what) + " view [" + std::to_string(offset) + ", +" +
-            (overflow ? std::string("overflow") : std::to_string(span)) +
-            " bytes) lies outside its buffer of " + std::to_string(buffer->size) + " bytes");
+    invalid(std::string(what) + " view [" + num(offset) + ", +" +
+            (overflow ? std::string("overflow") : num(span)) +
+            " bytes) lies outside its buffer of " + num(buffer->size) + " bytes");
   return reinterpret_cast<float*>(buffer->data + offset);
 }
 

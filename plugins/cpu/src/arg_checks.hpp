@@ -17,8 +17,8 @@ const Args& checked_args(const apr_device* device, const Args* args, const char*
   if (!device) invalid("device is NULL");
   if (!args) invalid(std::string(struct_name) + " is NULL");
   if (args->struct_size < sizeof(Args))
-    invalid(std::string(struct_name) + ".struct_size " + std::to_string(args->struct_size) +
-            " is smaller than the ABI 1.0 size " + std::to_string(sizeof(Args)));
+    invalid(std::string(struct_name) + ".struct_size " + num(args->struct_size) +
+            " is smaller than the ABI 1.0 size " + num(sizeof(Args)));
   return *args;
 }
 

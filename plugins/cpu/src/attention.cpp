@@ -13,15 +13,14 @@ namespace apr_cpu {
 
 void run_attention(apr_device& device, const apr_attention_args& a) {
   if (a.n_heads == 0 || a.n_kv_heads == 0 || a.n_heads % a.n_kv_heads != 0)
-    invalid("n_heads " + std::to_string(a.n_heads) + " is not a positive multiple of n_kv_heads " +
-            std::to_string(a.n_kv_heads));
+    invalid("n_heads " + num(a.n_heads) + " is not a positive multiple of n_kv_heads " +
+            num(a.n_kv_heads));
   if (a.head_dim == 0) invalid("head_dim is 0");
   if (!std::isfinite(a.scale)) invalid("scale is not finite");
   const uint64_t q_width = uint64_t{a.n_heads} * a.head_dim;
   const uint64_t kv_dim = uint64_t{a.n_kv_heads} * a.head_dim;
   const uint64_t q_stride = a.q_row_stride ? a.q_row_stride : q_width;
-  if (q_stride < q_width)
-    invalid("q_row_stride " + std::to_string(q_stride) + " < n_heads * head_dim");
+  if (q_stride < q_width) invalid("q_row_stride " + num(q_stride) + " < n_heads * head_dim");
   const uint64_t n_kv = uint64_t{a.pos0} + a.n_rows;
   const float* q = checked_view(a.q, a.q_offset, a.n_rows, q_width, q_stride, "q");
   const float* kc = checked_view(a.k_cache, 0, n_kv, kv_dim, kv_dim, "k_cache");

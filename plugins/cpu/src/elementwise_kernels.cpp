@@ -47,8 +47,8 @@ void run_embed(apr_device& device, const apr_embed_args& a) {
   float* out = checked_view(a.out, a.out_offset, a.n_rows, t.n_cols, t.n_cols, "out");
   for (uint32_t r = 0; r < a.n_rows; ++r)
     if (a.token_ids[r] < 0 || static_cast<uint64_t>(a.token_ids[r]) >= t.n_rows)
-      invalid("token id " + std::to_string(a.token_ids[r]) + " at row " + std::to_string(r) +
-              " is outside the table '" + t.name + "' of " + std::to_string(t.n_rows) + " rows");
+      invalid("token id " + num(a.token_ids[r]) + " at row " + num(r) + " is outside the table '" +
+              t.name + "' of " + num(t.n_rows) + " rows");
   for_each_row(device, a.n_rows, t.n_cols, [&](uint64_t r) {
     device.kernels.decode_row(t.format->type, t.row(static_cast<uint64_t>(a.token_ids[r])),
                               out + r * t.n_cols, t.n_cols);
@@ -97,11 +97,10 @@ void run_rope(apr_device& device, const apr_rope_args& a) {
   const uint64_t width = uint64_t{a.n_heads} * a.head_dim;
   const uint64_t stride = a.x_row_stride ? a.x_row_stride : width;
   if (a.n_rot % 2 != 0 || a.n_rot > a.head_dim)
-    invalid("n_rot " + std::to_string(a.n_rot) + " must be even and at most head_dim " +
-            std::to_string(a.head_dim));
+    invalid("n_rot " + num(a.n_rot) + " must be even and at most head_dim " + num(a.head_dim));
   if (a.mode != APR_ROPE_INTERLEAVED && a.mode != APR_ROPE_HALF)
-    invalid("unknown rope mode " + std::to_string(a.mode));
-  if (stride < width) invalid("x_row_stride " + std::to_string(stride) + " < n_heads * head_dim");
+    invalid("unknown rope mode " + num(a.mode));
+  if (stride < width) invalid("x_row_stride " + num(stride) + " < n_heads * head_dim");
   if (!(a.freq_base > 0.0f) || !std::isfinite(a.freq_base) || !std::isfinite(a.freq_scale))
     invalid("freq_base must be positive and freq_scale finite");
   float* x = checked_view(a.x, a.x_offset, a.n_rows, width, stride, "x");
@@ -133,7 +132,7 @@ void run_rope(apr_device& device, const apr_rope_args& a) {
 
 void run_kv_store(apr_device&, const apr_kv_store_args& a) {
   const uint64_t stride = a.src_row_stride ? a.src_row_stride : a.kv_dim;
-  if (stride < a.kv_dim) invalid("src_row_stride " + std::to_string(stride) + " < kv_dim");
+  if (stride < a.kv_dim) invalid("src_row_stride " + num(stride) + " < kv_dim");
   const float* k = checked_view(a.k, a.k_offset, a.n_rows, a.kv_dim, stride, "k");
   const float* v = checked_view(a.v, a.v_offset, a.n_rows, a.kv_dim, stride, "v");
   const uint64_t count = a.n_rows;

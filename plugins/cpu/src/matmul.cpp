@@ -79,11 +79,11 @@ void run_matmul(apr_device& device, const apr_matmul_args& a) {
   const uint64_t x_stride = a.x_row_stride ? a.x_row_stride : w.n_cols;
   const uint64_t y_stride = a.y_row_stride ? a.y_row_stride : w.n_rows;
   if (x_stride < w.n_cols)
-    invalid("x_row_stride " + std::to_string(x_stride) + " is smaller than the weight '" + w.name +
-            "' n_cols " + std::to_string(w.n_cols));
+    invalid("x_row_stride " + num(x_stride) + " is smaller than the weight '" + w.name +
+            "' n_cols " + num(w.n_cols));
   if (y_stride < w.n_rows)
-    invalid("y_row_stride " + std::to_string(y_stride) + " is smaller than the weight '" + w.name +
-            "' n_rows " + std::to_string(w.n_rows));
+    invalid("y_row_stride " + num(y_stride) + " is smaller than the weight '" + w.name +
+            "' n_rows " + num(w.n_rows));
   MatmulView m{&w, nullptr, x_stride, a.n_rows, nullptr, nullptr, y_stride};
   m.x = checked_view(a.x, a.x_offset, a.n_rows, w.n_cols, x_stride, "x");
   m.y = checked_view(a.y, a.y_offset, a.n_rows, w.n_rows, y_stride, "y");

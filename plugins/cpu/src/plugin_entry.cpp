@@ -78,10 +78,10 @@ apr_status api_init(const apr_host* host) {
   return guarded("init", [&] {
     if (!host) invalid("host is NULL");
     if (host->struct_size < offsetof(apr_host, abi_minor) + sizeof(host->abi_minor))
-      invalid("apr_host.struct_size " + std::to_string(host->struct_size) + " is too small");
+      invalid("apr_host.struct_size " + num(host->struct_size) + " is too small");
     if (host->abi_major != APR_ABI_MAJOR)
-      fail(APR_ERR_UNSUPPORTED, "host ABI major " + std::to_string(host->abi_major) + " is not " +
-                                    std::to_string(APR_ABI_MAJOR));
+      fail(APR_ERR_UNSUPPORTED,
+           "host ABI major " + num(host->abi_major) + " is not " + num(APR_ABI_MAJOR));
     g_host = apr_host{};
     std::memcpy(&g_host, host, std::min(sizeof g_host, host->struct_size));
     if (host->struct_size < sizeof(apr_host)) g_host.log = nullptr;
@@ -100,9 +100,9 @@ apr_status api_probe(apr_probe_result* result) {
     const IsaKernels& k = select_isa_kernels(isa_override());
     if (APR_FITS(result, score)) result->score = 10;
     if (APR_FITS(result, reason))
-      copy_string(result->reason, sizeof result->reason,
-                  std::to_string(std::thread::hardware_concurrency()) + " hardware threads, " +
-                      k.name + " kernels");
+      copy_string(
+          result->reason, sizeof result->reason,
+          num(std::thread::hardware_concurrency()) + " hardware threads, " + k.name + " kernels");
   });
 }
 
@@ -117,7 +117,7 @@ uint32_t api_device_count() {
 apr_status api_device_info(uint32_t index, apr_device_info* info) {
   return guarded("device_info", [&] {
     if (!info) invalid("info is NULL");
-    if (index != 0) invalid("device index " + std::to_string(index) + " is not 0");
+    if (index != 0) invalid("device index " + num(index) + " is not 0");
     const IsaKernels& k = select_isa_kernels(isa_override());
     if (APR_FITS(info, kind)) info->kind = APR_DEVICE_KIND_CPU;
     if (APR_FITS(info, memory_bytes)) info->memory_bytes = physical_memory_bytes();
@@ -125,7 +125,7 @@ apr_status api_device_info(uint32_t index, apr_device_info* info) {
     if (APR_FITS(info, description))
       copy_string(info->description, sizeof info->description,
                   std::string(k.name) + " kernels, f32 activations, " +
-                      std::to_string(std::thread::hardware_concurrency()) + " hardware threads");
+                      num(std::thread::hardware_concurrency()) + " hardware threads");
   });
 }
 
@@ -133,20 +133,19 @@ apr_status api_device_open(uint32_t index, const apr_device_options* options, ap
   return guarded("device_open", [&] {
     if (!device) invalid("device is NULL");
     *device = nullptr;
-    if (index != 0) invalid("device index " + std::to_string(index) + " is not 0");
+    if (index != 0) invalid("device index " + num(index) + " is not 0");
     unsigned n_threads = 0;
     if (options) {
       if (options->struct_size < sizeof(size_t))
-        invalid("apr_device_options.struct_size " + std::to_string(options->struct_size) +
-                " is too small");
+        invalid("apr_device_options.struct_size " + num(options->struct_size) + " is too small");
       if (APR_FITS(options, n_threads)) n_threads = options->n_threads;
     }
-    if (n_threads > 1024) invalid("n_threads " + std::to_string(n_threads) + " is absurd");
+    if (n_threads > 1024) invalid("n_threads " + num(n_threads) + " is absurd");
     fault::configure_from_environment();
     const IsaKernels& k = select_isa_kernels(isa_override());
     auto* d = new apr_device(n_threads, k);
-    log_message(APR_LOG_INFO, std::string("cpu: ") + std::to_string(d->pool.size()) + " threads, " +
-                                  k.name + " kernels");
+    log_message(APR_LOG_INFO,
+                std::string("cpu: ") + num(d->pool.size()) + " threads, " + k.name + " kernels");
     *device = d;
   });
 }
@@ -164,8 +163,8 @@ apr_status api_set_trace_sink(apr_device* device, const apr_trace_sink* sink) {
       return;
     }
     if (sink->struct_size < sizeof(apr_trace_sink))
-      invalid("apr_trace_sink.struct_size " + std::to_string(sink->struct_size) +
-              " is smaller than the ABI 1.0 size " + std::to_string(sizeof(apr_trace_sink)));
+      invalid("apr_trace_sink.struct_size " + num(sink->struct_size) +
+              " is smaller than the ABI 1.0 size " + num(sizeof(apr_trace_sink)));
     if (!sink->wants || !sink->emit) invalid("the sink's wants or emit is NULL");
     device->sink = *sink;
     device->sink.struct_size = sizeof(apr_trace_sink);
@@ -180,10 +179,10 @@ apr_status api_buffer_alloc(apr_device* device, uint64_t nbytes, apr_buffer** bu
     *buffer = nullptr;
     // Rounded up to the alignment (and never 0) so aligned_alloc's size rule holds.
     if (nbytes > (uint64_t{1} << 48))
-      fail(APR_ERR_OUT_OF_MEMORY, std::to_string(nbytes) + " bytes is too large");
+      fail(APR_ERR_OUT_OF_MEMORY, num(nbytes) + " bytes is too large");
     const uint64_t rounded = (nbytes + 255) / 256 * 256 + (nbytes == 0 ? 256 : 0);
     void* p = std::aligned_alloc(256, rounded);
-    if (!p) fail(APR_ERR_OUT_OF_MEMORY, "cannot allocate " + std::to_string(nbytes) + " bytes");
+    if (!p) fail(APR_ERR_OUT_OF_MEMORY, "cannot allocate " + num(nbytes) + " bytes");
     std::memset(p, 0, rounded);
     auto* b = new (std::nothrow) apr_buffer;
     if (!b) {
@@ -206,8 +205,8 @@ void check_range(const apr_buffer* buffer, uint64_t offset, uint64_t nbytes) {
   if (!buffer) invalid("buffer is NULL");
   uint64_t end;
   if (__builtin_add_overflow(offset, nbytes, &end) || end > buffer->size)
-    invalid("range [" + std::to_string(offset) + ", +" + std::to_string(nbytes) +
-            ") lies outside the buffer of " + std::to_string(buffer->size) + " bytes");
+    invalid("range [" + num(offset) + ", +" + num(nbytes) + ") lies outside the buffer of " +
+            num(buffer->size) + " bytes");
 }
 
 apr_status api_buffer_write(apr_device* device, apr_buffer* buffer, uint64_t offset,
@@ -248,19 +247,17 @@ apr_status api_weight_create(apr_device* device, const apr_weight_desc* desc, ap
     const WeightFormat* format = find_weight_format(d.type);
     if (!format)
       fail(APR_ERR_UNSUPPORTED, "tensor '" + name + "': weight type " + weight_type_name(d.type) +
-                                    " (" + std::to_string(d.type) +
-                                    ") is not supported by the cpu plugin");
+                                    " (" + num(d.type) + ") is not supported by the cpu plugin");
     if (d.n_cols == 0 || d.n_rows == 0) invalid("tensor '" + name + "': empty shape");
     if (d.n_cols % format->block_elems != 0)
-      invalid("tensor '" + name + "': n_cols " + std::to_string(d.n_cols) +
-              " is not a multiple of the " + format->name + " block size " +
-              std::to_string(format->block_elems));
+      invalid("tensor '" + name + "': n_cols " + num(d.n_cols) + " is not a multiple of the " +
+              format->name + " block size " + num(format->block_elems));
     if (d.n_cols > 0xFFFFFFFFu) invalid("tensor '" + name + "': n_cols exceeds 2^32 - 1");
     const uint64_t row_bytes = d.n_cols / format->block_elems * format->block_bytes;
     uint64_t total;
     if (__builtin_mul_overflow(row_bytes, d.n_rows, &total) || total != d.nbytes)
-      invalid("tensor '" + name + "': nbytes " + std::to_string(d.nbytes) + " is not n_rows " +
-              std::to_string(d.n_rows) + " x row bytes " + std::to_string(row_bytes));
+      invalid("tensor '" + name + "': nbytes " + num(d.nbytes) + " is not n_rows " + num(d.n_rows) +
+              " x row bytes " + num(row_bytes));
     if (!d.data) invalid("tensor '" + name + "': data is NULL");
     auto w = std::make_unique<apr_weight>();
     w->format = format;

@@ -4,8 +4,10 @@
 
 #include <apr/plugin.h>
 
+#include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace apr_cpu {
 
@@ -24,6 +26,19 @@ class Failure : public std::runtime_error {
 }
 [[noreturn]] inline void invalid(const std::string& message) {
   throw Failure(APR_ERR_INVALID_ARGUMENT, message);
+}
+
+// Decimal text of an integer. Used instead of std::to_string, whose digit table would be exported
+// from the plugin as a GNU unique symbol (and would pin the library in memory).
+template <typename T>
+std::string num(T value) {
+  static_assert(std::is_integral_v<T>);
+  char text[32];
+  if constexpr (std::is_signed_v<T>)
+    std::snprintf(text, sizeof text, "%lld", static_cast<long long>(value));
+  else
+    std::snprintf(text, sizeof text, "%llu", static_cast<unsigned long long>(value));
+  return text;
 }
 
 void set_last_error(const std::string& message);

@@ -25,14 +25,14 @@ void emit_tensor(const apr_device& device, apr_stage stage, uint32_t layer, cons
   t.nbytes = elems * sizeof(float);
   const apr_status s = device.sink.emit(device.sink.user_data, &t);
   if (s != APR_OK)
-    fail(APR_ERR_ABORTED, "the trace sink refused stage " + std::to_string(stage) + " of layer " +
-                              std::to_string(layer) + " (status " + std::to_string(s) + ")");
+    fail(APR_ERR_ABORTED, "the trace sink refused stage " + num(stage) + " of layer " + num(layer) +
+                              " (status " + num(s) + ")");
 }
 
 void run_trace_emit(apr_device& device, const apr_trace_emit_args& a) {
-  if (a.stage >= APR_STAGE_COUNT_V1_0) invalid("unknown stage " + std::to_string(a.stage));
+  if (a.stage >= APR_STAGE_COUNT_V1_0) invalid("unknown stage " + num(a.stage));
   const uint64_t stride = a.row_stride ? a.row_stride : a.n_cols;
-  if (stride < a.n_cols) invalid("row_stride " + std::to_string(stride) + " < n_cols");
+  if (stride < a.n_cols) invalid("row_stride " + num(stride) + " < n_cols");
   float* view = checked_view(a.buffer, a.offset, a.n_rows, a.n_cols, stride, "buffer");
   fault::perturb(a.stage, a.layer, view, a.n_rows, a.n_cols, stride);
   if (!device.sink_wants(a.stage, a.layer)) return;
