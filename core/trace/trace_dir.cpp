@@ -31,19 +31,22 @@ std::optional<apr_stage> stage_of_file(const fs::path& p) {
 
 void scan_tree(TraceDirectory& t) {
   std::error_code ec;
+  // Per-entry failures (a dangling link) only skip that entry; failing to list is an error.
+  std::error_code skip;
   for (const auto& entry : fs::directory_iterator(t.dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (entry.is_regular_file(ec)) {
+    if (entry.is_regular_file(skip)) {
       if (auto s = stage_of_file(entry.path()); s && is_whole_model_stage(*s))
         t.files.push_back({APR_LAYER_NONE, *s, entry.path()});
-    } else if (entry.is_directory(ec)) {
+    } else if (entry.is_directory(skip)) {
       const auto layer = layer_of_directory(name);
       if (!layer) continue;
       for (const auto& f : fs::directory_iterator(entry.path(), ec)) {
-        if (!f.is_regular_file(ec)) continue;
+        if (!f.is_regular_file(skip)) continue;
         if (auto s = stage_of_file(f.path()); s && stage_exists_in_layer(*s, *layer))
           t.files.push_back({*layer, *s, f.path()});
       }
+      if (ec) break;
     }
   }
   if (ec) throw Error("cannot list trace directory " + t.dir.string() + ": " + ec.message());
