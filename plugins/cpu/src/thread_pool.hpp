@@ -37,8 +37,9 @@ class ThreadPool {
   const std::function<void(size_t)>* task_ = nullptr;
   size_t n_tasks_ = 0;
   std::atomic<size_t> next_task_{0};
-  size_t busy_workers_ = 0;
-  unsigned long generation_ = 0;
+  // Written under mutex_; atomic so that spinning threads may read them without it.
+  std::atomic<size_t> busy_workers_{0};
+  std::atomic<unsigned long> generation_{0};
   bool stopping_ = false;
   std::exception_ptr first_error_;
 };
