@@ -20,8 +20,8 @@ host::PluginHost& Context::plugins() {
 void add_global_options(po::options_description& desc, GlobalOptions& g) {
   desc.add_options()(
       "backend", po::value(&g.backend)->default_value("auto"),
-      "backend plugin to run on: cpu, vulkan (alias wgpu), cuda, or auto (best usable: cuda, "
-      "then vulkan, then cpu)")(
+      "backend plugin to run on: cpu, vulkan (alias wgpu), cuda, or auto (the best usable: a "
+      "CUDA or Vulkan GPU, else cpu; see 'apr plugins')")(
       "plugin-dir", po::value(&g.plugin_dirs)->composing(),
       "search this directory for plugins first (repeatable); then APR_PLUGIN_PATH "
       "(colon-separated), the installed plugin directory, and the directory beside apr")(

@@ -58,16 +58,16 @@ const char* first_missing_member(const apr_plugin_api& t) {
 #define APR_REQUIRE(member) \
   if (!t.member) return #member;
   APR_REQUIRE(init)
-  APR_REQUIRE(shutdown) APR_REQUIRE(probe) APR_REQUIRE(error_message) APR_REQUIRE(device_count)
-      APR_REQUIRE(device_info) APR_REQUIRE(device_open) APR_REQUIRE(device_close)
-          APR_REQUIRE(set_trace_sink) APR_REQUIRE(buffer_alloc) APR_REQUIRE(buffer_free)
-              APR_REQUIRE(buffer_write) APR_REQUIRE(buffer_read) APR_REQUIRE(synchronize)
-                  APR_REQUIRE(weight_create) APR_REQUIRE(weight_free) APR_REQUIRE(embed)
-                      APR_REQUIRE(rms_norm) APR_REQUIRE(matmul) APR_REQUIRE(add) APR_REQUIRE(rope)
-                          APR_REQUIRE(kv_store) APR_REQUIRE(attention) APR_REQUIRE(swiglu)
-                              APR_REQUIRE(trace_emit)
+  APR_REQUIRE(shutdown)
+  APR_REQUIRE(probe) APR_REQUIRE(error_message) APR_REQUIRE(device_count) APR_REQUIRE(device_info)
+      APR_REQUIRE(device_open) APR_REQUIRE(device_close) APR_REQUIRE(set_trace_sink)
+          APR_REQUIRE(buffer_alloc) APR_REQUIRE(buffer_free) APR_REQUIRE(buffer_write)
+              APR_REQUIRE(buffer_read) APR_REQUIRE(synchronize) APR_REQUIRE(weight_create)
+                  APR_REQUIRE(weight_free) APR_REQUIRE(embed) APR_REQUIRE(rms_norm)
+                      APR_REQUIRE(matmul) APR_REQUIRE(add) APR_REQUIRE(rope) APR_REQUIRE(kv_store)
+                          APR_REQUIRE(attention) APR_REQUIRE(swiglu) APR_REQUIRE(trace_emit)
 #undef APR_REQUIRE
-                                  return nullptr;
+                              return nullptr;
 }
 
 std::string plugin_error(const apr_plugin_api& t) {
@@ -273,14 +273,14 @@ void PluginHost::load_file(const fs::path& file) {
 
 Plugin& PluginHost::select(std::string_view backend) const {
   if (backend == "auto") {
+    // Probe scores rank real hardware above software fallbacks (a GPU plugin scores higher than
+    // cpu, lavapipe lower), so the best usable backend is the highest score; the documented order
+    // cuda, vulkan, cpu breaks ties.
     Plugin* best = nullptr;
     for (const auto& p : plugins_) {
-      if (!best) {
+      if (!best || p->score() > best->score() ||
+          (p->score() == best->score() && backend_rank(p->name()) < backend_rank(best->name())))
         best = p.get();
-        continue;
-      }
-      const int rp = backend_rank(p->name()), rb = backend_rank(best->name());
-      if (rp < rb || (rp == rb && p->score() > best->score())) best = p.get();
     }
     if (best) return *best;
   } else {

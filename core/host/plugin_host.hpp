@@ -61,7 +61,8 @@ class PluginHost {
   const std::vector<std::unique_ptr<Plugin>>& plugins() const { return plugins_; }
   const std::vector<Refusal>& refusals() const { return refusals_; }
 
-  // "auto" picks the best usable backend (cuda, then vulkan, then cpu, then others by score).
+  // "auto" picks the best usable backend: the highest probe score (a CUDA or Vulkan GPU over cpu,
+  // cpu over a software Vulkan device), ties broken in the order cuda, vulkan, cpu.
   // Throws apr::Error naming what is available when no plugin answers to `backend`.
   Plugin& select(std::string_view backend) const;
 
