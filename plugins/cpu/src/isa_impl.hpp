@@ -350,8 +350,13 @@ struct IVec {
         set1(first), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
     return sll<4>(and_(_mm512_srlv_epi32(set1(static_cast<int>(bits)), shifts), 1));
   }
+  static reg srl_n(reg a, int n) { return _mm512_srl_epi32(a, _mm_cvtsi32_si128(n)); }
   static __m512 to_float(reg a) { return _mm512_cvtepi32_ps(a); }
 };
+inline __m512 vload_bf16(const uint8_t* p) {
+  const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+}
 inline __m512 vset1(float v) {
   return _mm512_set1_ps(v);
 }
@@ -389,8 +394,13 @@ struct IVec {
     const reg shifts = _mm256_add_epi32(set1(first), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     return sll<4>(and_(_mm256_srlv_epi32(set1(static_cast<int>(bits)), shifts), 1));
   }
+  static reg srl_n(reg a, int n) { return _mm256_srl_epi32(a, _mm_cvtsi32_si128(n)); }
   static __m256 to_float(reg a) { return _mm256_cvtepi32_ps(a); }
 };
+inline __m256 vload_bf16(const uint8_t* p) {
+  const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+}
 inline __m256 vset1(float v) {
   return _mm256_set1_ps(v);
 }
@@ -510,6 +520,46 @@ float fused_q6_k(const uint8_t* row, const float* x, size_t n) {
   return acc.sum();
 }
 
+float fused_q5_k(const uint8_t* row, const float* x, size_t n) {
+  FusedAccumulator acc;
+  for (size_t b = 0; b < n / 256; ++b) {
+    const uint8_t* blk = row + b * 176;
+    const float d = half_f16c(blk), dmin = half_f16c(blk + 2);
+    const uint8_t* S = blk + 4;
+    const uint8_t* qh = blk + 16;
+    const float* xb = x + 256 * b;
+    for (int c = 0; c < 4; ++c) {
+      int sc0, m0, sc1, m1;
+      k4_scale_min(2 * c, S, sc0, m0);
+      k4_scale_min(2 * c + 1, S, sc1, m1);
+      const Vec::reg d0 = vset1(d * static_cast<float>(sc0));
+      const Vec::reg n0 = vset1(dmin * static_cast<float>(m0));
+      const Vec::reg d1 = vset1(d * static_cast<float>(sc1));
+      const Vec::reg n1 = vset1(dmin * static_cast<float>(m1));
+      const uint8_t* q = blk + 48 + 32 * c;
+      for (size_t l = 0; l < 32; l += L) {
+        const IVec::reg v = IVec::u8(q + l), h = IVec::u8(qh + l);
+        const IVec::reg lo =
+            IVec::or_(IVec::and_(v, 15), IVec::sll<4>(IVec::and_(IVec::srl_n(h, 2 * c), 1)));
+        const IVec::reg hi =
+            IVec::or_(IVec::srl<4>(v), IVec::sll<4>(IVec::and_(IVec::srl_n(h, 2 * c + 1), 1)));
+        acc.add(vfmsub(d0, IVec::to_float(lo), n0), xb + 64 * c + l);
+        acc.add(vfmsub(d1, IVec::to_float(hi), n1), xb + 64 * c + 32 + l);
+      }
+    }
+  }
+  return acc.sum();
+}
+
+float fused_bf16(const uint8_t* row, const float* x, size_t n) {
+  FusedAccumulator acc;
+  size_t i = 0;
+  for (; i + L <= n; i += L) acc.add(vload_bf16(row + 2 * i), x + i);
+  double tail = 0.0;
+  for (; i < n; ++i) tail += static_cast<double>(bf16_to_float(load_u16(row + 2 * i))) * x[i];
+  return static_cast<float>(acc.sum() + tail);
+}
+
 float fused_f16(const uint8_t* row, const float* x, size_t n) {
   FusedAccumulator acc;
   size_t i = 0;
@@ -535,8 +585,12 @@ float dot_row(apr_type type, const uint8_t* row, const float* x, size_t n) {
       return fused_q4_k(row, x, n);
     case APR_TYPE_Q6_K:
       return fused_q6_k(row, x, n);
+    case APR_TYPE_Q5_K:
+      return fused_q5_k(row, x, n);
     case APR_TYPE_F16:
       return fused_f16(row, x, n);
+    case APR_TYPE_BF16:
+      return fused_bf16(row, x, n);
     default:
       break;
   }
