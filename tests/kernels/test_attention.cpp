@@ -145,3 +145,36 @@ TEST_CASE("attention reports a refusing sink as ABORTED", "[attention][trace]") 
   p.api().buffer_free(p.device(), kc);
   p.api().buffer_free(p.device(), vc);
 }
+
+TEST_CASE("attention results do not depend on the thread count", "[attention][determinism]") {
+  KERNEL_TEST_PLUGIN_OR_SKIP(p);
+  std::mt19937_64 rng(33);
+  const uint32_t n_heads = 6, n_kv_heads = 2, head_dim = 32, n_rows = 9, n_kv = n_rows;
+  const uint32_t q_width = n_heads * head_dim, kv_dim = n_kv_heads * head_dim;
+  const std::vector<float> q = random_floats(rng, n_rows * q_width);
+  const std::vector<float> k = random_floats(rng, n_kv * kv_dim);
+  const std::vector<float> v = random_floats(rng, n_kv * kv_dim);
+  std::vector<std::vector<float>> results;
+  for (uint32_t n_threads : {1u, 2u, 5u}) {
+    apr_device* d = p.open_device(n_threads);
+    REQUIRE(d != nullptr);
+    apr_buffer *bq = nullptr, *bk = nullptr, *bv = nullptr, *bo = nullptr;
+    REQUIRE_APR_OK(p, p.api().buffer_alloc(d, q.size() * 4, &bq));
+    REQUIRE_APR_OK(p, p.api().buffer_alloc(d, k.size() * 4, &bk));
+    REQUIRE_APR_OK(p, p.api().buffer_alloc(d, v.size() * 4, &bv));
+    REQUIRE_APR_OK(p, p.api().buffer_alloc(d, q.size() * 4, &bo));
+    REQUIRE_APR_OK(p, p.api().buffer_write(d, bq, 0, q.data(), q.size() * 4));
+    REQUIRE_APR_OK(p, p.api().buffer_write(d, bk, 0, k.data(), k.size() * 4));
+    REQUIRE_APR_OK(p, p.api().buffer_write(d, bv, 0, v.data(), v.size() * 4));
+    apr_attention_args args{sizeof args, bq,   0, 0,  n_rows, 0,  n_heads, n_kv_heads,
+                            head_dim,    0.2f, 0, bk, bv,     bo, 0};
+    REQUIRE_APR_OK(p, p.api().attention(d, &args));
+    std::vector<float> out(q.size());
+    REQUIRE_APR_OK(p, p.api().buffer_read(d, bo, 0, out.data(), out.size() * 4));
+    results.push_back(out);
+    for (apr_buffer* b : {bq, bk, bv, bo}) p.api().buffer_free(d, b);
+    p.api().device_close(d);
+  }
+  for (size_t i = 1; i < results.size(); ++i)
+    REQUIRE(std::memcmp(results[0].data(), results[i].data(), results[0].size() * 4) == 0);
+}
