@@ -421,17 +421,22 @@ inline float half_f16c(const uint8_t* p) {
 
 // Four accumulators, rotated per vector so consecutive FMAs are independent.
 struct FusedAccumulator {
-  FusedAccumulator() : r{Vec::zero(), Vec::zero(), Vec::zero(), Vec::zero()} {}
+  FusedAccumulator() : r0(Vec::zero()), r1(Vec::zero()), r2(Vec::zero()), r3(Vec::zero()) {}
 
-  Vec::reg r[4];
-  size_t next = 0;
+  // The registers rotate rather than an index, so they stay in registers (an indexed array would
+  // live on the stack); the moves cost nothing after register renaming.
   void add(Vec::reg w, const float* x) {
-    r[next] = Vec::fma(w, Vec::load(x), r[next]);
-    next = (next + 1) & 3;
+    const Vec::reg t = Vec::fma(w, Vec::load(x), r0);
+    r0 = r1;
+    r1 = r2;
+    r2 = r3;
+    r3 = t;
   }
   float sum() const {
-    return static_cast<float>(Vec::hsum(Vec::add(Vec::add(r[0], r[1]), Vec::add(r[2], r[3]))));
+    return static_cast<float>(Vec::hsum(Vec::add(Vec::add(r0, r1), Vec::add(r2, r3))));
   }
+
+  Vec::reg r0, r1, r2, r3;
 };
 
 // Weights are formed exactly as the block decoders form them (same products, same single
