@@ -20,7 +20,21 @@ constexpr const char* kUsage =
 
 Measures prefill (one batch of N prompt tokens) and decode (one token at a time, greedy, never
 stopping early) throughput. One warm-up run is discarded; the median of R runs is reported with
-the minimum and maximum. Prompt tokens are fixed pseudo-random ids, so runs are comparable.)";
+the minimum and maximum. Prompt tokens are fixed pseudo-random ids, so runs are comparable.
+--trace-overhead also measures, interleaved in the same runs, the forward pass with a trace sink
+installed that wants no stage: the price of tracing support when nothing is traced.)";
+
+struct Throughput {
+  std::vector<double> prefill, decode;
+};
+
+// A sink that declines every stage: the session still asks it at every stage boundary.
+int32_t wants_nothing(void*, apr_stage, uint32_t) {
+  return 0;
+}
+apr_status emit_nothing(void*, const apr_trace_tensor*) {
+  return APR_OK;
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -37,13 +51,15 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
   std::string path;
   uint32_t prompt_tokens = 128, gen_tokens = 64, reps = 5;
-  bool json = false;
+  bool json = false, trace_overhead = false;
   po::options_description desc("Options");
   desc.add_options()("model", po::value(&path), "GGUF model file")(
       "prompt-tokens", po::value(&prompt_tokens)->default_value(128), "prefill batch size")(
       "gen-tokens", po::value(&gen_tokens)->default_value(64), "tokens decoded per run")(
       "repetitions,r", po::value(&reps)->default_value(5), "measured runs")(
-      "json", po::bool_switch(&json), "print JSON");
+      "json", po::bool_switch(&json), "print JSON")(
+      "trace-overhead", po::bool_switch(&trace_overhead),
+      "also measure with a trace sink that wants nothing (interleaved runs)");
   po::variables_map vm;
   if (!parse_verb_args(args, desc, {"model"}, kUsage, vm)) return kExitOk;
   if (prompt_tokens == 0 || reps == 0)
@@ -67,8 +83,7 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
   std::vector<int32_t> prompt(prompt_tokens);
   for (auto& t : prompt) t = pick(rng);
 
-  std::vector<double> prefill_tps, decode_tps;
-  for (uint32_t rep = 0; rep <= reps; ++rep) {  // rep 0 warms caches and is discarded
+  auto run_once = [&](Throughput& into, bool record) {
     session.reset();
     auto t0 = std::chrono::steady_clock::now();
     const std::vector<float>* logits = &session.forward(prompt);
@@ -79,10 +94,26 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
       logits = &session.forward(std::span<const int32_t>(&next, 1));
     }
     const double decode_s = seconds_since(t0);
-    if (rep == 0) continue;
-    prefill_tps.push_back(prompt_tokens / prefill_s);
-    if (gen_tokens) decode_tps.push_back(gen_tokens / decode_s);
+    if (!record) return;
+    into.prefill.push_back(prompt_tokens / prefill_s);
+    if (gen_tokens) into.decode.push_back(gen_tokens / decode_s);
+  };
+  auto idle_sink = abi_struct<apr_trace_sink>();
+  idle_sink.wants = wants_nothing;
+  idle_sink.emit = emit_nothing;
+
+  Throughput plain, with_sink;
+  run_once(plain, false);  // warms caches and is discarded
+  for (uint32_t rep = 0; rep < reps; ++rep) {
+    run_once(plain, true);
+    if (trace_overhead) {
+      session.set_trace_sink(&idle_sink);
+      run_once(with_sink, true);
+      session.set_trace_sink(nullptr);
+    }
   }
+  const std::vector<double>& prefill_tps = plain.prefill;
+  const std::vector<double>& decode_tps = plain.decode;
 
   auto summary = [](const std::vector<double>& v) {
     if (v.empty()) return nlohmann::json();
@@ -100,6 +131,10 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
                       {"repetitions", reps},
                       {"prefill_tok_s", summary(prefill_tps)},
                       {"decode_tok_s", summary(decode_tps)}};
+  if (trace_overhead) {
+    j["idle_trace_sink"] = {{"prefill_tok_s", summary(with_sink.prefill)},
+                            {"decode_tok_s", summary(with_sink.decode)}};
+  }
   if (json) {
     std::cout << j.dump(2) << "\n";
     return kExitOk;
@@ -111,6 +146,14 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
   if (!decode_tps.empty())
     std::cout << "decode " << gen_tokens << " tokens: median " << median(decode_tps)
               << " tok/s over " << reps << " runs\n";
+  if (trace_overhead) {
+    std::cout << "with an idle trace sink: prefill median " << median(with_sink.prefill)
+              << " tok/s (" << median(with_sink.prefill) / median(prefill_tps) << "x)";
+    if (!decode_tps.empty())
+      std::cout << ", decode median " << median(with_sink.decode) << " tok/s ("
+                << median(with_sink.decode) / median(decode_tps) << "x)";
+    std::cout << "\n";
+  }
   return kExitOk;
 }
 
