@@ -59,7 +59,8 @@ const char* first_missing_member(const apr_plugin_api& t) {
   if (!t.member) return #member;
   APR_REQUIRE(init)
   APR_REQUIRE(shutdown)
-  APR_REQUIRE(probe) APR_REQUIRE(error_message) APR_REQUIRE(device_count) APR_REQUIRE(device_info)
+  APR_REQUIRE(probe)
+  APR_REQUIRE(error_message) APR_REQUIRE(device_count) APR_REQUIRE(device_info)
       APR_REQUIRE(device_open) APR_REQUIRE(device_close) APR_REQUIRE(set_trace_sink)
           APR_REQUIRE(buffer_alloc) APR_REQUIRE(buffer_free) APR_REQUIRE(buffer_write)
               APR_REQUIRE(buffer_read) APR_REQUIRE(synchronize) APR_REQUIRE(weight_create)

@@ -31,8 +31,12 @@ static apr_status probe(apr_probe_result* r) {
 #endif
   return APR_OK;
 }
-static const char* error_message(void) { return g_error; }
-static uint32_t device_count(void) { return 1; }
+static const char* error_message(void) {
+  return g_error;
+}
+static uint32_t device_count(void) {
+  return 1;
+}
 static apr_status device_info(uint32_t i, apr_device_info* info) {
   (void)i;
   info->kind = APR_DEVICE_KIND_OTHER;
@@ -45,7 +49,9 @@ static apr_status device_open(uint32_t i, const apr_device_options* o, apr_devic
   (void)i, (void)o, (void)d;
   return fail("test plugin opens no device");
 }
-static void device_close(apr_device* d) { (void)d; }
+static void device_close(apr_device* d) {
+  (void)d;
+}
 static apr_status set_trace_sink(apr_device* d, const apr_trace_sink* s) {
   (void)d, (void)s;
   return fail("unsupported");
@@ -54,14 +60,15 @@ static apr_status buffer_alloc(apr_device* d, uint64_t n, apr_buffer** b) {
   (void)d, (void)n, (void)b;
   return fail("unsupported");
 }
-static void buffer_free(apr_device* d, apr_buffer* b) { (void)d, (void)b; }
+static void buffer_free(apr_device* d, apr_buffer* b) {
+  (void)d, (void)b;
+}
 static apr_status buffer_write(apr_device* d, apr_buffer* b, uint64_t o, const void* s,
                                uint64_t n) {
   (void)d, (void)b, (void)o, (void)s, (void)n;
   return fail("unsupported");
 }
-static apr_status buffer_read(apr_device* d, const apr_buffer* b, uint64_t o, void* s,
-                              uint64_t n) {
+static apr_status buffer_read(apr_device* d, const apr_buffer* b, uint64_t o, void* s, uint64_t n) {
   (void)d, (void)b, (void)o, (void)s, (void)n;
   return fail("unsupported");
 }
@@ -73,12 +80,14 @@ static apr_status weight_create(apr_device* d, const apr_weight_desc* w, apr_wei
   (void)d, (void)w, (void)o;
   return fail("unsupported");
 }
-static void weight_free(apr_device* d, apr_weight* w) { (void)d, (void)w; }
+static void weight_free(apr_device* d, apr_weight* w) {
+  (void)d, (void)w;
+}
 
-#define TEST_KERNEL(name, args_t)                               \
-  static apr_status name(apr_device* d, const args_t* a) {      \
-    (void)d, (void)a;                                           \
-    return fail("unsupported");                                 \
+#define TEST_KERNEL(name, args_t)                          \
+  static apr_status name(apr_device* d, const args_t* a) { \
+    (void)d, (void)a;                                      \
+    return fail("unsupported");                            \
   }
 TEST_KERNEL(embed, apr_embed_args)
 TEST_KERNEL(rms_norm, apr_rms_norm_args)
@@ -101,16 +110,40 @@ static const apr_plugin_api g_api = {
 #else
     APR_ABI_MAJOR,
 #endif
-    APR_ABI_MINOR, TEST_PLUGIN_NAME, "0.0.1", "defective plugin for host tests", NULL,
-    init, shutdown_plugin, probe, error_message, device_count, device_info, device_open,
-    device_close, set_trace_sink, buffer_alloc, buffer_free, buffer_write, buffer_read,
-    synchronize, weight_create, weight_free, embed, rms_norm,
+    APR_ABI_MINOR,
+    TEST_PLUGIN_NAME,
+    "0.0.1",
+    "defective plugin for host tests",
+    NULL,
+    init,
+    shutdown_plugin,
+    probe,
+    error_message,
+    device_count,
+    device_info,
+    device_open,
+    device_close,
+    set_trace_sink,
+    buffer_alloc,
+    buffer_free,
+    buffer_write,
+    buffer_read,
+    synchronize,
+    weight_create,
+    weight_free,
+    embed,
+    rms_norm,
 #ifdef TEST_DEFECT_NULL_MEMBER
     NULL,
 #else
     matmul,
 #endif
-    add, rope, kv_store, attention, swiglu, trace_emit};
+    add,
+    rope,
+    kv_store,
+    attention,
+    swiglu,
+    trace_emit};
 
 #ifndef TEST_DEFECT_NO_ENTRY
 APR_PLUGIN_EXPORT const apr_plugin_api* apr_plugin_entry(uint32_t major, uint32_t minor) {
@@ -118,5 +151,7 @@ APR_PLUGIN_EXPORT const apr_plugin_api* apr_plugin_entry(uint32_t major, uint32_
   return &g_api;
 }
 #else
-APR_PLUGIN_EXPORT int not_the_entry_point(void) { return 0; }
+APR_PLUGIN_EXPORT int not_the_entry_point(void) {
+  return 0;
+}
 #endif
