@@ -169,15 +169,52 @@ std::vector<Range> apply_stage(std::span<const Char> chars, const std::vector<Ra
   return out;
 }
 
+size_t match_one_digit(Chars s, size_t i) {
+  return run_length(s, i, is_number, 1);
+}
+
+// The `tokenizer.ggml.pre` names llama.cpp gives each regex family (llama-vocab.cpp), for the
+// families apr implements.
+struct PreTokenizerName {
+  std::string_view name;
+  PreTokenizer kind;
+};
+constexpr PreTokenizerName kPreTokenizerNames[] = {
+    {"default", PreTokenizer::kDefault},
+    {"gpt-2", PreTokenizer::kGpt2},
+    {"phi-2", PreTokenizer::kGpt2},
+    {"mpt", PreTokenizer::kGpt2},
+    {"olmo", PreTokenizer::kGpt2},
+    {"jais", PreTokenizer::kGpt2},
+    {"roberta-bpe", PreTokenizer::kGpt2},
+    {"llama-bpe", PreTokenizer::kLlama3},
+    {"llama3", PreTokenizer::kLlama3},
+    {"llama-v3", PreTokenizer::kLlama3},
+    {"dbrx", PreTokenizer::kLlama3},
+    {"smaug-bpe", PreTokenizer::kLlama3},
+    {"qwen2", PreTokenizer::kQwen2},
+    {"deepseek-r1-qwen", PreTokenizer::kQwen2},
+    {"stablelm2", PreTokenizer::kQwen2},
+    {"smollm", PreTokenizer::kDigitsThenGpt2},
+    {"starcoder", PreTokenizer::kDigitsThenGpt2},
+    {"refact", PreTokenizer::kDigitsThenGpt2},
+    {"command-r", PreTokenizer::kDigitsThenGpt2},
+    {"codeshell", PreTokenizer::kDigitsThenGpt2},
+    {"exaone", PreTokenizer::kDigitsThenGpt2},
+    {"minerva-7b", PreTokenizer::kDigitsThenGpt2},
+};
+
 }  // namespace
 
 PreTokenizer pre_tokenizer_from_name(std::string_view name) {
-  if (name.empty() || name == "default") return PreTokenizer::kDefault;
-  if (name == "gpt-2") return PreTokenizer::kGpt2;
-  if (name == "llama-bpe" || name == "llama3" || name == "llama-v3") return PreTokenizer::kLlama3;
-  if (name == "qwen2") return PreTokenizer::kQwen2;
+  if (name.empty()) return PreTokenizer::kDefault;
+  std::string supported;
+  for (const auto& entry : kPreTokenizerNames) {
+    if (entry.name == name) return entry.kind;
+    supported += (supported.empty() ? "" : ", ") + std::string(entry.name);
+  }
   throw Error("tokenizer.ggml.pre: unsupported pre-tokenizer '" + std::string(name) +
-              "' (supported: default, gpt-2, llama-bpe, qwen2)");
+              "' (supported: " + supported + ")");
 }
 
 std::vector<std::string_view> pre_tokenize(std::string_view text, PreTokenizer kind) {
@@ -199,6 +236,10 @@ std::vector<std::string_view> pre_tokenize(std::string_view text, PreTokenizer k
       break;
     case PreTokenizer::kQwen2:
       pieces = apply_stage(chars, pieces, match_qwen2);
+      break;
+    case PreTokenizer::kDigitsThenGpt2:
+      pieces = apply_stage(chars, pieces, match_one_digit);
+      pieces = apply_stage(chars, pieces, match_gpt2);
       break;
   }
   std::vector<std::string_view> out;

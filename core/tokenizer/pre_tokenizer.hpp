@@ -12,6 +12,7 @@ enum class PreTokenizer {
   kGpt2,     // "gpt-2": 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
   kLlama3,   // "llama-bpe": contractions, [^\r\n\p{L}\p{N}]?\p{L}+, \p{N}{1,3}, ...
   kQwen2,    // "qwen2": as kLlama3 but \p{N} one digit at a time
+  kDigitsThenGpt2,  // "smollm", "starcoder", ...: every digit alone, then the gpt-2 regex
 };
 
 // Throws apr::Error naming the value when it is not one of the supported pre-tokenizers.

@@ -61,5 +61,18 @@ TEST_CASE("pre-tokenizer names", "[tokenizer][pre]") {
   CHECK(pre_tokenizer_from_name("gpt-2") == PreTokenizer::kGpt2);
   CHECK(pre_tokenizer_from_name("llama-bpe") == PreTokenizer::kLlama3);
   CHECK(pre_tokenizer_from_name("qwen2") == PreTokenizer::kQwen2);
-  CHECK_THROWS_WITH(pre_tokenizer_from_name("starcoder"), Catch::Contains("'starcoder'"));
+  CHECK(pre_tokenizer_from_name("smollm") == PreTokenizer::kDigitsThenGpt2);
+  CHECK(pre_tokenizer_from_name("stablelm2") == PreTokenizer::kQwen2);
+  CHECK(pre_tokenizer_from_name("olmo") == PreTokenizer::kGpt2);
+  CHECK_THROWS_WITH(pre_tokenizer_from_name("tekken"), Catch::Contains("'tekken'"));
+}
+
+TEST_CASE("smollm-style pre-tokenizer isolates every digit before the gpt-2 split",
+          "[tokenizer][pre]") {
+  const auto pieces = pre_tokenize("abc 123 x's", PreTokenizer::kDigitsThenGpt2);
+  const std::vector<std::string_view> want = {"abc", " ", "1", "2", "3", " x", "'s"};
+  CHECK(pieces == want);
+  // The plain gpt-2 regex keeps the number whole.
+  const std::vector<std::string_view> gpt2 = {"abc", " 123", " x", "'s"};
+  CHECK(pre_tokenize("abc 123 x's", PreTokenizer::kGpt2) == gpt2);
 }
