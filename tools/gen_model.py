@@ -37,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.add_argument(f"--{name}", type=int)
     p.add_argument("--rope-base", type=float)
     p.add_argument("--eps", type=float)
+    p.add_argument("--rope-freqs", action="store_true", default=None,
+                   help="llama only: add rope_freqs.weight (Llama 3.1+ RoPE frequency divisors)")
     return p.parse_args(argv)
 
 
@@ -47,7 +49,7 @@ def main(argv=None) -> int:
             args.arch, args.preset, args.file_type, args.seed,
             hidden=args.hidden, layers=args.layers, heads=args.heads, kv_heads=args.kv_heads,
             ffn=args.ffn, vocab=args.vocab, ctx=args.ctx, rope_base=args.rope_base,
-            eps=args.eps, tied=args.tied, tokenizer=args.tokenizer,
+            eps=args.eps, tied=args.tied, tokenizer=args.tokenizer, rope_freqs=args.rope_freqs,
         )  # fmt: skip
     except ValueError as e:
         print(f"gen_model: {e}", file=sys.stderr)

@@ -58,10 +58,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
   c.n_vocab = static_cast<uint32_t>(m->tokenizer_->vocab_size());
 
   const TensorChecker tc(f);
-  if (f.find_tensor("rope_freqs.weight"))
-    throw Error(fname +
-                ": tensor 'rope_freqs.weight' (Llama-3.1 RoPE frequency factors) is "
-                "not supported yet");
+  m->rope_freqs_ = tc.optional("rope_freqs.weight", c.n_rot / 2);
   if (f.find_tensor("blk.0.attn_qkv.weight") && !f.find_tensor("blk.0.attn_q.weight"))
     throw Error(fname + ": fused 'attn_qkv' tensors are not supported yet");
   m->token_embd_ = tc.require("token_embd.weight", c.n_embd, c.n_vocab);

@@ -39,6 +39,8 @@ class Model {
   const gguf::TensorInfo& token_embd() const { return *token_embd_; }
   const gguf::TensorInfo& output_norm() const { return *output_norm_; }
   const gguf::TensorInfo& output() const { return *output_; }  // token_embd when tied
+  // Llama 3.1+ RoPE frequency divisors ([n_rot/2]); nullptr when the model has none.
+  const gguf::TensorInfo* rope_freqs() const { return rope_freqs_; }
   const std::vector<LayerTensors>& layers() const { return layers_; }
 
  private:
@@ -48,6 +50,7 @@ class Model {
   const gguf::TensorInfo* token_embd_ = nullptr;
   const gguf::TensorInfo* output_norm_ = nullptr;
   const gguf::TensorInfo* output_ = nullptr;
+  const gguf::TensorInfo* rope_freqs_ = nullptr;
   std::vector<LayerTensors> layers_;
 };
 

@@ -39,6 +39,15 @@ Session::Session(const Model& model, const host::Plugin& plugin, SessionOptions 
     : model_(model), cfg_(model.config()) {
   n_ctx_ = options.n_ctx ? options.n_ctx : std::min<uint32_t>(cfg_.n_ctx_train, 4096);
   n_batch_ = std::max<uint32_t>(1, std::min(options.n_batch, n_ctx_));
+  if (const gguf::TensorInfo* t = model.rope_freqs()) {
+    // A 1.0 plugin would silently ignore the factors and compute wrong angles.
+    if (plugin.abi_minor() < 1)
+      throw Error("backend '" + std::string(plugin.name()) +
+                  "' speaks plugin ABI 1.0, but this model's rope_freqs.weight needs RoPE "
+                  "frequency factors (ABI 1.1)");
+    rope_factors_.resize(t->n_elements);
+    quant::dequantize_row(t->type, t->data, rope_factors_.data(), t->n_elements);
+  }
   device_ = std::make_unique<Device>(plugin, options.device_index, options.n_threads);
   const auto t0 = std::chrono::steady_clock::now();
   upload_weights();
@@ -217,6 +226,7 @@ void Session::run_batch(const int32_t* tokens, uint32_t n) {
     rope.pos0 = pos0;
     rope.freq_base = c.rope_freq_base;
     rope.freq_scale = c.rope_freq_scale;
+    rope.freq_factors = rope_factors_.empty() ? nullptr : rope_factors_.data();
     rope.n_heads = c.n_head;
     d.rope(rope);
     rope.x_offset = uint64_t(c.q_dim()) * kF32;

@@ -66,6 +66,7 @@ class Session {
   std::vector<Buffer> kv_k_, kv_v_;  // per layer: n_ctx x kv_dim
   Buffer x_, h_, qkv_, att_, tmp_, gate_, up_, logits_dev_;
   std::vector<float> logits_;
+  std::vector<float> rope_factors_;  // empty unless the model has rope_freqs
 
   apr_trace_sink sink_{};
   bool tracing_ = false;

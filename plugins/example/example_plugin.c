@@ -254,6 +254,8 @@ static apr_status add(apr_device* d, const apr_add_args* a) {
 
 static apr_status rope(apr_device* d, const apr_rope_args* a) {
   (void)d;
+  if (a->struct_size < APR_ROPE_ARGS_SIZE_V1_0)
+    return fail(APR_ERR_INVALID_ARGUMENT, "rope: struct_size smaller than ABI 1.0");
   const uint64_t width = (uint64_t)a->n_heads * a->head_dim;
   const uint64_t stride = a->x_row_stride ? a->x_row_stride : width;
   if (a->n_rows == 0) return APR_OK;
@@ -261,12 +263,15 @@ static apr_status rope(apr_device* d, const apr_rope_args* a) {
   if (!x || a->n_rot % 2 || a->n_rot > a->head_dim)
     return fail(APR_ERR_INVALID_ARGUMENT, "rope: bad arguments");
   const uint32_t half = a->n_rot / 2;
+  /* A member added in ABI 1.1: read only if the host's struct holds it. */
+  const float* factors = APR_STRUCT_HAS(a, apr_rope_args, freq_factors) ? a->freq_factors : NULL;
   for (uint32_t r = 0; r < a->n_rows; ++r)
     for (uint32_t h = 0; h < a->n_heads; ++h) {
       float* v = x + r * stride + (uint64_t)h * a->head_dim;
       for (uint32_t i = 0; i < half; ++i) {
-        const double theta =
-            (double)(a->pos0 + r) * a->freq_scale * pow((double)a->freq_base, -2.0 * i / a->n_rot);
+        const double theta = (double)(a->pos0 + r) * a->freq_scale *
+                             pow((double)a->freq_base, -2.0 * i / a->n_rot) /
+                             (factors ? factors[i] : 1.0);
         const uint32_t i0 = a->mode == APR_ROPE_HALF ? i : 2 * i;
         const uint32_t i1 = a->mode == APR_ROPE_HALF ? i + half : 2 * i + 1;
         const double x0 = v[i0], x1 = v[i1];

@@ -71,10 +71,23 @@ static_assert(offsetof(apr_attention_args, scale) == 48);
 static_assert(offsetof(apr_attention_args, layer) == 52);
 static_assert(offsetof(apr_attention_args, k_cache) == 56);
 static_assert(offsetof(apr_rope_args, freq_base) == 52);
+// ABI 1.1 appended freq_factors after the 1.0 members.
+static_assert(APR_ROPE_ARGS_SIZE_V1_0 == 60);
+static_assert(offsetof(apr_rope_args, freq_factors) == 64);
 static_assert(offsetof(apr_trace_emit_args, buffer) == 16);
 
-TEST_CASE("ABI constants of version 1.0") {
+TEST_CASE("APR_STRUCT_HAS tells a 1.0 caller's struct from a 1.1 one") {
+  apr_rope_args args{};
+  args.struct_size = APR_ROPE_ARGS_SIZE_V1_0;
+  CHECK_FALSE(APR_STRUCT_HAS(&args, apr_rope_args, freq_factors));
+  CHECK(APR_STRUCT_HAS(&args, apr_rope_args, freq_scale));
+  args.struct_size = sizeof args;
+  CHECK(APR_STRUCT_HAS(&args, apr_rope_args, freq_factors));
+}
+
+TEST_CASE("ABI constants of version 1.x") {
   CHECK(APR_ABI_MAJOR == 1);
+  CHECK(APR_ABI_MINOR == 1);
   CHECK(APR_STAGE_COUNT_V1_0 == 20);
   CHECK(APR_STAGE_LM_HEAD == 19);
   CHECK(APR_LAYER_NONE == 0xFFFFFFFFu);

@@ -239,3 +239,17 @@ def test_example_plugin_refuses_quantized_weights_by_name(run_apr, qwen):
                    "x")
     assert proc.returncode == 2
     assert "token_embd.weight" in proc.stderr and "not supported" in proc.stderr, proc.stderr
+
+
+def test_model_needing_abi_1_1_is_refused_on_a_1_0_plugin(run_apr, models):
+    """A plugin of ABI 1.0 would ignore rope_freqs and compute wrong angles without a word: the
+    host must refuse to run such a model on it, naming the reason."""
+    bad_dir = os.environ.get("APR_TEST_BAD_PLUGIN_DIR", "")
+    if not (Path(bad_dir) / "apr-plugin-bad-abi-minor-0.so").exists():
+        pytest.fail(f"ABI 1.0 test plugin not found in APR_TEST_BAD_PLUGIN_DIR={bad_dir}")
+    model = models.get("llama", "tiny", "F32", rope_freqs=True)
+    proc = run_apr("--plugin-dir", bad_dir, "--backend=bad-abi-minor-0", "run", model,
+                   "--prompt", "x")
+    assert_one_line_error(proc, "speaks plugin ABI 1.0", "rope_freqs.weight", "ABI 1.1")
+    # The same model runs on the cpu plugin, which speaks 1.1.
+    run_apr("--backend=cpu", "run", model, "--prompt", "x", "--max-tokens", "2", check_exit=0)

@@ -110,7 +110,11 @@ static const apr_plugin_api g_api = {
 #else
     APR_ABI_MAJOR,
 #endif
+#ifdef TEST_ABI_MINOR_0
+    0, /* a plugin built against ABI 1.0: usable, but knows nothing of 1.1 members */
+#else
     APR_ABI_MINOR,
+#endif
     TEST_PLUGIN_NAME,
     "0.0.1",
     "defective plugin for host tests",

@@ -28,10 +28,11 @@ inline double ref_silu(double z) {
 // Rotates one row of n_heads x head_dim in place, as plugin.h defines rope.
 inline void ref_rope_row(std::vector<double>& row, uint32_t n_heads, uint32_t head_dim,
                          uint32_t n_rot, uint32_t mode, double pos, double freq_base,
-                         double freq_scale) {
+                         double freq_scale, const float* freq_factors = nullptr) {
   for (uint32_t h = 0; h < n_heads; ++h)
     for (uint32_t i = 0; i < n_rot / 2; ++i) {
-      const double theta = pos * freq_scale * std::pow(freq_base, -2.0 * i / n_rot);
+      const double theta = pos * freq_scale * std::pow(freq_base, -2.0 * i / n_rot) /
+                           (freq_factors ? double(freq_factors[i]) : 1.0);
       const uint64_t i0 = uint64_t{h} * head_dim + (mode == 0 ? 2 * i : i);
       const uint64_t i1 = uint64_t{h} * head_dim + (mode == 0 ? 2 * i + 1 : i + n_rot / 2);
       const double x0 = row[i0], x1 = row[i1];

@@ -44,6 +44,39 @@ TEST_CASE("rope matches a float64 reference in both modes", "[rope]") {
     }
 }
 
+TEST_CASE("rope divides angles by freq_factors (ABI 1.1) and ignores them in a 1.0 struct",
+          "[rope]") {
+  KERNEL_TEST_PLUGIN_OR_SKIP(p);
+  std::mt19937_64 rng(22);
+  const uint32_t n_rows = 2, n_heads = 2, head_dim = 16, n_rot = 16, pos0 = 40;
+  const uint32_t width = n_heads * head_dim;
+  std::vector<float> factors(n_rot / 2);
+  std::uniform_real_distribution<float> pick(1.0f, 8.0f);  // Llama 3.1's range
+  for (float& f : factors) f = pick(rng);
+  const std::vector<float> x = random_floats(rng, n_rows * width);
+  for (bool v1_0 : {false, true}) {
+    INFO((v1_0 ? "struct of ABI 1.0 size" : "struct of ABI 1.1 size"));
+    GuardedBuffer bx(p, x.size());
+    bx.write(x);
+    apr_rope_args args{sizeof args, bx.get(), bx.offset(),          0,    n_rows,    n_heads,
+                       head_dim,    n_rot,    APR_ROPE_INTERLEAVED, pos0, 500000.0f, 1.0f};
+    args.freq_factors = factors.data();
+    // A 1.0 host's struct ends before freq_factors: whatever lies there must not be read.
+    if (v1_0) args.struct_size = APR_ROPE_ARGS_SIZE_V1_0;
+    REQUIRE_APR_OK(p, p.api().rope(p.device(), &args));
+    const std::vector<float> y = bx.read();
+    std::vector<double> want;
+    for (uint32_t r = 0; r < n_rows; ++r) {
+      std::vector<double> row(x.begin() + r * width, x.begin() + (r + 1) * width);
+      ref_rope_row(row, n_heads, head_dim, n_rot, APR_ROPE_INTERLEAVED, pos0 + r, 500000.0, 1.0,
+                   v1_0 ? nullptr : factors.data());
+      want.insert(want.end(), row.begin(), row.end());
+    }
+    check_close(y, want, 1e-10, "rope with freq_factors");
+    bx.check_guards();
+  }
+}
+
 TEST_CASE("kv_store copies rows into the caches at pos0", "[kv_store]") {
   KERNEL_TEST_PLUGIN_OR_SKIP(p);
   std::mt19937_64 rng(22);

@@ -37,6 +37,7 @@ CASES = (
     + [("llama", "small", t, {}) for t in ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q4_K_M")]
     + [("qwen2", "small", t, {}) for t in ("Q4_K", "Q6_K")]
     + [("qwen2", "tiny", t, {"tied": True}) for t in ("F32", "Q8_0")]
+    + [("llama", "tiny", t, {"rope_freqs": True}) for t in ("F32", "Q8_0")]
 )
 # The full Qwen2.5-0.5B shape (tied, GQA 14/2, rows of 896 with Q8_0/Q5_0 fallbacks) takes about
 # a minute and 4 GB in the reference, so it runs only with APR_TEST_LARGE=1. Measured on the CPU

@@ -245,3 +245,14 @@ def test_quantized_files_approximate_the_f32_logits(models, file_type, rel):
     approx = ref.forward(models.get("llama", "small", file_type), tokens)["logits"]
     err = np.abs(approx - exact).max() / np.abs(exact).max()
     assert 0 < err <= rel
+
+
+def test_rope_freqs_change_the_reference(models):
+    """Llama 3.1's rope_freqs.weight divides the RoPE angles: a reference that ignored it would
+    still agree with a backend that ignored it, so check that it matters for the test prompt."""
+    with_factors = models.get("llama", "tiny", "F32", rope_freqs=True)
+    without = models.get("llama", "tiny", "F32")
+    tokens = list(range(3, 40))
+    a = ref.forward(with_factors, tokens)["logits"]
+    b = ref.forward(without, tokens)["logits"]
+    assert np.abs(a - b).max() > 1e-2

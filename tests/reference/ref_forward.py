@@ -112,16 +112,21 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * weight
 
 
-def rope_angles(positions: np.ndarray, n_rot: int, base: float) -> np.ndarray:
-    """θ[p, i] = p · base^(−2i/n_rot) for i < n_rot/2, in float64."""
+def rope_angles(positions: np.ndarray, n_rot: int, base: float, factors=None) -> np.ndarray:
+    """θ[p, i] = p · base^(−2i/n_rot) / factors[i] for i < n_rot/2, in float64 (factors: the
+    optional rope_freqs.weight of Llama 3.1+)."""
     i = np.arange(n_rot // 2, dtype=np.float64)
-    return positions.astype(np.float64)[:, None] * base ** (-2.0 * i / n_rot)[None, :]
+    inv_freq = base ** (-2.0 * i / n_rot)
+    if factors is not None:
+        inv_freq = inv_freq / np.asarray(factors, dtype=np.float64)
+    return positions.astype(np.float64)[:, None] * inv_freq[None, :]
 
 
-def apply_rope(x: np.ndarray, positions: np.ndarray, n_rot: int, base: float, neox: bool):
+def apply_rope(x: np.ndarray, positions: np.ndarray, n_rot: int, base: float, neox: bool,
+               factors=None):
     """Rotates x [seq, n_heads, head_dim]. neox pairs (i, i + n_rot/2) (qwen2, HF rotate_half);
     otherwise pairs are interleaved (2i, 2i+1) (llama's GGUF order). Dims ≥ n_rot pass through."""
-    theta = rope_angles(positions, n_rot, base)[:, None, :]
+    theta = rope_angles(positions, n_rot, base, factors)[:, None, :]
     cos, sin = np.cos(theta), np.sin(theta)
     out = x.copy()
     half = n_rot // 2
@@ -177,6 +182,7 @@ def forward(model: "Model | str | Path", tokens, trace: bool = False) -> dict:
     q_dim, kv_dim = hp.heads * hd, hp.kv_heads * hd
     positions = np.arange(seq)
     neox = hp.arch == "qwen2"
+    rope_factors = model.get("rope_freqs.weight")
     x = model.rows("token_embd.weight", tokens)
     keep(0, "embedding", x)
     for layer in range(hp.layers):
@@ -189,8 +195,10 @@ def forward(model: "Model | str | Path", tokens, trace: bool = False) -> dict:
         if any(b is not None for b in biases):
             q, k, v = (t if b is None else t + b for t, b in zip((q, k, v), biases))
             keep(layer, "qkv_bias", np.concatenate([q, k, v], axis=1))
-        q = apply_rope(q.reshape(seq, hp.heads, hd), positions, hp.n_rot, hp.rope_base, neox)
-        k = apply_rope(k.reshape(seq, hp.kv_heads, hd), positions, hp.n_rot, hp.rope_base, neox)
+        q = apply_rope(q.reshape(seq, hp.heads, hd), positions, hp.n_rot, hp.rope_base, neox,
+                       rope_factors)
+        k = apply_rope(k.reshape(seq, hp.kv_heads, hd), positions, hp.n_rot, hp.rope_base, neox,
+                       rope_factors)
         keep(layer, "q_post_rope", q.reshape(seq, q_dim))
         keep(layer, "k_post_rope", k.reshape(seq, kv_dim))
         scores, probs, attn = causal_attention(q, k, v.reshape(seq, hp.kv_heads, hd),

@@ -38,6 +38,7 @@ class ModelConfig:
     tokenizer: str
     seed: int
     file_type: str
+    rope_freqs: bool = False  # write rope_freqs.weight, Llama 3.1's per-pair RoPE divisors
 
     @property
     def head_dim(self) -> int:
@@ -75,6 +76,8 @@ def validate(cfg: ModelConfig) -> None:
         raise ValueError(f"heads {cfg.heads} is not a multiple of kv-heads {cfg.kv_heads}")
     if cfg.head_dim % 2:
         raise ValueError(f"head dim {cfg.head_dim} must be even for RoPE")
+    if cfg.rope_freqs and cfg.arch != "llama":
+        raise ValueError("--rope-freqs exists for llama models only (Llama 3.1+)")
     if cfg.tokenizer not in ("gpt2", "llama"):
         raise ValueError(f"unknown tokenizer {cfg.tokenizer!r}")
 

@@ -38,6 +38,8 @@ def tensor_specs(cfg: ModelConfig) -> list[TensorSpec]:
         specs.append(TensorSpec(p + "ffn_up.weight", (f, h), "matrix"))
         specs.append(TensorSpec(p + "ffn_down.weight", (h, f), "matrix"))
     specs.append(TensorSpec("output_norm.weight", (h,), "norm"))
+    if cfg.rope_freqs:
+        specs.append(TensorSpec("rope_freqs.weight", (cfg.head_dim // 2,), "rope_freqs"))
     if not cfg.tied:
         specs.append(TensorSpec("output.weight", (cfg.vocab, h), "matrix"))
     return specs
@@ -47,6 +49,10 @@ def generate(spec: TensorSpec, seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode())])
     if spec.kind == "norm":
         return rng.uniform(0.9, 1.1, size=spec.shape).astype(np.float32)
+    if spec.kind == "rope_freqs":
+        # Llama 3.1's shape: high-frequency pairs kept (1), low ones slowed by up to 8.
+        ramp = np.linspace(0.0, 1.0, spec.shape[0], dtype=np.float64) ** 2
+        return (1.0 + 7.0 * ramp).astype(np.float32)
     values = rng.standard_normal(size=spec.shape, dtype=np.float32)
     if spec.kind == "bias":
         values *= np.float32(0.1)

@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #define APR_ABI_MAJOR 1
-#define APR_ABI_MINOR 0
+#define APR_ABI_MINOR 1
 
 /* The single exported entry point; see apr_plugin_entry_fn. */
 #define APR_PLUGIN_ENTRY_SYMBOL "apr_plugin_entry"
@@ -40,6 +40,12 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Whether a struct filled by the other side is large enough to hold `member`: the test to make
+ * before reading a member added in a later minor version. Never compare struct_size with sizeof:
+ * sizeof grows with the header a plugin is built against, the caller's struct may not. */
+#define APR_STRUCT_HAS(ptr, type, member) \
+  ((ptr)->struct_size >= offsetof(type, member) + sizeof(((type*)0)->member))
 
 /* ---------------------------------------------------------------------------------------------
  * Status codes. Every fallible call returns one; on failure the plugin's error_message() explains.
@@ -274,7 +280,15 @@ typedef struct apr_rope_args {
   uint32_t pos0;
   float freq_base;
   float freq_scale;
+  /* ABI 1.1; read it only if APR_STRUCT_HAS(args, apr_rope_args, freq_factors). Per-pair
+   * frequency divisors (GGUF "rope_freqs.weight", Llama 3.1+): theta_i is divided by
+   * freq_factors[i]. Host memory, n_rot/2 entries, valid for the call; NULL: none. Small enough
+   * for a GPU plugin to pass by value with the launch. */
+  const float* freq_factors;
 } apr_rope_args;
+
+/* apr_rope_args as ABI 1.0 knew it: the least struct_size a plugin may accept. */
+#define APR_ROPE_ARGS_SIZE_V1_0 (offsetof(apr_rope_args, freq_scale) + sizeof(float))
 
 /* Copies n_rows rows of kv_dim from k and v into rows pos0.. of the caches. A cache is a buffer of
  * n_ctx rows x kv_dim f32, one row per position, allocated by the host. */

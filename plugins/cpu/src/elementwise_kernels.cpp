@@ -105,6 +105,11 @@ void run_rope(apr_device& device, const apr_rope_args& a) {
     invalid("freq_base must be positive and freq_scale finite");
   float* x = checked_view(a.x, a.x_offset, a.n_rows, width, stride, "x");
   const uint32_t half = a.n_rot / 2;
+  const float* factors = APR_STRUCT_HAS(&a, apr_rope_args, freq_factors) ? a.freq_factors : nullptr;
+  if (factors)
+    for (uint32_t i = 0; i < half; ++i)
+      if (!(factors[i] > 0.0f) || !std::isfinite(factors[i]))
+        invalid("freq_factors[" + num(i) + "] must be positive and finite");
   if (half == 0 || a.n_rows == 0) return;
   for_each_row(device, a.n_rows, width * 8, [&](uint64_t r) {
     thread_local std::vector<double> cos_sin;
@@ -113,7 +118,8 @@ void run_rope(apr_device& device, const apr_rope_args& a) {
     for (uint32_t i = 0; i < half; ++i) {
       const double theta = p * static_cast<double>(a.freq_scale) *
                            std::pow(static_cast<double>(a.freq_base),
-                                    -2.0 * static_cast<double>(i) / static_cast<double>(a.n_rot));
+                                    -2.0 * static_cast<double>(i) / static_cast<double>(a.n_rot)) /
+                           (factors ? static_cast<double>(factors[i]) : 1.0);
       cos_sin[2 * i] = std::cos(theta);
       cos_sin[2 * i + 1] = std::sin(theta);
     }

@@ -1,6 +1,7 @@
 #include "cuda_backend.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
@@ -83,12 +84,23 @@ float* span(Buffer* buffer, uint64_t offset, uint64_t nbytes, const char* what) 
   return reinterpret_cast<float*>(static_cast<char*>(buffer->ptr) + offset);
 }
 
+// The size each argument struct had in ABI 1.0, the least a 1.x host sends; members appended
+// later are read only after APR_STRUCT_HAS.
+template <typename Args>
+constexpr size_t abi_1_0_size() {
+  return sizeof(Args);
+}
+template <>
+constexpr size_t abi_1_0_size<apr_rope_args>() {
+  return APR_ROPE_ARGS_SIZE_V1_0;
+}
+
 template <typename Args>
 void check_struct(const Args& a, const char* call) {
-  if (a.struct_size < sizeof(Args)) {
+  if (a.struct_size < abi_1_0_size<Args>()) {
     fail(APR_ERR_INVALID_ARGUMENT, std::string(call) + ": struct_size " +
                                        std::to_string(a.struct_size) + " is smaller than " +
-                                       std::to_string(sizeof(Args)));
+                                       std::to_string(abi_1_0_size<Args>()));
   }
 }
 
@@ -497,8 +509,20 @@ void rope(apr_device& dev, const apr_rope_args& a) {
     fail(APR_ERR_INVALID_ARGUMENT, "rope: row too wide");
   const uint32_t stride = a.x_row_stride ? a.x_row_stride : static_cast<uint32_t>(width);
   float* x = span(a.x, a.x_offset, view_bytes(a.n_rows, width, stride, "rope x"), "rope x");
-  RopeParams p{stride, a.n_rows, a.n_heads,   a.head_dim,  a.n_rot,
-               a.mode, a.pos0,   a.freq_base, a.freq_scale};
+  RopeParams p{stride, a.n_rows,    a.n_heads,    a.head_dim, a.n_rot, a.mode,
+               a.pos0, a.freq_base, a.freq_scale, 0,          {}};
+  if (APR_STRUCT_HAS(&a, apr_rope_args, freq_factors) && a.freq_factors) {
+    if (a.n_rot / 2 > kMaxRopePairs)
+      fail(APR_ERR_UNSUPPORTED,
+           "rope: freq_factors for more than " + std::to_string(kMaxRopePairs) + " pairs");
+    for (uint32_t i = 0; i < a.n_rot / 2; ++i) {
+      if (!(a.freq_factors[i] > 0.0f) || !std::isfinite(a.freq_factors[i]))
+        fail(APR_ERR_INVALID_ARGUMENT,
+             "rope: freq_factors[" + std::to_string(i) + "] must be positive and finite");
+      p.freq_factors[i] = a.freq_factors[i];
+    }
+    p.has_factors = 1;
+  }
   select(dev);
   check_launch(launch_rope(x, p, dev.stream), "rope");
 }

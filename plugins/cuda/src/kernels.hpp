@@ -38,6 +38,8 @@ cudaError_t launch_rms_norm(const float* x, const float* weight, float* out, uin
 cudaError_t launch_add(const float* a, const float* b, float* out, uint64_t n, uint64_t b_period,
                        cudaStream_t stream);
 
+constexpr uint32_t kMaxRopePairs = 256;  // head_dim <= 512
+
 struct RopeParams {
   uint32_t row_stride;
   uint32_t n_rows;
@@ -48,6 +50,10 @@ struct RopeParams {
   uint32_t pos0;
   float freq_base;
   float freq_scale;
+  // Llama 3.1 frequency divisors travel by value with the launch (at most 1 KiB), so the host
+  // pointer of the ABI needs no copy to the device. has_factors 0: all 1.
+  uint32_t has_factors;
+  float freq_factors[kMaxRopePairs];
 };
 cudaError_t launch_rope(float* x, const RopeParams& p, cudaStream_t stream);
 

@@ -97,7 +97,8 @@ __global__ void rope_kernel(float* x, RopeParams p) {
     // The angle in double: at large positions an f32 angle loses whole digits of the phase.
     const double pos = static_cast<double>(p.pos0) + r;
     const double theta = pos * static_cast<double>(p.freq_scale) *
-                         pow(static_cast<double>(p.freq_base), -2.0 * i / p.n_rot);
+                         pow(static_cast<double>(p.freq_base), -2.0 * i / p.n_rot) /
+                         (p.has_factors ? static_cast<double>(p.freq_factors[i]) : 1.0);
     double s, c;
     sincos(theta, &s, &c);
     float* head =

@@ -94,10 +94,19 @@ void rope(apr_device& dev, const apr_rope_args& args) {
   const uint64_t n_work = uint64_t(args.n_rows) * args.n_heads * pairs;
   require_u32(n_work, "rope: rows x heads x pairs");
 
+  const float* factors =
+      APR_STRUCT_HAS(&args, apr_rope_args, freq_factors) ? args.freq_factors : nullptr;
+  if (factors)
+    for (uint64_t i = 0; i < pairs; ++i)
+      require(factors[i] > 0.0f && std::isfinite(factors[i]), APR_ERR_INVALID_ARGUMENT,
+              "rope: freq_factors[" + std::to_string(i) + "] must be positive and finite");
+
   // The angles in double on the host, rounded once to f32 for the shader.
   std::vector<float> table(2 * args.n_rows * pairs);
   for (uint64_t i = 0; i < pairs; ++i) {
-    const double inv_freq = std::pow(double(args.freq_base), -2.0 * double(i) / double(args.n_rot));
+    const double inv_freq =
+        std::pow(double(args.freq_base), -2.0 * double(i) / double(args.n_rot)) /
+        (factors ? double(factors[i]) : 1.0);
     for (uint64_t r = 0; r < args.n_rows; ++r) {
       const double theta = double(args.pos0 + r) * double(args.freq_scale) * inv_freq;
       table[2 * (r * pairs + i)] = float(std::cos(theta));
