@@ -13,7 +13,6 @@ A backend other than cpu that `apr plugins` lists without a device is skipped, n
 
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -52,15 +51,14 @@ def apr_binary() -> Path:
 
 
 def backend_has_device(apr: Path, backend: str) -> bool:
-    """Whether `apr plugins` lists a device under the plugin named backend."""
-    proc = subprocess.run([str(apr), "plugins"], capture_output=True, text=True, timeout=120)
-    name = "vulkan" if backend == "wgpu" else backend
-    in_plugin = False
-    for line in proc.stdout.splitlines():
-        if re.match(r"^  \S", line):
-            in_plugin = line.split()[0] == name
-        elif in_plugin and re.match(r"^\s+device \d+:", line):
-            return True
+    """Whether `apr plugins --json` lists a device under the plugin named (or aliased) backend."""
+    proc = subprocess.run([str(apr), "plugins", "--json"], capture_output=True, text=True,
+                          timeout=120)
+    if proc.returncode != 0:
+        return False
+    for plugin in json.loads(proc.stdout)["plugins"]:
+        if backend == plugin["name"] or backend in plugin.get("aliases", []):
+            return bool(plugin["devices"])
     return False
 
 
