@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <utility>
 
 #include "common/error.hpp"
 
@@ -55,20 +56,36 @@ bool valid_backend_name(const char* name) {
 
 // Returns the name of the first required 1.0 member that is NULL, or nullptr.
 const char* first_missing_member(const apr_plugin_api& t) {
-#define APR_REQUIRE(member) \
-  if (!t.member) return #member;
-  APR_REQUIRE(init)
-  APR_REQUIRE(shutdown)
-  APR_REQUIRE(probe)
-  APR_REQUIRE(error_message) APR_REQUIRE(device_count) APR_REQUIRE(device_info)
-      APR_REQUIRE(device_open) APR_REQUIRE(device_close) APR_REQUIRE(set_trace_sink)
-          APR_REQUIRE(buffer_alloc) APR_REQUIRE(buffer_free) APR_REQUIRE(buffer_write)
-              APR_REQUIRE(buffer_read) APR_REQUIRE(synchronize) APR_REQUIRE(weight_create)
-                  APR_REQUIRE(weight_free) APR_REQUIRE(embed) APR_REQUIRE(rms_norm)
-                      APR_REQUIRE(matmul) APR_REQUIRE(add) APR_REQUIRE(rope) APR_REQUIRE(kv_store)
-                          APR_REQUIRE(attention) APR_REQUIRE(swiglu) APR_REQUIRE(trace_emit)
-#undef APR_REQUIRE
-                              return nullptr;
+  const std::pair<const char*, bool> members[] = {
+      {"init", t.init},
+      {"shutdown", t.shutdown},
+      {"probe", t.probe},
+      {"error_message", t.error_message},
+      {"device_count", t.device_count},
+      {"device_info", t.device_info},
+      {"device_open", t.device_open},
+      {"device_close", t.device_close},
+      {"set_trace_sink", t.set_trace_sink},
+      {"buffer_alloc", t.buffer_alloc},
+      {"buffer_free", t.buffer_free},
+      {"buffer_write", t.buffer_write},
+      {"buffer_read", t.buffer_read},
+      {"synchronize", t.synchronize},
+      {"weight_create", t.weight_create},
+      {"weight_free", t.weight_free},
+      {"embed", t.embed},
+      {"rms_norm", t.rms_norm},
+      {"matmul", t.matmul},
+      {"add", t.add},
+      {"rope", t.rope},
+      {"kv_store", t.kv_store},
+      {"attention", t.attention},
+      {"swiglu", t.swiglu},
+      {"trace_emit", t.trace_emit},
+  };
+  for (const auto& [name, present] : members)
+    if (!present) return name;
+  return nullptr;
 }
 
 std::string plugin_error(const apr_plugin_api& t) {
