@@ -35,6 +35,8 @@ enum class ValueType : uint32_t {
 
 // "u32", "string", ...; "type 13" for ids outside the enum.
 std::string value_type_name(ValueType type);
+// Bytes of one scalar of `type`; 0 for STRING and ARRAY, which have no fixed size.
+uint64_t value_type_size(ValueType type);
 
 struct TensorInfo {
   std::string name;

@@ -42,24 +42,6 @@ bool is_float(ValueType t) {
   return t == ValueType::F32 || t == ValueType::F64;
 }
 
-uint64_t element_size(ValueType t) {
-  switch (t) {
-    case ValueType::U8:
-    case ValueType::I8:
-    case ValueType::BOOL:
-      return 1;
-    case ValueType::U16:
-    case ValueType::I16:
-      return 2;
-    case ValueType::U32:
-    case ValueType::I32:
-    case ValueType::F32:
-      return 4;
-    default:
-      return 8;
-  }
-}
-
 // An integer of any width, widened without loss: negative values keep their sign.
 struct Integer {
   bool negative;
@@ -278,7 +260,7 @@ std::optional<std::vector<double>> File::get_float_array(std::string_view key) c
                      ", expected an array of numbers");
   }
   std::vector<double> out(e->count);
-  const uint64_t size = element_size(e->element_type);
+  const uint64_t size = value_type_size(e->element_type);
   for (uint64_t i = 0; i < e->count; ++i)
     out[i] = load_number(e->element_type, e->value + i * size);
   return out;
@@ -292,7 +274,7 @@ std::optional<std::vector<int64_t>> File::get_int_array(std::string_view key) co
                      ", expected an array of integers");
   }
   std::vector<int64_t> out(e->count);
-  const uint64_t size = element_size(e->element_type);
+  const uint64_t size = value_type_size(e->element_type);
   for (uint64_t i = 0; i < e->count; ++i) {
     const Integer v = load_integer(e->element_type, e->value + i * size);
     if (!v.negative && v.magnitude_or_value > uint64_t(std::numeric_limits<int64_t>::max())) {
@@ -326,7 +308,7 @@ std::vector<std::pair<std::string, std::string>> File::metadata_summary() const 
         if (e.element_type == ValueType::STRING) {
           load_string(p);
         } else {
-          p += element_size(e.element_type);
+          p += value_type_size(e.element_type);
         }
       }
       text += e.count > kSummaryArrayElements ? ", ...]" : "]";

@@ -31,7 +31,9 @@ constexpr uint64_t kReserveLimit = 4096;
 constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 4 + 8;
 
-uint64_t scalar_size(ValueType type) {
+}  // namespace
+
+uint64_t value_type_size(ValueType type) {
   switch (type) {
     case ValueType::U8:
     case ValueType::I8:
@@ -52,8 +54,6 @@ uint64_t scalar_size(ValueType type) {
       return 0;  // STRING and ARRAY have no fixed size
   }
 }
-
-}  // namespace
 
 class Parser {
  public:
@@ -182,7 +182,7 @@ class Parser {
       read_string(what);
       return;
     }
-    const uint64_t n = scalar_size(type);
+    const uint64_t n = value_type_size(type);
     need(n, what);
     pos_ += n;
   }
@@ -223,7 +223,7 @@ class Parser {
             }
           }
         } else {
-          const uint64_t elem_size = scalar_size(entry.element_type);
+          const uint64_t elem_size = value_type_size(entry.element_type);
           if (entry.count > left() / elem_size) {
             fail(named + ": array of " + std::to_string(entry.count) + " " +
                      value_type_name(entry.element_type) + " runs past the end of the file (" +
