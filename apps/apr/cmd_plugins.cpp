@@ -1,17 +1,21 @@
-// apr plugins: what the host found, what it loaded and why it refused the rest.
+// apr plugins: what the host found, what it can offer, what is shadowed and why it refused the
+// rest. Every file was judged by a probe child (or its cached answer); none is loaded here.
 #include <nlohmann/json.hpp>
 
 #include <iostream>
+#include <memory>
 
 #include "cli.hpp"
 
 namespace apr::cli {
 namespace {
 
-constexpr const char* kUsage = R"(Usage: apr plugins [--json] [--plugin-dir DIR]...
+constexpr const char* kUsage = R"(Usage: apr plugins [--json] [--rescan] [--plugin-dir DIR]...
 
-Lists the backend plugins the host loaded (name, version, ABI version, devices) and every file
-in the search path that it refused, with the reason.)";
+Lists the backend plugins the host found usable (name, version, ABI version, devices), those
+shadowed by an earlier plugin of the same name in the search path, and every file in the search
+path that it refused, with the reason. Each file is probed in a child process; answers are
+cached per file until it changes ($XDG_CACHE_HOME/apr, else ~/.cache/apr).)";
 
 const char* kind_name(uint32_t kind) {
   switch (kind) {
@@ -31,13 +35,22 @@ const char* kind_name(uint32_t kind) {
 }  // namespace
 
 int cmd_plugins(Context& ctx, const std::vector<std::string>& args) {
-  bool json = false;
+  bool json = false, rescan = false;
   po::options_description desc("Options");
-  desc.add_options()("json", po::bool_switch(&json), "print JSON");
+  desc.add_options()("json", po::bool_switch(&json), "print JSON")(
+      "rescan", po::bool_switch(&rescan),
+      "probe every plugin file anew instead of using cached answers (and cache the new ones)");
   po::variables_map vm;
   if (!parse_verb_args(args, desc, {}, kUsage, vm)) return kExitOk;
 
-  const host::PluginHost& h = ctx.plugins();
+  std::unique_ptr<host::PluginHost> rescanned;
+  if (rescan) {
+    host::SearchOptions options;
+    for (const auto& d : ctx.global.plugin_dirs) options.plugin_dirs.emplace_back(d);
+    options.refresh_cache = true;
+    rescanned = std::make_unique<host::PluginHost>(std::move(options));
+  }
+  const host::PluginHost& h = rescan ? *rescanned : ctx.plugins();
   if (json) {
     nlohmann::json j;
     j["search_path"] = nlohmann::json::array();
@@ -61,6 +74,10 @@ int cmd_plugins(Context& ctx, const std::vector<std::string>& args) {
                                  {"description", d.description}});
       j["plugins"].push_back(pj);
     }
+    j["shadowed"] = nlohmann::json::array();
+    for (const auto& s : h.shadowed())
+      j["shadowed"].push_back(
+          {{"path", s.path.string()}, {"name", s.name}, {"shadowed_by", s.by.string()}});
     j["refused"] = nlohmann::json::array();
     for (const auto& r : h.refusals())
       j["refused"].push_back({{"path", r.path.string()}, {"reason", r.reason}});
@@ -70,7 +87,7 @@ int cmd_plugins(Context& ctx, const std::vector<std::string>& args) {
 
   std::cout << "Search path:\n";
   for (const auto& d : h.search_path()) std::cout << "  " << d.string() << "\n";
-  std::cout << "\nLoaded plugins:\n";
+  std::cout << "\nUsable plugins:\n";
   if (h.plugins().empty()) std::cout << "  (none)\n";
   for (const auto& p : h.plugins()) {
     std::cout << "  " << p->name() << " " << p->version() << "  ABI " << APR_ABI_MAJOR << "."
@@ -88,6 +105,12 @@ int cmd_plugins(Context& ctx, const std::vector<std::string>& args) {
       if (!d.description.empty()) std::cout << " - " << d.description;
       std::cout << "\n";
     }
+  }
+  if (!h.shadowed().empty()) {
+    std::cout << "\nShadowed (an earlier plugin in the search path has the name):\n";
+    for (const auto& s : h.shadowed())
+      std::cout << "  " << s.path.string() << ": " << s.name << ", shadowed by " << s.by.string()
+                << "\n";
   }
   std::cout << "\nRefused files:\n";
   if (h.refusals().empty()) std::cout << "  (none)\n";

@@ -2,16 +2,19 @@
 
 #include <spdlog/spdlog.h>
 
-#include <dlfcn.h>
 #include <algorithm>
+#include <atomic>
 #include <boost/dll/runtime_symbol_info.hpp>
-#include <boost/dll/shared_library.hpp>
 #include <cstdlib>
-#include <cstring>
+#include <optional>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #include "common/error.hpp"
+#include "host/plugin_loader.hpp"
+#include "host/plugin_probe.hpp"
+#include "host/probe_cache.hpp"
 
 #ifndef APR_INSTALLED_PLUGIN_DIR
 #define APR_INSTALLED_PLUGIN_DIR "/usr/local/lib/apr/plugins"
@@ -26,150 +29,7 @@ namespace apr::host {
 namespace {
 
 constexpr std::string_view kPluginPrefix = "apr-plugin-";
-
-void host_log(void*, int32_t level, const char* message) {
-  if (!message) return;
-  switch (level) {
-    case APR_LOG_DEBUG:
-      spdlog::debug("plugin: {}", message);
-      break;
-    case APR_LOG_INFO:
-      spdlog::info("plugin: {}", message);
-      break;
-    case APR_LOG_WARN:
-      spdlog::warn("plugin: {}", message);
-      break;
-    default:
-      spdlog::error("plugin: {}", message);
-      break;
-  }
-}
-
-bool valid_backend_name(const char* name) {
-  if (!name || !*name) return false;
-  for (const char* p = name; *p; ++p) {
-    const char c = *p;
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
-  }
-  return std::strlen(name) <= 64;
-}
-
-// Returns the name of the first required 1.0 member that is NULL, or nullptr.
-const char* first_missing_member(const apr_plugin_api& t) {
-  const std::pair<const char*, bool> members[] = {
-      {"init", t.init},
-      {"shutdown", t.shutdown},
-      {"probe", t.probe},
-      {"error_message", t.error_message},
-      {"device_count", t.device_count},
-      {"device_info", t.device_info},
-      {"device_open", t.device_open},
-      {"device_close", t.device_close},
-      {"set_trace_sink", t.set_trace_sink},
-      {"buffer_alloc", t.buffer_alloc},
-      {"buffer_free", t.buffer_free},
-      {"buffer_write", t.buffer_write},
-      {"buffer_read", t.buffer_read},
-      {"synchronize", t.synchronize},
-      {"weight_create", t.weight_create},
-      {"weight_free", t.weight_free},
-      {"embed", t.embed},
-      {"rms_norm", t.rms_norm},
-      {"matmul", t.matmul},
-      {"add", t.add},
-      {"rope", t.rope},
-      {"kv_store", t.kv_store},
-      {"attention", t.attention},
-      {"swiglu", t.swiglu},
-      {"trace_emit", t.trace_emit},
-  };
-  for (const auto& [name, present] : members)
-    if (!present) return name;
-  return nullptr;
-}
-
-std::string plugin_error(const apr_plugin_api& t) {
-  const char* m = t.error_message ? t.error_message() : nullptr;
-  return (m && *m) ? m : "no message";
-}
-
-class LoadedPlugin final : public Plugin {
- public:
-  LoadedPlugin(boost::dll::shared_library lib, const apr_plugin_api* api, fs::path path)
-      : lib_(std::move(lib)), api_(api), path_(std::move(path)) {}
-  ~LoadedPlugin() override {
-    if (initialised_) api_->shutdown();
-  }
-
-  const apr_plugin_api& api() const override { return *api_; }
-  const fs::path& path() const override { return path_; }
-  uint32_t abi_minor() const override { return minor_; }
-  uint32_t score() const override { return score_; }
-  const std::string& probe_message() const override { return probe_message_; }
-  const std::vector<DeviceDesc>& devices() const override { return devices_; }
-
-  // Runs the checks that follow the handshake; throws apr::Error with the refusal reason.
-  void negotiate_and_start() {
-    const apr_plugin_api& t = *api_;
-    constexpr size_t header = offsetof(apr_plugin_api, abi_minor) + sizeof(uint32_t);
-    if (t.struct_size < header)
-      throw Error("function table is " + std::to_string(t.struct_size) +
-                  " bytes, too small to hold a version");
-    if (t.abi_major != APR_ABI_MAJOR)
-      throw Error("ABI major version " + std::to_string(t.abi_major) + ", this host speaks " +
-                  std::to_string(APR_ABI_MAJOR));
-    if (t.struct_size < APR_PLUGIN_API_SIZE_V1_0)
-      throw Error("function table is " + std::to_string(t.struct_size) + " bytes, ABI 1.0 needs " +
-                  std::to_string(APR_PLUGIN_API_SIZE_V1_0));
-    minor_ = std::min<uint32_t>(t.abi_minor, APR_ABI_MINOR);
-    if (!valid_backend_name(t.name))
-      throw Error("invalid backend name (want 1-64 chars of [a-z0-9_-])");
-    if (const char* missing = first_missing_member(t))
-      throw Error(std::string("function table member '") + missing + "' is NULL");
-
-    apr_probe_result probe{};
-    probe.struct_size = sizeof probe;
-    if (t.probe(&probe) != APR_OK) throw Error("probe failed: " + plugin_error(t));
-    probe.reason[sizeof probe.reason - 1] = '\0';
-    score_ = probe.score;
-    probe_message_ = probe.reason;
-    if (score_ == 0)
-      throw Error("not usable on this machine: " +
-                  (probe_message_.empty() ? std::string("probe gave no reason") : probe_message_));
-
-    host_.struct_size = sizeof host_;
-    host_.abi_major = APR_ABI_MAJOR;
-    host_.abi_minor = minor_;
-    host_.host_version = "apr " APR_VERSION_STRING;
-    host_.user_data = nullptr;
-    host_.log = host_log;
-    if (t.init(&host_) != APR_OK) throw Error("init failed: " + plugin_error(t));
-    initialised_ = true;
-
-    const uint32_t n = t.device_count();
-    if (n == 0) throw Error("plugin reports no devices");
-    for (uint32_t i = 0; i < n; ++i) {
-      apr_device_info info{};
-      info.struct_size = sizeof info;
-      if (t.device_info(i, &info) != APR_OK)
-        throw Error("device_info(" + std::to_string(i) + ") failed: " + plugin_error(t));
-      info.name[sizeof info.name - 1] = '\0';
-      info.description[sizeof info.description - 1] = '\0';
-      devices_.push_back({i, info.kind, info.memory_bytes, info.name, info.description});
-    }
-  }
-
- private:
-  boost::dll::shared_library lib_;
-  const apr_plugin_api* api_;
-  fs::path path_;
-  apr_host host_{};
-  uint32_t minor_ = 0;
-  uint32_t score_ = 0;
-  std::string probe_message_;
-  std::vector<DeviceDesc> devices_;
-  bool initialised_ = false;
-};
+constexpr unsigned kMaxParallelProbes = 8;  // children mostly wait on drivers, not on CPU
 
 int backend_rank(std::string_view name) {
   static constexpr std::string_view order[] = {"cuda", "vulkan", "cpu"};
@@ -188,20 +48,56 @@ std::vector<fs::path> split_path_list(const char* value) {
   return out;
 }
 
+// Runs the probe children, several at a time; results keep the order of `files`.
+std::vector<ProbeReport> probe_all(const std::vector<fs::path>& files, const fs::path& helper,
+                                   const ProbeLimits& limits) {
+  std::vector<ProbeReport> reports(files.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next++) < files.size();)
+      reports[i] = probe_out_of_process(files[i], helper, limits);
+  };
+  const size_t n_threads = std::min<size_t>(kMaxParallelProbes, files.size());
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  return reports;
+}
+
 }  // namespace
+
+Plugin::Plugin(fs::path path, PluginInfo info) : path_(std::move(path)), info_(std::move(info)) {}
+
+Plugin::Plugin(std::unique_ptr<LoadedLibrary> loaded, fs::path path)
+    : path_(std::move(path)), info_(loaded->info()), loaded_(std::move(loaded)) {}
+
+Plugin::~Plugin() = default;
+
+const apr_plugin_api& Plugin::api() const {
+  if (!loaded_) {
+    spdlog::debug("loading plugin {} into this process", path_.string());
+    std::unique_ptr<LoadedLibrary> lib;
+    try {
+      lib = LoadedLibrary::load(path_);
+    } catch (const Error& e) {
+      throw Error("cannot use plugin " + path_.string() + ": " + e.what());
+    }
+    if (lib->info().name != info_.name)
+      throw Error("cannot use plugin " + path_.string() +
+                  ": it changed since it was probed (now '" + lib->info().name + "', was '" +
+                  info_.name + "')");
+    info_ = lib->info();  // this process's own answers (devices, score) are the ones that count
+    loaded_ = std::move(lib);
+  }
+  return loaded_->api();
+}
 
 bool Plugin::answers_to(std::string_view backend) const {
   if (backend == name()) return true;
   for (const auto& alias : aliases())
     if (alias == backend) return true;
   return false;
-}
-
-std::vector<std::string> Plugin::aliases() const {
-  std::vector<std::string> out;
-  if (const char* const* a = api().aliases)
-    for (; *a; ++a) out.emplace_back(*a);
-  return out;
 }
 
 fs::path installed_plugin_dir() {
@@ -216,24 +112,8 @@ fs::path executable_dir() {
 }
 
 std::unique_ptr<Plugin> load_plugin(const fs::path& file) {
-  boost::dll::shared_library lib;
-  boost::dll::fs::error_code ec;
-  lib.load(boost::dll::fs::path(file.string()),
-           boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
-  if (ec || !lib.is_loaded()) {
-    const char* why = ::dlerror();  // more precise than the error_code Boost.DLL gives
-    throw Error(std::string("cannot load: ") + (why ? why : ec.message()));
-  }
-  if (!lib.has(APR_PLUGIN_ENTRY_SYMBOL))
-    throw Error("no entry symbol '" APR_PLUGIN_ENTRY_SYMBOL "' (not an apr plugin)");
-  auto entry = lib.get<const apr_plugin_api*(uint32_t, uint32_t)>(APR_PLUGIN_ENTRY_SYMBOL);
-  const apr_plugin_api* api = entry(APR_ABI_MAJOR, APR_ABI_MINOR);
-  if (!api)
-    throw Error("entry point returned no function table for ABI " + std::to_string(APR_ABI_MAJOR) +
-                "." + std::to_string(APR_ABI_MINOR));
-  auto plugin = std::make_unique<LoadedPlugin>(std::move(lib), api, file);
-  plugin->negotiate_and_start();
-  return plugin;
+  auto lib = LoadedLibrary::load(file);
+  return std::make_unique<Plugin>(std::move(lib), file);
 }
 
 PluginHost::PluginHost(SearchOptions options) {
@@ -255,55 +135,106 @@ PluginHost::PluginHost(SearchOptions options) {
     if (std::find(search_path_.begin(), search_path_.end(), canonical) == search_path_.end())
       search_path_.push_back(canonical);
   }
-  for (const auto& d : search_path_) load_directory(d);
+
+  const std::vector<fs::path> files = candidates();
+  std::optional<ProbeCache> cache;
+  if (options.use_cache) cache.emplace(options.cache_dir);
+  std::vector<std::optional<ProbeReport>> reports(files.size());
+  std::vector<fs::path> to_probe;
+  for (size_t i = 0; i < files.size(); ++i) {
+    std::error_code ec;
+    if (!fs::is_regular_file(files[i], ec)) {
+      ProbeReport r;
+      r.reason = "not a regular file";
+      reports[i] = r;
+    } else if (cache && !options.refresh_cache) {
+      reports[i] = cache->find(files[i]);
+    }
+    if (!reports[i]) to_probe.push_back(files[i]);
+  }
+  if (!to_probe.empty()) {
+    const fs::path helper =
+        options.probe_helper.empty() ? default_probe_helper() : options.probe_helper;
+    const ProbeLimits limits{options.probe_timeout, options.probe_memory_bytes};
+    std::vector<ProbeReport> fresh = probe_all(to_probe, helper, limits);
+    probed_now_ = fresh.size();
+    for (size_t i = 0, k = 0; i < files.size(); ++i) {
+      if (reports[i]) continue;
+      if (cache && !helper.empty()) cache->store(files[i], fresh[k]);
+      reports[i] = std::move(fresh[k++]);
+    }
+    if (cache) cache->save();
+  }
+
+  spdlog::debug("probed {} of {} plugin files in child processes, the rest from the cache {}",
+                probed_now_, files.size(), cache ? cache->file().string() : "(none)");
+  for (size_t i = 0; i < files.size(); ++i) {
+    ProbeReport& r = *reports[i];
+    if (!r.usable) {
+      spdlog::debug("refused {}: {}", files[i].string(), r.reason);
+      refusals_.push_back({files[i], r.reason});
+      continue;
+    }
+    const Plugin* earlier = nullptr;
+    for (const auto& p : plugins_)
+      if (p->answers_to(r.info.name)) earlier = p.get();
+    if (earlier) {
+      spdlog::debug("{} ({}) is shadowed by {}", files[i].string(), r.info.name,
+                    earlier->path().string());
+      shadowed_.push_back({files[i], r.info.name, earlier->path()});
+      continue;
+    }
+    spdlog::debug("found plugin {} at {}", r.info.name, files[i].string());
+    plugins_.push_back(std::make_unique<Plugin>(files[i], std::move(r.info)));
+  }
 }
 
 PluginHost::~PluginHost() = default;
 
-void PluginHost::load_directory(const fs::path& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return;
-  std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string fname = entry.path().filename().string();
-    // Only files named like plugins are tried, so unrelated libraries cause no noise.
-    if (fname.rfind(kPluginPrefix, 0) == 0 && entry.path().extension() == ".so")
-      files.push_back(entry.path());
+std::vector<fs::path> PluginHost::candidates() const {
+  std::vector<fs::path> all;
+  for (const auto& dir : search_path_) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) continue;
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      const std::string fname = entry.path().filename().string();
+      // Only files named like plugins are tried, so unrelated libraries cause no noise.
+      if (fname.rfind(kPluginPrefix, 0) == 0 && entry.path().extension() == ".so")
+        files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
+    all.insert(all.end(), files.begin(), files.end());
   }
-  std::sort(files.begin(), files.end());
-  for (const auto& f : files) load_file(f);
-}
-
-void PluginHost::load_file(const fs::path& file) {
-  try {
-    auto plugin = load_plugin(file);
-    for (const auto& p : plugins_)
-      if (p->name() == plugin->name())
-        throw Error("backend '" + std::string(plugin->name()) + "' is already provided by " +
-                    p->path().string());
-    spdlog::debug("loaded plugin {} from {}", plugin->name(), file.string());
-    plugins_.push_back(std::move(plugin));
-  } catch (const std::exception& e) {
-    spdlog::debug("refused {}: {}", file.string(), e.what());
-    refusals_.push_back({file, e.what()});
-  }
+  return all;
 }
 
 Plugin& PluginHost::select(std::string_view backend) const {
+  Plugin* chosen = nullptr;
   if (backend == "auto") {
     // Probe scores rank real hardware above software fallbacks (a GPU plugin scores higher than
     // cpu, lavapipe lower), so the best usable backend is the highest score; the documented order
     // cuda, vulkan, cpu breaks ties.
-    Plugin* best = nullptr;
     for (const auto& p : plugins_) {
-      if (!best || p->score() > best->score() ||
-          (p->score() == best->score() && backend_rank(p->name()) < backend_rank(best->name())))
-        best = p.get();
+      if (!chosen || p->score() > chosen->score() ||
+          (p->score() == chosen->score() && backend_rank(p->name()) < backend_rank(chosen->name())))
+        chosen = p.get();
     }
-    if (best) return *best;
   } else {
     for (const auto& p : plugins_)
-      if (p->answers_to(backend)) return *p;
+      if (p->answers_to(backend)) {
+        chosen = p.get();
+        break;
+      }
+  }
+  if (chosen) {
+    // Not silent: a plugin earlier in the search path replacing another of the same name.
+    for (const auto& s : shadowed_)
+      if (s.by == chosen->path() && !chosen->loaded())
+        spdlog::warn("backend '{}' is taken from {}, which shadows {}", chosen->name(),
+                     chosen->path().string(), s.path.string());
+    chosen->api();  // loads it into this process now, so a failure surfaces here
+    return *chosen;
   }
   std::string available;
   for (const auto& p : plugins_)

@@ -1,38 +1,67 @@
-// The plugin host against plugins built broken on purpose: each must be refused with its reason
-// while a good plugin in the same directory still loads and computes.
+// The plugin host against the bad-plugin corpus (plugins built broken on purpose, see
+// CMakeLists.txt): each must be refused with its one-line reason, judged in a child process, while
+// a good plugin in the search path still loads, alone, into this process and computes.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <sstream>
+#include <thread>
 
 #include "common/error.hpp"
 #include "host/backend.hpp"
 #include "host/plugin_host.hpp"
+#include "host/plugin_probe.hpp"
+#include "host/probe_report.hpp"
+#include "host/subprocess.hpp"
 
 namespace fs = std::filesystem;
+using Catch::Matchers::Contains;
 
 namespace {
 
-fs::path make_plugin_dir() {
+fs::path temp_dir(const std::string& what) {
   std::random_device rd;
-  fs::path dir = fs::temp_directory_path() / ("apr-host-test-" + std::to_string(rd()));
+  fs::path dir = fs::temp_directory_path() / ("apr-host-test-" + what + "-" + std::to_string(rd()));
   fs::create_directories(dir);
-  for (const auto& e : fs::directory_iterator(TEST_BAD_PLUGIN_DIR))
-    fs::copy_file(e.path(), dir / e.path().filename());
-  fs::copy_file(CPU_PLUGIN_PATH, dir / "apr-plugin-cpu.so");
-  fs::copy_file(CPU_PLUGIN_PATH, dir / "apr-plugin-cpu-copy.so");
-  std::ofstream(dir / "apr-plugin-notalib.so") << "this is not an ELF file\n";
-  std::ofstream(dir / "libunrelated.so") << "ignored: not named like a plugin\n";
   return dir;
 }
 
-apr::host::SearchOptions only(const fs::path& dir) {
+// Directories for one test: the real cpu plugin alone, a copy of the corpus, and a cache.
+struct Dirs {
+  fs::path root = fs::weakly_canonical(temp_dir("dirs"));
+  fs::path real = root / "real";
+  fs::path corpus = root / "corpus";
+  fs::path cache = root / "cache";
+  Dirs() {
+    fs::create_directories(real);
+    fs::create_directories(corpus);
+    fs::copy_file(CPU_PLUGIN_PATH, real / "apr-plugin-cpu.so");
+    for (const auto& e : fs::directory_iterator(TEST_BAD_PLUGIN_DIR))
+      fs::copy_file(e.path(), corpus / e.path().filename());
+    std::ofstream(corpus / "libunrelated.so") << "ignored: not named like a plugin\n";
+  }
+  ~Dirs() { fs::remove_all(root); }
+};
+
+constexpr auto kTimeout = std::chrono::seconds(2);
+constexpr uint64_t kMemory = uint64_t{1} << 30;
+
+apr::host::SearchOptions options(std::vector<fs::path> dirs, const fs::path& cache) {
   apr::host::SearchOptions o;
-  o.plugin_dirs = {dir};
+  o.plugin_dirs = std::move(dirs);
   o.use_environment = false;
   o.use_install_dir = false;
   o.use_executable_dir = false;
+  o.probe_helper = PROBE_HELPER;
+  o.probe_timeout = kTimeout;
+  o.probe_memory_bytes = kMemory;
+  o.cache_dir = cache;
   return o;
 }
 
@@ -42,37 +71,95 @@ std::string reason_for(const apr::host::PluginHost& h, const std::string& file) 
   return "<not refused>";
 }
 
+// The corpus and the reason each file must be refused with (a fragment of the one line).
+const std::map<std::string, std::string>& expected_reasons() {
+  static const std::map<std::string, std::string> m = {
+      {"garbage", "cannot load: "},
+      {"no-entry", "no entry symbol 'apr_plugin_entry' (not an apr plugin)"},
+      {"null-table", "entry point returned no function table for ABI 1."},
+      {"major-mismatch", "ABI major version 2, this host speaks 1"},
+      {"struct-too-small", "ABI 1.0 needs"},
+      {"null-member", "function table member 'matmul' is NULL"},
+      {"bad-name", "backend name 'Bad Name!' is not 1-64 characters of [a-z0-9_-]"},
+      {"unterminated-name", "backend name is not a NUL-terminated string of at most 64 bytes"},
+      {"unterminated-description",
+       "description is not a NUL-terminated string of at most 256 bytes"},
+      {"aliases-without-null", "alias list has no NULL terminator within 16 entries"},
+      {"init-error", "init failed: license server unreachable"},
+      {"probe-unusable", "not usable on this machine: needs a flux capacitor"},
+      {"unterminated-reason", "probe reason is not NUL-terminated within its 256 bytes"},
+      {"probe-overrun", "probe wrote past the end of apr_probe_result"},
+      {"huge-device-count",
+       "device_count returned 4294967295, more than the 256 devices a host accepts"},
+      {"no-devices", "plugin reports no devices"},
+      {"unterminated-device-name",
+       "device_info(0) name is not NUL-terminated within its 128 bytes"},
+      {"crash-constructor", "crashed with SIGSEGV during loading (library constructors)"},
+      {"abort-constructor", "crashed with SIGABRT during loading (library constructors)"},
+      {"crash-entry", "crashed with SIGSEGV during the entry point"},
+      {"crash-probe", "crashed with SIGSEGV during probe"},
+      {"abort-probe", "crashed with SIGABRT during probe"},
+      {"crash-init", "crashed with SIGSEGV during init"},
+      {"crash-shutdown", "crashed with SIGSEGV during shutdown"},
+      {"hang-probe", "probe took longer than 2 s (killed)"},
+      {"exit-probe", "called exit(0) during probe (a plugin must never end the process)"},
+      {"exit-init", "called exit(3) during init"},
+      {"flood-memory", apr::host::probe_memory_limit_enforced()
+                           ? "crashed with SIGABRT during probe after reaching its memory limit "
+                             "(1024 MiB)"
+                           : "crashed with SIG"},
+  };
+  return m;
+}
+
+// The plugin files of the apr family mapped into this process.
+std::vector<std::string> mapped_plugins() {
+  std::ifstream maps("/proc/self/maps");
+  std::vector<std::string> out;
+  for (std::string line; std::getline(maps, line);) {
+    const auto at = line.find("apr-plugin-");
+    if (at == std::string::npos) continue;
+    const std::string name = fs::path(line.substr(line.find('/'))).filename().string();
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  }
+  return out;
+}
+
 }  // namespace
 
-TEST_CASE("every defective plugin is refused with its reason; the good one still works") {
-  const fs::path dir = make_plugin_dir();
-  apr::host::PluginHost host(only(dir));
+TEST_CASE("every bad plugin is refused with its one-line reason; the good ones still work") {
+  REQUIRE(mapped_plugins().empty());
+  Dirs d;
+  apr::host::PluginHost host(options({d.real, d.corpus}, d.cache));
 
-  using Catch::Matchers::Contains;
-  CHECK_THAT(reason_for(host, "apr-plugin-notalib.so"), Contains("cannot load"));
-  CHECK_THAT(reason_for(host, "apr-plugin-bad-no-entry.so"), Contains("no entry symbol"));
-  CHECK_THAT(reason_for(host, "apr-plugin-bad-major-mismatch.so"),
-             Contains("ABI major version 2, this host speaks 1"));
-  CHECK_THAT(reason_for(host, "apr-plugin-bad-struct-too-small.so"),
-             Contains("function table is") && Contains("ABI 1.0 needs"));
-  CHECK_THAT(reason_for(host, "apr-plugin-bad-init-error.so"),
-             Contains("init failed: license server unreachable"));
-  CHECK_THAT(reason_for(host, "apr-plugin-bad-probe-unusable.so"),
-             Contains("not usable on this machine: needs a flux capacitor"));
-  CHECK_THAT(reason_for(host, "apr-plugin-bad-null-member.so"),
-             Contains("member 'matmul' is NULL"));
-  // Two files providing "cpu": the first in directory order wins, the other is refused.
-  CHECK_THAT(reason_for(host, "apr-plugin-cpu-copy.so") + reason_for(host, "apr-plugin-cpu.so"),
-             Contains("backend 'cpu' is already provided by") && Contains("<not refused>"));
+  REQUIRE(expected_reasons().size() >= 15);
+  for (const auto& [defect, fragment] : expected_reasons()) {
+    INFO("apr-plugin-bad-" << defect << ".so");
+    const std::string reason = reason_for(host, "apr-plugin-bad-" + defect + ".so");
+    CHECK_THAT(reason, Contains(fragment));
+    CHECK(reason.find('\n') == std::string::npos);
+  }
+  CHECK(host.refusals().size() == expected_reasons().size());
   CHECK(reason_for(host, "libunrelated.so") == "<not refused>");  // never even tried
-  CHECK(host.refusals().size() == 8);
 
-  // A well-formed plugin of ABI 1.0 loads beside them, with minor version 0 negotiated.
+  // The well-formed ones: cpu, and a plugin of ABI 1.0 with minor version 0 negotiated. The fake
+  // "cpu" comes after the real one in the search path, so it is shadowed.
   REQUIRE(host.plugins().size() == 2);
-  CHECK(host.select("bad-abi-minor-0").abi_minor() == 0);
+  REQUIRE(host.shadowed().size() == 1);
+  CHECK(host.shadowed()[0].path.filename() == "apr-plugin-bad-shadow-cpu.so");
+  CHECK(host.shadowed()[0].name == "cpu");
+  CHECK(host.shadowed()[0].by == d.real / "apr-plugin-cpu.so");
+
+  // Probing loaded nothing into this process; selecting loads exactly the selected plugin.
+  CHECK(mapped_plugins().empty());
+  for (const auto& p : host.plugins()) CHECK_FALSE(p->loaded());
   apr::host::Plugin& cpu = host.select("cpu");
+  CHECK(cpu.loaded());
+  CHECK(cpu.path() == d.real / "apr-plugin-cpu.so");
   CHECK(cpu.abi_minor() == APR_ABI_MINOR);
-  CHECK(&host.select("auto") == &cpu);
+  CHECK(mapped_plugins() == std::vector<std::string>{"apr-plugin-cpu.so"});
+  CHECK(&host.select("auto") == &cpu);  // the highest probe score
+  CHECK(host.select("bad-abi-minor-0").abi_minor() == 0);
   CHECK_THROWS_AS(host.select("cuda-that-is-not-here"), apr::Error);
   try {
     host.select("nope");
@@ -96,28 +183,166 @@ TEST_CASE("every defective plugin is refused with its reason; the good one still
   device.read(ba, 0, out.data(), 16);
   for (int i = 0; i < 4; ++i) CHECK(out[i] == a[i] + b[i]);
   CHECK_THROWS_AS(apr::Device(cpu, 7, 1), apr::Error);  // no such device index
+}
 
-  fs::remove_all(dir);
+TEST_CASE("probe results are cached per file and re-probed when the file changes") {
+  Dirs d;
+  const auto o = options({d.real, d.corpus}, d.cache);
+  const size_t n_files = expected_reasons().size() + 3;  // + cpu, abi-minor-0, shadow-cpu
+  std::vector<std::string> first;
+  {
+    apr::host::PluginHost host(o);
+    CHECK(host.probed_now() == n_files);
+    for (const auto& r : host.refusals()) first.push_back(r.reason);
+  }
+  REQUIRE(fs::exists(d.cache / "plugin-probes.json"));
+  {
+    apr::host::PluginHost host(o);  // everything from the cache, with the same answers
+    CHECK(host.probed_now() == 0);
+    std::vector<std::string> again;
+    for (const auto& r : host.refusals()) again.push_back(r.reason);
+    CHECK(again == first);
+    CHECK(host.plugins().size() == 2);
+    CHECK(host.shadowed().size() == 1);
+    CHECK(host.select("cpu").devices().size() == 1);
+  }
+  // A changed file (new modification time) is probed again, alone.
+  const fs::path touched = d.corpus / "apr-plugin-bad-init-error.so";
+  fs::last_write_time(touched, fs::last_write_time(touched) + std::chrono::seconds(5));
+  {
+    apr::host::PluginHost host(o);
+    CHECK(host.probed_now() == 1);
+  }
+  auto refresh = o;
+  refresh.refresh_cache = true;
+  CHECK(apr::host::PluginHost(refresh).probed_now() == n_files);
+  // A cache file that is not JSON, or has been edited to hold absurd values, is ignored.
+  std::ofstream(d.cache / "plugin-probes.json") << "{\"format\": 1, \"entries\": [1,2";
+  CHECK(apr::host::PluginHost(o).probed_now() == n_files);
+  // A cache directory that cannot be written: no cache, no error.
+  auto unwritable = o;
+  unwritable.cache_dir = "/proc/apr-no-such-dir";
+  CHECK(apr::host::PluginHost(unwritable).plugins().size() == 2);
+}
+
+TEST_CASE("the first plugin of a name in the search path wins; the later one is shadowed") {
+  Dirs d;
+  const fs::path fake_dir = d.root / "fake";
+  fs::create_directories(fake_dir);
+  fs::copy_file(d.corpus / "apr-plugin-bad-shadow-cpu.so", fake_dir / "apr-plugin-cpu.so");
+  apr::host::PluginHost host(options({fake_dir, d.real}, d.cache));
+  REQUIRE(host.plugins().size() == 1);
+  CHECK(host.plugins()[0]->path() == fake_dir / "apr-plugin-cpu.so");
+  REQUIRE(host.shadowed().size() == 1);
+  CHECK(host.shadowed()[0].path == d.real / "apr-plugin-cpu.so");
+  CHECK(host.shadowed()[0].by == fake_dir / "apr-plugin-cpu.so");
+  CHECK(host.select("cpu").description() == "defective plugin for host tests");
+}
+
+TEST_CASE("without the probe helper every plugin is refused, saying why") {
+  Dirs d;
+  auto o = options({d.real}, d.cache);
+  o.probe_helper = d.root / "no-such-helper";
+  apr::host::PluginHost host(o);
+  CHECK(host.plugins().empty());
+  CHECK_THAT(reason_for(host, "apr-plugin-cpu.so"), Contains("cannot probe: cannot execute"));
 }
 
 TEST_CASE("APR_PLUGIN_PATH is searched after --plugin-dir, without duplicates") {
-  const fs::path dir = make_plugin_dir();
-  ::setenv("APR_PLUGIN_PATH", (dir.string() + "::" + dir.string()).c_str(), 1);
-  apr::host::SearchOptions o;
-  o.plugin_dirs = {dir};
-  o.use_install_dir = false;
-  o.use_executable_dir = false;
+  Dirs d;
+  ::setenv("APR_PLUGIN_PATH", (d.real.string() + "::" + d.real.string()).c_str(), 1);
+  auto o = options({d.real}, d.cache);
+  o.use_environment = true;
   apr::host::PluginHost host(o);
   ::unsetenv("APR_PLUGIN_PATH");
   CHECK(host.search_path().size() == 1);
-  CHECK(host.plugins().size() == 2);
-  fs::remove_all(dir);
+  CHECK(host.plugins().size() == 1);
 }
 
-TEST_CASE("a single plugin file is refused with the same reasons by load_plugin") {
+TEST_CASE("load_plugin loads one file in this process with the same checks") {
   CHECK_THROWS_WITH(
       apr::host::load_plugin(fs::path(TEST_BAD_PLUGIN_DIR) / "apr-plugin-bad-probe-unusable.so"),
-      Catch::Contains("needs a flux capacitor"));
+      Contains("needs a flux capacitor"));
+  CHECK_THROWS_WITH(
+      apr::host::load_plugin(fs::path(TEST_BAD_PLUGIN_DIR) / "apr-plugin-bad-huge-device-count.so"),
+      Contains("device_count returned 4294967295"));
   CHECK_THROWS_WITH(apr::host::load_plugin("/nonexistent/apr-plugin-x.so"),
-                    Catch::Contains("cannot load"));
+                    Contains("cannot load"));
+  auto p = apr::host::load_plugin(CPU_PLUGIN_PATH);
+  CHECK(p->loaded());
+  CHECK(p->name() == "cpu");
+}
+
+TEST_CASE("run_child reports output, exit status, signals and time-outs") {
+  using apr::host::run_child;
+  apr::host::ChildLimits l;
+  l.idle_timeout = std::chrono::milliseconds(500);
+  auto r = run_child({"/bin/sh", "-c", "echo report >&3; echo noise; exit 4"}, l);
+  CHECK(r.started);
+  CHECK(r.report == "report\n");
+  CHECK(r.stderr_tail == "noise\n");
+  CHECK(r.exit_code == 4);
+  CHECK(r.signal == 0);
+  CHECK_FALSE(r.timed_out);
+
+  r = run_child({"/bin/sh", "-c", "kill -SEGV $$"}, l);
+  CHECK(r.signal == SIGSEGV);
+  CHECK(apr::host::signal_name(r.signal) == "SIGSEGV");
+
+  // Progress on the report channel restarts the clock; silence ends the child.
+  r = run_child({"/bin/sh", "-c", "for i in 1 2 3 4; do echo $i >&3; sleep 0.2; done"}, l);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.report == "1\n2\n3\n4\n");
+  r = run_child({"/bin/sh", "-c", "echo started >&3; exec sleep 30"}, l);
+  CHECK(r.timed_out);
+  CHECK(r.report == "started\n");
+
+  // A child that leaves a grandchild holding the pipes does not keep the caller waiting.
+  r = run_child({"/bin/sh", "-c", "sleep 30 & exit 0"}, l);
+  CHECK(r.exit_code == 0);
+
+  // Output beyond the bound is cut, not accumulated.
+  l.max_report_bytes = 100;
+  r = run_child({"/bin/sh", "-c", "head -c 100000 /dev/zero >&3"}, l);
+  CHECK(r.report.size() == 100);
+  CHECK(r.report_truncated);
+
+  r = run_child({"/nonexistent/program"}, l);
+  CHECK_FALSE(r.started);
+  CHECK_THAT(r.start_error, Contains("cannot execute /nonexistent/program"));
+}
+
+TEST_CASE("a probe report is re-checked field by field when read") {
+  using apr::host::report_from_json;
+  const std::string good =
+      R"({"usable":true,"phase":"done","reason":"","name":"cpu","version":"1","description":"d",)"
+      R"("aliases":["x"],"abi_minor":1,"score":10,"probe":"ok","devices":[{"index":0,"kind":0,)"
+      R"("memory_bytes":0,"name":"n","description":""}]})";
+  const auto r = report_from_json(good);
+  CHECK(r.usable);
+  CHECK(r.info.name == "cpu");
+  CHECK(r.info.devices.size() == 1);
+  CHECK(apr::host::report_from_json(apr::host::to_json(r)).info.aliases == r.info.aliases);
+
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string s = good;
+    s.replace(s.find(from), from.size(), to);
+    return s;
+  };
+  CHECK_THROWS_WITH(report_from_json("not json"), Contains("malformed probe report"));
+  CHECK_THROWS_WITH(report_from_json(with(R"("name":"cpu")", R"("name":"CPU!")")),
+                    Contains("'name' is not a backend name"));
+  CHECK_THROWS_WITH(report_from_json(with(R"("abi_minor":1)", R"("abi_minor":99)")),
+                    Contains("'abi_minor' is 99"));
+  CHECK_THROWS_WITH(report_from_json(with(R"("probe":"ok")", R"("probe":"a\nb")")),
+                    Contains("control character"));
+  CHECK_THROWS_WITH(
+      report_from_json(with(R"("version":"1")", "\"version\":\"" + std::string(65, 'v') + "\"")),
+      Contains("more than the 64 allowed"));
+  CHECK_THROWS_WITH(report_from_json(with(R"("devices":[)", R"("devices":[],"x":[)")),
+                    Contains("1 to 256 devices"));
+  CHECK_THROWS_WITH(report_from_json(with(R"("index":0)", R"("index":3)")),
+                    Contains("device indices"));
+  CHECK_THROWS_WITH(report_from_json(R"({"usable":false,"phase":"probe","reason":""})"),
+                    Contains("without a reason"));
 }

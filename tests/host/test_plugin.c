@@ -1,8 +1,41 @@
 /* A deliberately defective plugin. Each build picks one defect with a TEST_DEFECT_* macro, so the
- * host's refusal of every kind of broken plugin can be tested. Written in C99 to prove the header
- * works from plain C. */
+ * host's refusal of every kind of broken plugin can be tested: bad answers, and also crashes,
+ * hangs, exits and memory floods that the host must survive because it probes in a child
+ * process. Written in C99 to prove the header works from plain C. */
 #include <apr/plugin.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Dies the way a buggy plugin does: raise() gives the same signal at every optimisation level,
+ * where a NULL store might be compiled into a trap instruction instead. */
+#define CRASH() raise(SIGSEGV)
+
+#ifdef TEST_DEFECT_CRASH_CONSTRUCTOR
+__attribute__((constructor)) static void crash_on_load(void) {
+  CRASH();
+}
+#endif
+#ifdef TEST_DEFECT_ABORT_CONSTRUCTOR
+/* Proves a plugin is never loaded into apr unless selected: apr would die with it. */
+__attribute__((constructor)) static void abort_on_load(void) {
+  abort();
+}
+#endif
+
+#ifdef TEST_DEFECT_FLOOD_MEMORY
+/* Allocates until malloc fails, touching one byte per block (so the machine's memory is not
+ * really used), then gives up the way an xmalloc-style handler does. Bounded at 64 GiB in case no
+ * limit is in force. */
+static void flood(void) {
+  for (int i = 0; i < 4096; ++i) {
+    char* p = malloc((size_t)16 << 20);
+    if (!p) abort();
+    p[0] = 1;
+  }
+}
+#endif
 
 static const char* g_error = "";
 
@@ -13,6 +46,12 @@ static apr_status fail(const char* message) {
 
 static apr_status init(const apr_host* host) {
   (void)host;
+#ifdef TEST_DEFECT_CRASH_INIT
+  CRASH();
+#endif
+#ifdef TEST_DEFECT_EXIT_INIT
+  _exit(3);
+#endif
 #ifdef TEST_DEFECT_INIT_ERROR
   g_error = "license server unreachable";
   return APR_ERR_UNAVAILABLE;
@@ -20,9 +59,34 @@ static apr_status init(const apr_host* host) {
   return APR_OK;
 #endif
 }
-static void shutdown_plugin(void) {}
+static void shutdown_plugin(void) {
+#ifdef TEST_DEFECT_CRASH_SHUTDOWN
+  CRASH();
+#endif
+}
 static apr_status probe(apr_probe_result* r) {
-#ifdef TEST_DEFECT_PROBE_UNUSABLE
+#ifdef TEST_DEFECT_CRASH_PROBE
+  CRASH();
+#endif
+#ifdef TEST_DEFECT_ABORT_PROBE
+  abort();
+#endif
+#ifdef TEST_DEFECT_HANG_PROBE
+  for (;;) pause();
+#endif
+#ifdef TEST_DEFECT_EXIT_PROBE
+  exit(0);
+#endif
+#ifdef TEST_DEFECT_FLOOD_MEMORY
+  flood();
+#endif
+#ifdef TEST_DEFECT_PROBE_OVERRUN
+  memset(r, 0, sizeof *r + 16); /* as a plugin built against a header with a bigger struct */
+#endif
+#if defined(TEST_DEFECT_UNTERMINATED_REASON)
+  r->score = 1;
+  memset(r->reason, 'x', sizeof r->reason);
+#elif defined(TEST_DEFECT_PROBE_UNUSABLE)
   r->score = 0;
   strcpy(r->reason, "needs a flux capacitor");
 #else
@@ -35,7 +99,13 @@ static const char* error_message(void) {
   return g_error;
 }
 static uint32_t device_count(void) {
+#if defined(TEST_DEFECT_HUGE_DEVICE_COUNT)
+  return UINT32_MAX;
+#elif defined(TEST_DEFECT_NO_DEVICES)
+  return 0;
+#else
   return 1;
+#endif
 }
 static apr_status device_info(uint32_t i, apr_device_info* info) {
   (void)i;
@@ -43,6 +113,9 @@ static apr_status device_info(uint32_t i, apr_device_info* info) {
   info->memory_bytes = 0;
   strcpy(info->name, "test device");
   info->description[0] = '\0';
+#ifdef TEST_DEFECT_UNTERMINATED_DEVICE_NAME
+  memset(info->name, 'd', sizeof info->name);
+#endif
   return APR_OK;
 }
 static apr_status device_open(uint32_t i, const apr_device_options* o, apr_device** d) {
@@ -99,6 +172,39 @@ TEST_KERNEL(attention, apr_attention_args)
 TEST_KERNEL(swiglu, apr_swiglu_args)
 TEST_KERNEL(trace_emit, apr_trace_emit_args)
 
+/* Strings without a terminator, longer than any bound the host reads within (C allows a string
+ * literal to fill its array exactly, dropping the NUL). */
+#if defined(TEST_DEFECT_UNTERMINATED_NAME) || defined(TEST_DEFECT_UNTERMINATED_DESCRIPTION)
+#define X10 "xxxxxxxxxx"
+#define X100 X10 X10 X10 X10 X10 X10 X10 X10 X10 X10
+static const char g_unterminated[300] = X100 X100 X100;
+#endif
+
+#ifdef TEST_DEFECT_ALIASES_WITHOUT_NULL
+/* An alias list with no NULL at its end, longer than the host's bound. */
+static const char* const g_aliases_without_null[20] = {"a0", "a1", "a2", "a3", "a4", "a5", "a6",
+                                                       "a7", "a8", "a9", "b0", "b1", "b2", "b3",
+                                                       "b4", "b5", "b6", "b7", "b8", "b9"};
+#endif
+
+#if defined(TEST_DEFECT_UNTERMINATED_NAME)
+#define TABLE_NAME g_unterminated
+#elif defined(TEST_DEFECT_BAD_NAME)
+#define TABLE_NAME "Bad Name!"
+#else
+#define TABLE_NAME TEST_PLUGIN_NAME
+#endif
+#ifdef TEST_DEFECT_UNTERMINATED_DESCRIPTION
+#define TABLE_DESCRIPTION g_unterminated
+#else
+#define TABLE_DESCRIPTION "defective plugin for host tests"
+#endif
+#ifdef TEST_DEFECT_ALIASES_WITHOUT_NULL
+#define TABLE_ALIASES g_aliases_without_null
+#else
+#define TABLE_ALIASES NULL
+#endif
+
 static const apr_plugin_api g_api = {
 #ifdef TEST_DEFECT_STRUCT_TOO_SMALL
     offsetof(apr_plugin_api, device_count),
@@ -115,10 +221,10 @@ static const apr_plugin_api g_api = {
 #else
     APR_ABI_MINOR,
 #endif
-    TEST_PLUGIN_NAME,
+    TABLE_NAME,
     "0.0.1",
-    "defective plugin for host tests",
-    NULL,
+    TABLE_DESCRIPTION,
+    TABLE_ALIASES,
     init,
     shutdown_plugin,
     probe,
@@ -152,6 +258,12 @@ static const apr_plugin_api g_api = {
 #ifndef TEST_DEFECT_NO_ENTRY
 APR_PLUGIN_EXPORT const apr_plugin_api* apr_plugin_entry(uint32_t major, uint32_t minor) {
   (void)major, (void)minor;
+#ifdef TEST_DEFECT_CRASH_ENTRY
+  CRASH();
+#endif
+#ifdef TEST_DEFECT_NULL_TABLE
+  return NULL;
+#endif
   return &g_api;
 }
 #else

@@ -1,0 +1,174 @@
+#include "host/probe_cache.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+#include "common/error.hpp"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+
+namespace apr::host {
+namespace {
+
+constexpr int kFormat = 1;
+constexpr size_t kMaxCacheBytes = 8 << 20;
+constexpr size_t kMaxEntries = 512;
+constexpr const char* kFileName = "plugin-probes.json";
+
+std::string read_small_file(const fs::path& p, size_t max_bytes) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return {};
+  std::string s(max_bytes + 1, '\0');
+  in.read(s.data(), static_cast<std::streamsize>(s.size()));
+  s.resize(static_cast<size_t>(in.gcount()));
+  return s.size() > max_bytes ? std::string() : s;
+}
+
+// Variables that choose drivers or devices: a different value may give a different probe answer.
+bool steers_drivers(std::string_view name) {
+  static constexpr std::string_view prefixes[] = {
+      "APR_", "VK_",  "MESA_", "LP_",  "GALLIUM_", "CUDA_", "NVIDIA_",         "__NV",
+      "__GL", "DRI_", "LIBGL", "ROCR", "HIP_",     "ZINK",  "LD_LIBRARY_PATH", "LD_PRELOAD"};
+  for (auto p : prefixes)
+    if (name.substr(0, p.size()) == p) return true;
+  return false;
+}
+
+std::string environment_digest() {
+  std::vector<std::string> vars;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    if (steers_drivers(kv.substr(0, kv.find('=')))) vars.emplace_back(kv);
+  }
+  std::sort(vars.begin(), vars.end());
+  std::string all;
+  for (const auto& v : vars) all += v + '\n';
+  std::ostringstream s;
+  s << std::hex << std::hash<std::string>{}(all);
+  return s.str();
+}
+
+std::string boot_id() {
+  std::string id = read_small_file("/proc/sys/kernel/random/boot_id", 64);
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  return id;
+}
+
+}  // namespace
+
+fs::path ProbeCache::default_dir() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  if (xdg && *xdg == '/') return fs::path(xdg) / "apr";
+  const char* home = std::getenv("HOME");
+  if (home && *home == '/') return fs::path(home) / ".cache" / "apr";
+  return {};
+}
+
+std::optional<ProbeCache::Entry> ProbeCache::identity(const fs::path& plugin) {
+  struct stat st {};
+  if (::stat(plugin.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  Entry e;
+  e.size = static_cast<uint64_t>(st.st_size);
+  e.mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
+               static_cast<uint64_t>(st.st_mtim.tv_nsec);
+  e.inode = static_cast<uint64_t>(st.st_ino);
+  return e;
+}
+
+ProbeCache::ProbeCache(fs::path dir) {
+  if (dir.empty()) dir = default_dir();
+  if (dir.empty()) return;
+  file_ = dir / kFileName;
+  context_ = "apr " APR_VERSION_STRING ", ABI " + std::to_string(APR_ABI_MAJOR) + "." +
+             std::to_string(APR_ABI_MINOR) + ", boot " + boot_id() + ", env " +
+             environment_digest();
+  const std::string text = read_small_file(file_, kMaxCacheBytes);
+  if (text.empty()) return;
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  try {
+    if (j.is_discarded() || !j.is_object() || j.value("format", 0) != kFormat ||
+        j.value("context", "") != context_)
+      return;  // another apr, another boot or another driver environment: start over
+    for (const auto& [path, v] : j.at("entries").items()) {
+      Entry e;
+      e.size = v.at("size").get<uint64_t>();
+      e.mtime_ns = v.at("mtime_ns").get<uint64_t>();
+      e.inode = v.at("inode").get<uint64_t>();
+      e.report = v.at("report").get<std::string>();
+      entries_[path] = std::move(e);
+    }
+  } catch (const std::exception& e) {
+    spdlog::debug("ignoring probe cache {}: {}", file_.string(), e.what());
+    entries_.clear();
+  }
+}
+
+std::optional<ProbeReport> ProbeCache::find(const fs::path& plugin) const {
+  const auto it = entries_.find(plugin.string());
+  if (it == entries_.end()) return std::nullopt;
+  const auto now = identity(plugin);
+  if (!now || now->size != it->second.size || now->mtime_ns != it->second.mtime_ns ||
+      now->inode != it->second.inode)
+    return std::nullopt;
+  try {
+    return report_from_json(it->second.report);
+  } catch (const Error& e) {
+    spdlog::debug("ignoring cached probe of {}: {}", plugin.string(), e.what());
+    return std::nullopt;
+  }
+}
+
+void ProbeCache::store(const fs::path& plugin, const ProbeReport& report) {
+  if (file_.empty()) return;
+  auto e = identity(plugin);
+  if (!e) return;
+  e->report = to_json(report);
+  entries_[plugin.string()] = std::move(*e);
+  dirty_ = true;
+}
+
+void ProbeCache::save() const {
+  if (!dirty_ || file_.empty()) return;
+  nlohmann::json j = {{"format", kFormat}, {"context", context_}};
+  j["entries"] = nlohmann::json::object();
+  size_t kept = 0;
+  for (const auto& [path, e] : entries_) {
+    if (kept == kMaxEntries) break;
+    std::error_code ec;
+    if (!fs::exists(path, ec)) continue;  // plugins that are gone
+    j["entries"][path] = {
+        {"size", e.size}, {"mtime_ns", e.mtime_ns}, {"inode", e.inode}, {"report", e.report}};
+    ++kept;
+  }
+  std::error_code ec;
+  fs::create_directories(file_.parent_path(), ec);
+  const fs::path tmp = file_.string() + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    if (!out.flush()) {
+      spdlog::debug("cannot write probe cache {}", tmp.string());
+      fs::remove(tmp, ec);
+      return;
+    }
+  }
+  fs::rename(tmp, file_, ec);
+  if (ec) {
+    spdlog::debug("cannot write probe cache {}: {}", file_.string(), ec.message());
+    fs::remove(tmp, ec);
+  }
+}
+
+}  // namespace apr::host
