@@ -27,10 +27,17 @@ constexpr size_t kMaxCacheBytes = 8 << 20;
 constexpr size_t kMaxEntries = 512;
 constexpr const char* kFileName = "plugin-probes.json";
 
+// The whole file, or nothing when it is missing, not a regular file or larger than max_bytes
+// (checked before reading: /proc files report size 0 and are read up to the bound).
 std::string read_small_file(const fs::path& p, size_t max_bytes) {
+  std::error_code ec;
+  const auto status = fs::status(p, ec);
+  if (ec || !fs::is_regular_file(status)) return {};
+  const uintmax_t size = fs::file_size(p, ec);
+  if (ec || size > max_bytes) return {};
   std::ifstream in(p, std::ios::binary);
   if (!in) return {};
-  std::string s(max_bytes + 1, '\0');
+  std::string s(size ? static_cast<size_t>(size) + 1 : max_bytes + 1, '\0');
   in.read(s.data(), static_cast<std::streamsize>(s.size()));
   s.resize(static_cast<size_t>(in.gcount()));
   return s.size() > max_bytes ? std::string() : s;
