@@ -10,6 +10,10 @@
 #include "common/error.hpp"
 #include "host/backend.hpp"
 
+namespace apr::cli {
+int cmd_plugin_check(Context& ctx, const std::vector<std::string>& args);  // cmd_plugin_check.cpp
+}
+
 namespace {
 
 using namespace apr::cli;
@@ -24,6 +28,7 @@ constexpr Verb kVerbs[] = {
     {"run", cmd_run, "generate text from a prompt"},
     {"info", cmd_info, "show a model's architecture, hyper-parameters, tensors and tokenizer"},
     {"plugins", cmd_plugins, "list backend plugins found, and every refused file with its reason"},
+    {"plugin-check", cmd_plugin_check, "check a backend plugin against the plugin ABI"},
     {"trace", cmd_trace, "write the tensors of every stage of a forward pass as APRT files"},
     {"diff", cmd_diff, "compare two APRT files or trace directories value by value"},
     {"bisect", cmd_bisect, "name the first layer and stage where two backends diverge"},
@@ -39,7 +44,8 @@ Usage: apr [global options] <command> [command options]
 Commands:
 )";
   for (const auto& v : kVerbs)
-    std::cout << "  " << v.name << std::string(9 - v.name.size(), ' ') << v.summary << "\n";
+    std::cout << "  " << v.name << std::string(v.name.size() < 9 ? 9 - v.name.size() : 1, ' ')
+              << v.summary << "\n";
   std::cout << "\n"
             << global << R"(
 Examples:

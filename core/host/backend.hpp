@@ -5,9 +5,12 @@
 #include <apr/plugin.h>
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "host/plugin_host.hpp"
 
@@ -85,6 +88,11 @@ class Device {
     check(api_.trace_emit(handle_, &a), "trace_emit");
   }
 
+  // ABI 1.2 step capture: whether the plugin has step markers, and the markers themselves.
+  bool has_step_markers() const;
+  void step_begin(const apr_step_args& a) { check(api_.step_begin(handle_, &a), "step_begin"); }
+  void step_end(const apr_step_args& a) { check(api_.step_end(handle_, &a), "step_end"); }
+
   // Throws BackendError("<plugin>: <what>: <plugin message>") unless status is APR_OK.
   void check(apr_status status, const char* what) const {
     if (status != APR_OK) fail(status, what);
@@ -98,6 +106,26 @@ class Device {
   apr_device* handle_ = nullptr;
   uint32_t index_ = 0;
 };
+
+// A weight a model needs: its ggml type and the tensor that has it (for messages).
+struct WeightNeed {
+  apr_type type;
+  std::string tensor;
+};
+
+// The ABI 1.2 capability query of device `index`; nullopt when the plugin predates it (then
+// weight_create is the only judge).
+std::optional<apr_device_caps> device_caps(const host::Plugin& plugin, uint32_t index);
+
+// Empty when device `index` of `plugin` claims every type in `needs`; else one line naming the
+// first type it does not take, a tensor that has it, and the types it does take.
+std::string unsupported_weights(const host::Plugin& plugin, uint32_t index,
+                                const std::vector<WeightNeed>& needs);
+
+// PluginHost::select, except that "auto" passes over a backend whose device cannot take the
+// model's weight types (in probe-score order) instead of choosing it and failing at load.
+host::Plugin& select_backend(const host::PluginHost& plugins, std::string_view backend,
+                             uint32_t device, const std::vector<WeightNeed>& needs);
 
 // Fills struct_size for an ABI argument struct; every other member starts zeroed.
 template <typename T>

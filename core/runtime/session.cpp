@@ -35,6 +35,16 @@ apr_weight_desc weight_desc(const gguf::TensorInfo& t) {
 
 }  // namespace
 
+std::vector<WeightNeed> weight_needs(const Model& model) {
+  std::vector<WeightNeed> needs;
+  auto add = [&](const gguf::TensorInfo& t) { needs.push_back({t.type, t.name}); };
+  add(model.token_embd());
+  if (!model.config().tied_output) add(model.output());
+  for (const LayerTensors& t : model.layers())
+    for (const gguf::TensorInfo* m : {t.wq, t.wk, t.wv, t.wo, t.w_gate, t.w_up, t.w_down}) add(*m);
+  return needs;
+}
+
 Session::Session(const Model& model, const host::Plugin& plugin, SessionOptions options)
     : model_(model), cfg_(model.config()) {
   n_ctx_ = options.n_ctx ? options.n_ctx : std::min<uint32_t>(cfg_.n_ctx_train, 4096);
@@ -48,6 +58,11 @@ Session::Session(const Model& model, const host::Plugin& plugin, SessionOptions 
     rope_factors_.resize(t->n_elements);
     quant::dequantize_row(t->type, t->data, rope_factors_.data(), t->n_elements);
   }
+  // Before any upload: a plugin that says it cannot take a weight type is refused with the
+  // type and tensor named, not halfway through loading.
+  const std::string unsupported =
+      unsupported_weights(plugin, options.device_index, weight_needs(model));
+  if (!unsupported.empty()) throw Error(unsupported);
   device_ = std::make_unique<Device>(plugin, options.device_index, options.n_threads);
   const auto t0 = std::chrono::steady_clock::now();
   upload_weights();
@@ -109,6 +124,7 @@ void Session::upload_weights() {
   gate_ = device_->alloc(rows * cfg_.n_ff * kF32);
   up_ = device_->alloc(rows * cfg_.n_ff * kF32);
   logits_dev_ = device_->alloc(uint64_t(cfg_.n_vocab) * kF32);
+  if (device_->has_step_markers()) step_scalars_ = device_->alloc(APR_STEP_SCALARS_BYTES(n_batch_));
   logits_.resize(cfg_.n_vocab);
 }
 
@@ -143,10 +159,39 @@ const std::vector<float>& Session::forward(std::span<const int32_t> tokens) {
                   std::to_string(cfg_.n_vocab));
   for (size_t done = 0; done < tokens.size(); done += n_batch_) {
     const uint32_t n = static_cast<uint32_t>(std::min<size_t>(n_batch_, tokens.size() - done));
-    run_batch(tokens.data() + done, n);
+    run_step(tokens.data() + done, n);
   }
   device_->read(logits_dev_, 0, logits_.data(), logits_.size() * kF32);
   return logits_;
+}
+
+void Session::run_step(const int32_t* tokens, uint32_t n) {
+  if (!step_scalars_.get() || tracing_) return run_batch(tokens, n);
+  // The step's scalars in device memory, so a plugin can replay a recorded step (plugin.h).
+  std::vector<uint32_t> words(APR_STEP_WORD_TOKENS + n, 0);
+  words[APR_STEP_WORD_POS0] = n_past_;
+  words[APR_STEP_WORD_N_KV] = n_past_ + n;
+  words[APR_STEP_WORD_N_ROWS] = n;
+  for (uint32_t i = 0; i < n; ++i) words[APR_STEP_WORD_TOKENS + i] = uint32_t(tokens[i]);
+  device_->write(step_scalars_, 0, words.data(), words.size() * sizeof(uint32_t));
+  auto step = abi_struct<apr_step_args>();
+  step.shape_key = n;  // every buffer is the session's own: the row count fixes the calls
+  step.scalars = step_scalars_.get();
+  step.n_rows = n;
+  step.pos0 = n_past_;
+  device_->step_begin(step);
+  try {
+    run_batch(tokens, n);
+  } catch (...) {
+    step.flags = APR_STEP_DISCARD;
+    try {
+      device_->step_end(step);
+    } catch (...) {
+      // The first failure is the one worth reporting.
+    }
+    throw;
+  }
+  device_->step_end(step);
 }
 
 void Session::run_batch(const int32_t* tokens, uint32_t n) {

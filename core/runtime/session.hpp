@@ -14,6 +14,9 @@
 
 namespace apr {
 
+// The weight types a model's matrices need, for the capability check (host/backend.hpp).
+std::vector<WeightNeed> weight_needs(const Model& model);
+
 struct SessionOptions {
   uint32_t n_ctx = 0;      // KV cache positions; 0 = min(training context, 4096)
   uint32_t n_batch = 512;  // most prompt tokens sent through the kernels at once
@@ -47,6 +50,8 @@ class Session {
   void upload_weights();
   Buffer upload_vector(const gguf::TensorInfo& t);
   void run_batch(const int32_t* tokens, uint32_t n);
+  // run_batch bracketed by the ABI 1.2 step markers when the plugin has them (not while tracing).
+  void run_step(const int32_t* tokens, uint32_t n);
   void emit(apr_stage stage, uint32_t layer, const Buffer& buffer, uint64_t offset_elems,
             uint32_t rows, uint32_t cols, uint32_t stride);
 
@@ -67,6 +72,7 @@ class Session {
   Buffer x_, h_, qkv_, att_, tmp_, gate_, up_, logits_dev_;
   std::vector<float> logits_;
   std::vector<float> rope_factors_;  // empty unless the model has rope_freqs
+  Buffer step_scalars_;              // APR_STEP_WORD_* of the current step; empty without markers
 
   apr_trace_sink sink_{};
   bool tracing_ = false;

@@ -1,8 +1,12 @@
 /*
- * A complete, minimal apr backend plugin in plain C99: every ABI 1.0 entry point, scalar code,
- * F32 and F16 weights only. It is the starting point for third-party authors (see
- * docs/PLUGIN-ABI.md) and, because it shares no code with the cpu plugin, a second opinion on
- * the ABI's semantics in the test suite.
+ * A complete, minimal apr backend plugin in plain C99: every ABI 1.2 entry point, scalar code,
+ * F32 and F16 weights only (said through device_caps). It is the starting point for third-party
+ * authors (see docs/PLUGIN-ABI.md), passes `apr plugin-check`, and, because it shares no code
+ * with the cpu plugin, is a second opinion on the ABI's semantics in the test suite.
+ *
+ * The rules it follows everywhere: every pointer argument is checked, every host-filled struct
+ * must be at least its ABI 1.0 size (APR_*_SIZE_V1_0, never sizeof), members added later are read
+ * only after APR_STRUCT_HAS, and output structs are written only inside the host's struct_size.
  */
 #include <apr/plugin.h>
 
@@ -21,6 +25,15 @@ static apr_status fail(apr_status status, const char* message) {
 static const char* error_message(void) {
   return g_error;
 }
+
+/* A host-filled struct is usable when it is not NULL and at least its ABI 1.0 size. */
+#define ARGS_OK(ptr, min_size) ((ptr) != NULL && (ptr)->struct_size >= (min_size))
+#define CHECK_ARGS(d, ptr, min_size, call)                                           \
+  do {                                                                               \
+    if (!(d)) return fail(APR_ERR_INVALID_ARGUMENT, call ": device is NULL");        \
+    if (!ARGS_OK(ptr, min_size))                                                     \
+      return fail(APR_ERR_INVALID_ARGUMENT, call ": args NULL or struct too small"); \
+  } while (0)
 
 /* ---- objects ---- */
 struct apr_buffer {
@@ -65,36 +78,59 @@ static float weight_at(const apr_weight* w, uint64_t row, uint64_t col) {
 
 /* ---- lifecycle and devices ---- */
 static apr_status init(const apr_host* host) {
-  (void)host;
-  return APR_OK;
+  if (!host || host->struct_size < APR_SIZE_THROUGH(apr_host, abi_minor))
+    return fail(APR_ERR_INVALID_ARGUMENT, "init: host is NULL or too small");
+  return host->abi_major == APR_ABI_MAJOR ? APR_OK
+                                          : fail(APR_ERR_UNSUPPORTED, "init: other ABI major");
 }
 static void shutdown_plugin(void) {}
 static apr_status probe(apr_probe_result* r) {
-  r->score = 1;
-  snprintf(r->reason, sizeof r->reason, "portable C99 example backend (F32/F16 weights)");
+  if (!r) return fail(APR_ERR_INVALID_ARGUMENT, "probe: result is NULL");
+  if (APR_STRUCT_HAS(r, apr_probe_result, score)) r->score = 1;
+  if (APR_STRUCT_HAS(r, apr_probe_result, reason))
+    snprintf(r->reason, sizeof r->reason, "portable C99 example backend (F32/F16 weights)");
   return APR_OK;
 }
 static uint32_t device_count(void) {
   return 1;
 }
 static apr_status device_info(uint32_t index, apr_device_info* info) {
-  if (index != 0) return fail(APR_ERR_INVALID_ARGUMENT, "no such device");
-  info->kind = APR_DEVICE_KIND_CPU;
-  info->memory_bytes = 0;
-  snprintf(info->name, sizeof info->name, "example scalar CPU");
-  snprintf(info->description, sizeof info->description, "single-threaded reference code");
+  if (index != 0 || !info) return fail(APR_ERR_INVALID_ARGUMENT, "device_info: no such device");
+  if (APR_STRUCT_HAS(info, apr_device_info, kind)) info->kind = APR_DEVICE_KIND_CPU;
+  if (APR_STRUCT_HAS(info, apr_device_info, memory_bytes)) info->memory_bytes = 0;
+  if (APR_STRUCT_HAS(info, apr_device_info, name))
+    snprintf(info->name, sizeof info->name, "example scalar CPU");
+  if (APR_STRUCT_HAS(info, apr_device_info, description))
+    snprintf(info->description, sizeof info->description, "single-threaded reference code");
   return APR_OK;
 }
+#if APR_ABI_MINOR >= 2 /* this file also builds against older headers (tests/abi/frozen) */
+/* ABI 1.2: what this device can do. The host refuses a model with other weight types before
+ * loading it, and `--backend=auto` passes this plugin over for such a model. */
+static apr_status device_caps(uint32_t index, apr_device_caps* caps) {
+  if (index != 0 || !caps) return fail(APR_ERR_INVALID_ARGUMENT, "device_caps: no such device");
+  if (APR_STRUCT_HAS(caps, apr_device_caps, weight_types))
+    caps->weight_types = (1u << APR_TYPE_F32) | (1u << APR_TYPE_F16);
+  if (APR_STRUCT_HAS(caps, apr_device_caps, features))
+    caps->features = APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_FUSED_TRACE;
+  if (APR_STRUCT_HAS(caps, apr_device_caps, max_buffer_bytes)) caps->max_buffer_bytes = 0;
+  return APR_OK;
+}
+#endif
 static apr_status device_open(uint32_t index, const apr_device_options* o, apr_device** out) {
-  (void)o;
-  if (index != 0 || !out) return fail(APR_ERR_INVALID_ARGUMENT, "no such device");
+  if (index != 0 || !out) return fail(APR_ERR_INVALID_ARGUMENT, "device_open: no such device");
+  if (o && o->struct_size < APR_DEVICE_OPTIONS_SIZE_V1_0)
+    return fail(APR_ERR_INVALID_ARGUMENT, "device_open: options struct too small");
   *out = calloc(1, sizeof **out);
   return *out ? APR_OK : fail(APR_ERR_OUT_OF_MEMORY, "out of memory");
 }
-static void device_close(apr_device* d) {
+static void device_close(apr_device* d) { /* NULL is a no-op for free() too */
   free(d);
 }
 static apr_status set_trace_sink(apr_device* d, const apr_trace_sink* sink) {
+  if (!d) return fail(APR_ERR_INVALID_ARGUMENT, "set_trace_sink: device is NULL");
+  if (sink && (!ARGS_OK(sink, APR_TRACE_SINK_SIZE_V1_0) || !sink->wants || !sink->emit))
+    return fail(APR_ERR_INVALID_ARGUMENT, "set_trace_sink: sink too small or callbacks NULL");
   d->tracing = sink != NULL;
   if (sink) d->sink = *sink;
   return APR_OK;
@@ -102,7 +138,8 @@ static apr_status set_trace_sink(apr_device* d, const apr_trace_sink* sink) {
 
 /* ---- memory ---- */
 static apr_status buffer_alloc(apr_device* d, uint64_t n, apr_buffer** out) {
-  (void)d;
+  if (!d || !out) return fail(APR_ERR_INVALID_ARGUMENT, "buffer_alloc: NULL argument");
+  if (n > ((uint64_t)1 << 40)) return fail(APR_ERR_OUT_OF_MEMORY, "buffer_alloc: too large");
   apr_buffer* b = calloc(1, sizeof *b);
   if (!b || !(b->bytes = calloc(1, n ? n : 1))) {
     free(b);
@@ -119,33 +156,33 @@ static void buffer_free(apr_device* d, apr_buffer* b) {
 }
 static apr_status buffer_write(apr_device* d, apr_buffer* b, uint64_t off, const void* src,
                                uint64_t n) {
-  (void)d;
-  if (!b || off > b->size || n > b->size - off)
-    return fail(APR_ERR_INVALID_ARGUMENT, "buffer_write out of range");
+  if (!d || !b || off > b->size || n > b->size - off || (n && !src))
+    return fail(APR_ERR_INVALID_ARGUMENT, "buffer_write: NULL argument or out of range");
   memcpy(b->bytes + off, src, n);
   return APR_OK;
 }
 static apr_status buffer_read(apr_device* d, const apr_buffer* b, uint64_t off, void* dst,
                               uint64_t n) {
-  (void)d;
-  if (!b || off > b->size || n > b->size - off)
-    return fail(APR_ERR_INVALID_ARGUMENT, "buffer_read out of range");
+  if (!d || !b || off > b->size || n > b->size - off || (n && !dst))
+    return fail(APR_ERR_INVALID_ARGUMENT, "buffer_read: NULL argument or out of range");
   memcpy(dst, b->bytes + off, n);
   return APR_OK;
 }
 static apr_status synchronize(apr_device* d) {
-  (void)d;
-  return APR_OK;
+  return d ? APR_OK : fail(APR_ERR_INVALID_ARGUMENT, "synchronize: device is NULL");
 }
 static apr_status weight_create(apr_device* d, const apr_weight_desc* desc, apr_weight** out) {
-  (void)d;
+  CHECK_ARGS(d, desc, APR_WEIGHT_DESC_SIZE_V1_0, "weight_create");
+  if (!out) return fail(APR_ERR_INVALID_ARGUMENT, "weight_create: out is NULL");
+  *out = NULL;
   if (desc->type != APR_TYPE_F32 && desc->type != APR_TYPE_F16) {
     snprintf(g_error, sizeof g_error, "tensor '%s': type %u is not supported (F32, F16 only)",
              desc->name ? desc->name : "?", (unsigned)desc->type);
     return APR_ERR_UNSUPPORTED;
   }
   const uint64_t elem = desc->type == APR_TYPE_F32 ? 4 : 2;
-  if (desc->nbytes != desc->n_rows * desc->n_cols * elem)
+  if (!desc->data || desc->n_rows == 0 || desc->n_cols == 0 || desc->n_cols > 0xFFFFFFFFu ||
+      desc->n_rows > 0xFFFFFFFFu || desc->nbytes != desc->n_rows * desc->n_cols * elem)
     return fail(APR_ERR_INVALID_ARGUMENT, "weight byte size does not match its shape");
   apr_weight* w = calloc(1, sizeof *w);
   if (!w || !(w->data = malloc(desc->nbytes))) {
@@ -166,6 +203,8 @@ static void weight_free(apr_device* d, apr_weight* w) {
 }
 
 /* ---- tracing ---- */
+/* The tracing rule (plugin.h): what is emitted is exactly what the next stage is computed from;
+ * here the kernels emit the very arrays they go on to use. */
 static int wants(const apr_device* d, apr_stage stage, uint32_t layer) {
   return d->tracing && d->sink.wants(d->sink.user_data, stage, layer);
 }
@@ -191,8 +230,10 @@ static apr_status emit(apr_device* d, apr_stage stage, uint32_t layer, const flo
 
 /* ---- kernels ---- */
 static apr_status embed(apr_device* d, const apr_embed_args* a) {
-  (void)d;
+  CHECK_ARGS(d, a, APR_EMBED_ARGS_SIZE_V1_0, "embed");
   const apr_weight* w = a->table;
+  if (!w || (a->n_rows && !a->token_ids))
+    return fail(APR_ERR_INVALID_ARGUMENT, "embed: table or token_ids is NULL");
   float* out = f32_at(a->out, a->out_offset, (uint64_t)a->n_rows * w->n_cols);
   if (!out) return fail(APR_ERR_INVALID_ARGUMENT, "embed: output out of range");
   for (uint32_t r = 0; r < a->n_rows; ++r) {
@@ -205,7 +246,7 @@ static apr_status embed(apr_device* d, const apr_embed_args* a) {
 }
 
 static apr_status rms_norm(apr_device* d, const apr_rms_norm_args* a) {
-  (void)d;
+  CHECK_ARGS(d, a, APR_RMS_NORM_ARGS_SIZE_V1_0, "rms_norm");
   const uint64_t n = (uint64_t)a->n_rows * a->n_cols;
   const float* x = f32_at(a->x, a->x_offset, n);
   const float* w = f32_at(a->weight, a->weight_offset, a->n_cols);
@@ -223,10 +264,13 @@ static apr_status rms_norm(apr_device* d, const apr_rms_norm_args* a) {
 }
 
 static apr_status matmul(apr_device* d, const apr_matmul_args* a) {
-  (void)d;
+  CHECK_ARGS(d, a, APR_MATMUL_ARGS_SIZE_V1_0, "matmul");
   const apr_weight* w = a->weight;
+  if (!w) return fail(APR_ERR_INVALID_ARGUMENT, "matmul: weight is NULL");
   const uint64_t xs = a->x_row_stride ? a->x_row_stride : w->n_cols;
   const uint64_t ys = a->y_row_stride ? a->y_row_stride : w->n_rows;
+  if (xs < w->n_cols || ys < w->n_rows)
+    return fail(APR_ERR_INVALID_ARGUMENT, "matmul: row stride shorter than a row");
   if (a->n_rows == 0) return APR_OK;
   const float* x = f32_at(a->x, a->x_offset, (a->n_rows - 1) * xs + w->n_cols);
   float* y = f32_at(a->y, a->y_offset, (a->n_rows - 1) * ys + w->n_rows);
@@ -242,7 +286,7 @@ static apr_status matmul(apr_device* d, const apr_matmul_args* a) {
 }
 
 static apr_status add(apr_device* d, const apr_add_args* a) {
-  (void)d;
+  CHECK_ARGS(d, a, APR_ADD_ARGS_SIZE_V1_0, "add");
   const uint64_t period = a->b_period ? a->b_period : a->n;
   const float* x = f32_at(a->a, a->a_offset, a->n);
   const float* b = f32_at(a->b, a->b_offset, period);
@@ -253,18 +297,22 @@ static apr_status add(apr_device* d, const apr_add_args* a) {
 }
 
 static apr_status rope(apr_device* d, const apr_rope_args* a) {
-  (void)d;
-  if (a->struct_size < APR_ROPE_ARGS_SIZE_V1_0)
-    return fail(APR_ERR_INVALID_ARGUMENT, "rope: struct_size smaller than ABI 1.0");
+  CHECK_ARGS(d, a, APR_ROPE_ARGS_SIZE_V1_0, "rope");
   const uint64_t width = (uint64_t)a->n_heads * a->head_dim;
   const uint64_t stride = a->x_row_stride ? a->x_row_stride : width;
+  if (stride < width) return fail(APR_ERR_INVALID_ARGUMENT, "rope: row stride shorter than a row");
   if (a->n_rows == 0) return APR_OK;
   float* x = f32_at(a->x, a->x_offset, (a->n_rows - 1) * stride + width);
-  if (!x || a->n_rot % 2 || a->n_rot > a->head_dim)
+  if (!x || a->n_rot % 2 || a->n_rot > a->head_dim ||
+      (a->mode != APR_ROPE_INTERLEAVED && a->mode != APR_ROPE_HALF))
     return fail(APR_ERR_INVALID_ARGUMENT, "rope: bad arguments");
   const uint32_t half = a->n_rot / 2;
   /* A member added in ABI 1.1: read only if the host's struct holds it. */
+#if APR_ABI_MINOR >= 1
   const float* factors = APR_STRUCT_HAS(a, apr_rope_args, freq_factors) ? a->freq_factors : NULL;
+#else
+  const float* factors = NULL;
+#endif
   for (uint32_t r = 0; r < a->n_rows; ++r)
     for (uint32_t h = 0; h < a->n_heads; ++h) {
       float* v = x + r * stride + (uint64_t)h * a->head_dim;
@@ -283,8 +331,10 @@ static apr_status rope(apr_device* d, const apr_rope_args* a) {
 }
 
 static apr_status kv_store(apr_device* d, const apr_kv_store_args* a) {
-  (void)d;
+  CHECK_ARGS(d, a, APR_KV_STORE_ARGS_SIZE_V1_0, "kv_store");
   const uint64_t stride = a->src_row_stride ? a->src_row_stride : a->kv_dim;
+  if (stride < a->kv_dim)
+    return fail(APR_ERR_INVALID_ARGUMENT, "kv_store: row stride shorter than a row");
   if (a->n_rows == 0) return APR_OK;
   const uint64_t span = (a->n_rows - 1) * stride + a->kv_dim;
   const float* k = f32_at(a->k, a->k_offset, span);
@@ -300,10 +350,12 @@ static apr_status kv_store(apr_device* d, const apr_kv_store_args* a) {
 }
 
 static apr_status attention(apr_device* d, const apr_attention_args* a) {
+  CHECK_ARGS(d, a, APR_ATTENTION_ARGS_SIZE_V1_0, "attention");
   const uint64_t qdim = (uint64_t)a->n_heads * a->head_dim;
   const uint64_t kvdim = (uint64_t)a->n_kv_heads * a->head_dim;
   const uint64_t qs = a->q_row_stride ? a->q_row_stride : qdim;
   const uint64_t n_kv = (uint64_t)a->pos0 + a->n_rows;
+  if (qs < qdim) return fail(APR_ERR_INVALID_ARGUMENT, "attention: row stride shorter than a row");
   if (a->n_rows == 0) return APR_OK;
   if (a->n_kv_heads == 0 || a->n_heads % a->n_kv_heads)
     return fail(APR_ERR_INVALID_ARGUMENT, "attention: heads not a multiple of KV heads");
@@ -358,6 +410,7 @@ static apr_status attention(apr_device* d, const apr_attention_args* a) {
 }
 
 static apr_status swiglu(apr_device* d, const apr_swiglu_args* a) {
+  CHECK_ARGS(d, a, APR_SWIGLU_ARGS_SIZE_V1_0, "swiglu");
   const uint64_t n = (uint64_t)a->n_rows * a->n_cols;
   const float* g = f32_at(a->gate, a->gate_offset, n);
   const float* u = f32_at(a->up, a->up_offset, n);
@@ -375,9 +428,11 @@ static apr_status swiglu(apr_device* d, const apr_swiglu_args* a) {
 }
 
 static apr_status trace_emit(apr_device* d, const apr_trace_emit_args* a) {
-  if (!wants(d, a->stage, a->layer)) return APR_OK;
+  CHECK_ARGS(d, a, APR_TRACE_EMIT_ARGS_SIZE_V1_0, "trace_emit");
   const uint64_t stride = a->row_stride ? a->row_stride : a->n_cols;
-  if (a->n_rows == 0) return APR_OK;
+  if (stride < a->n_cols)
+    return fail(APR_ERR_INVALID_ARGUMENT, "trace_emit: row stride shorter than a row");
+  if (!wants(d, a->stage, a->layer) || a->n_rows == 0) return APR_OK;
   const float* src = f32_at(a->buffer, a->offset, (a->n_rows - 1) * stride + a->n_cols);
   if (!src) return fail(APR_ERR_INVALID_ARGUMENT, "trace_emit: out of range");
   float* packed = malloc((uint64_t)a->n_rows * a->n_cols * 4);
@@ -391,39 +446,51 @@ static apr_status trace_emit(apr_device* d, const apr_trace_emit_args* a) {
   return st;
 }
 
+/* The step markers of ABI 1.2 are optional: this plugin runs every call eagerly, so it leaves
+ * step_begin and step_end NULL and the host simply does not call them. */
 static const apr_plugin_api g_api = {
-    sizeof(apr_plugin_api),
-    APR_ABI_MAJOR,
-    APR_ABI_MINOR,
-    "example",
-    "1.0.0",
-    "minimal C99 reference backend: scalar, single-threaded, F32/F16 weights",
-    NULL,
-    init,
-    shutdown_plugin,
-    probe,
-    error_message,
-    device_count,
-    device_info,
-    device_open,
-    device_close,
-    set_trace_sink,
-    buffer_alloc,
-    buffer_free,
-    buffer_write,
-    buffer_read,
-    synchronize,
-    weight_create,
-    weight_free,
-    embed,
-    rms_norm,
-    matmul,
-    add,
-    rope,
-    kv_store,
-    attention,
-    swiglu,
-    trace_emit};
+    .struct_size = sizeof(apr_plugin_api), /* the plugin's own table: sizeof is right here */
+    .abi_major = APR_ABI_MAJOR,
+    .abi_minor = APR_ABI_MINOR,
+#ifdef EXAMPLE_PLUGIN_NAME
+    .name = EXAMPLE_PLUGIN_NAME,
+#else
+    .name = "example",
+#endif
+    .version = "1.2.0",
+    .description = "minimal C99 reference backend: scalar, single-threaded, F32/F16 weights",
+    .aliases = NULL,
+    .init = init,
+    .shutdown = shutdown_plugin,
+    .probe = probe,
+    .error_message = error_message,
+    .device_count = device_count,
+    .device_info = device_info,
+    .device_open = device_open,
+    .device_close = device_close,
+    .set_trace_sink = set_trace_sink,
+    .buffer_alloc = buffer_alloc,
+    .buffer_free = buffer_free,
+    .buffer_write = buffer_write,
+    .buffer_read = buffer_read,
+    .synchronize = synchronize,
+    .weight_create = weight_create,
+    .weight_free = weight_free,
+    .embed = embed,
+    .rms_norm = rms_norm,
+    .matmul = matmul,
+    .add = add,
+    .rope = rope,
+    .kv_store = kv_store,
+    .attention = attention,
+    .swiglu = swiglu,
+    .trace_emit = trace_emit,
+#if APR_ABI_MINOR >= 2
+    .device_caps = device_caps,
+    .step_begin = NULL,
+    .step_end = NULL,
+#endif
+};
 
 APR_PLUGIN_EXPORT const apr_plugin_api* apr_plugin_entry(uint32_t host_major, uint32_t host_minor) {
   (void)host_minor;

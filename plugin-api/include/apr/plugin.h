@@ -1,5 +1,5 @@
 /*
- * apr backend plugin ABI, version 1.
+ * apr backend plugin ABI, version 1.2.
  *
  * This header is the whole contract between the apr host and a backend plugin. It is plain C99
  * and depends only on <stddef.h> and <stdint.h>, so a plugin may be written in any language that
@@ -18,6 +18,9 @@
  * them asynchronously. buffer_read and synchronize wait for all earlier work. Calls on one device
  * come from one host thread at a time. The trace sink is called only from inside a plugin call, on
  * the calling thread, with host-visible memory.
+ *
+ * History: 1.0 the table, kernels and trace sink; 1.1 apr_rope_args.freq_factors; 1.2 the
+ * capability query (device_caps) and step capture (step_begin, step_end).
  */
 #ifndef APR_PLUGIN_H
 #define APR_PLUGIN_H
@@ -26,7 +29,7 @@
 #include <stdint.h>
 
 #define APR_ABI_MAJOR 1
-#define APR_ABI_MINOR 1
+#define APR_ABI_MINOR 2
 
 /* The single exported entry point; see apr_plugin_entry_fn. */
 #define APR_PLUGIN_ENTRY_SYMBOL "apr_plugin_entry"
@@ -113,6 +116,12 @@ typedef uint32_t apr_stage;
  * Trace sink: handed to the plugin by the host. A plugin that fuses several stages into one kernel
  * asks wants() for each stage it could emit and, only if asked, copies that tensor to host memory
  * and passes it to emit(). With no sink set, nothing is ever asked or copied.
+ *
+ * The tracing rule: an emitted stage is the value that the computation producing the next stage
+ * used. A plugin may not recompute a stage by another path (another kernel, another precision,
+ * another summation order) just to emit it; if the fast path never materialises the stage, then
+ * while wants() says yes the plugin computes the following stages from the materialised tensor
+ * it emits. A trace therefore always explains the output it sits beside.
  * ------------------------------------------------------------------------------------------- */
 typedef struct apr_trace_tensor {
   size_t struct_size;
@@ -287,9 +296,6 @@ typedef struct apr_rope_args {
   const float* freq_factors;
 } apr_rope_args;
 
-/* apr_rope_args as ABI 1.0 knew it: the least struct_size a plugin may accept. */
-#define APR_ROPE_ARGS_SIZE_V1_0 (offsetof(apr_rope_args, freq_scale) + sizeof(float))
-
 /* Copies n_rows rows of kv_dim from k and v into rows pos0.. of the caches. A cache is a buffer of
  * n_ctx rows x kv_dim f32, one row per position, allocated by the host. */
 typedef struct apr_kv_store_args {
@@ -357,6 +363,63 @@ typedef struct apr_trace_emit_args {
 } apr_trace_emit_args;
 
 /* ---------------------------------------------------------------------------------------------
+ * ABI 1.2: capability query. An output struct (the host sets struct_size). The host calls it
+ * before loading a model, refuses a model with an unsupported weight type with a message that
+ * says so, and lets --backend=auto pass over such a backend.
+ * ------------------------------------------------------------------------------------------- */
+#define APR_FEATURE_ROPE_FREQ_FACTORS 1u /* honours apr_rope_args.freq_factors (ABI 1.1) */
+#define APR_FEATURE_STEP_CAPTURE 2u      /* uses step_begin/step_end to capture and replay steps */
+#define APR_FEATURE_FUSED_TRACE 4u       /* emits stages from inside fused kernels (see rule) */
+
+typedef struct apr_device_caps {
+  size_t struct_size;
+  /* Bit t set: weight_create accepts apr_type t (t < 64). Activations are always f32. */
+  uint64_t weight_types;
+  uint64_t features;         /* APR_FEATURE_* */
+  uint64_t max_buffer_bytes; /* largest buffer_alloc that can succeed; 0 = no fixed limit */
+} apr_device_caps;
+
+/* ---------------------------------------------------------------------------------------------
+ * ABI 1.2: step capture. A step is the whole forward pass of one batch (a decode step: one token).
+ * The host brackets it with step_begin and step_end so that a plugin can record the step's kernels
+ * once (a CUDA graph, a Vulkan command buffer) and replay the recording for later steps.
+ *
+ * What the host promises between step_begin and step_end:
+ *  - every call is a kernel call (embed ... trace_emit); no alloc, free, write, read or sync;
+ *  - two steps with the same shape_key issue the same calls with the same arguments, except the
+ *    per-step scalars: embed.token_ids, and pos0 of rope, kv_store and attention (and with it the
+ *    attention length pos0 + n_rows);
+ *  - the step's scalars are also in device memory, in the `scalars` buffer, written with
+ *    buffer_write before step_begin, laid out as APR_STEP_WORD_* below (uint32 words, host byte
+ *    order). A recorded kernel that reads them from there instead of from its argument struct
+ *    replays correctly without re-instantiation;
+ *  - no trace sink is set (the host does not bracket traced steps);
+ *  - buffers and weights used inside a step outlive every later step with that shape_key.
+ * What the plugin promises: after step_end returns, the step's work is issued exactly as if the
+ * calls had run eagerly (buffer_read after it sees the results). A plugin may ignore the markers
+ * (leave both NULL, or return APR_OK and run every call eagerly) and stays correct.
+ * A failed call inside a step makes the host call step_end with APR_STEP_DISCARD: drop any partial
+ * recording and issue nothing more for this step.
+ * ------------------------------------------------------------------------------------------- */
+#define APR_STEP_WORD_POS0 0   /* position of the step's first row */
+#define APR_STEP_WORD_N_KV 1   /* attention length: pos0 + n_rows */
+#define APR_STEP_WORD_N_ROWS 2 /* rows (tokens) in the step */
+#define APR_STEP_WORD_TOKENS 4 /* n_rows int32 token ids start at this word */
+#define APR_STEP_SCALARS_BYTES(n_rows) (4u * (APR_STEP_WORD_TOKENS + (uint64_t)(n_rows)))
+
+#define APR_STEP_DISCARD 1u /* step_end only: a call failed, drop the step */
+
+typedef struct apr_step_args {
+  size_t struct_size;
+  uint64_t shape_key; /* equal keys: identical calls apart from the per-step scalars */
+  const apr_buffer* scalars; /* device copy of the scalars, APR_STEP_SCALARS_BYTES(n_rows) */
+  uint64_t scalars_offset;   /* bytes, a multiple of 4 */
+  uint32_t n_rows;           /* the same values as in the scalars buffer, for convenience */
+  uint32_t pos0;
+  uint32_t flags; /* APR_STEP_* */
+} apr_step_args;
+
+/* ---------------------------------------------------------------------------------------------
  * The plugin's function table, returned by the entry point. Members are append-only; the host
  * reads a member only if it lies inside struct_size. Every member of ABI 1.0 is required.
  * ------------------------------------------------------------------------------------------- */
@@ -409,11 +472,79 @@ typedef struct apr_plugin_api {
   apr_status (*attention)(apr_device* device, const apr_attention_args* args);
   apr_status (*swiglu)(apr_device* device, const apr_swiglu_args* args);
   apr_status (*trace_emit)(apr_device* device, const apr_trace_emit_args* args);
+
+  /* ABI 1.2; the host calls them only if the table's struct_size holds them and they are not
+   * NULL. A plugin speaking 1.2 should set device_caps; the step markers stay optional. */
+  apr_status (*device_caps)(uint32_t index, apr_device_caps* caps);
+  apr_status (*step_begin)(apr_device* device, const apr_step_args* args);
+  apr_status (*step_end)(apr_device* device, const apr_step_args* args);
 } apr_plugin_api;
 
-/* Size of the 1.0 table: a plugin whose struct_size is smaller is refused. */
-#define APR_PLUGIN_API_SIZE_V1_0 \
-  (offsetof(apr_plugin_api, trace_emit) + sizeof(((apr_plugin_api*)0)->trace_emit))
+/* ---------------------------------------------------------------------------------------------
+ * The least struct_size of every struct in each minor version: the bytes through its last member
+ * of that version (trailing padding excluded). A reader accepts a struct_size of at least the
+ * size of the oldest minor it serves (every 1.x peer sends at least the 1.0 size) and tests newer
+ * members with APR_STRUCT_HAS. These are the only sizes to compare struct_size with.
+ * ------------------------------------------------------------------------------------------- */
+#define APR_SIZE_THROUGH(type, member) (offsetof(type, member) + sizeof(((type*)0)->member))
+
+#define APR_TRACE_TENSOR_SIZE_V1_0 APR_SIZE_THROUGH(apr_trace_tensor, nbytes)
+#define APR_TRACE_SINK_SIZE_V1_0 APR_SIZE_THROUGH(apr_trace_sink, emit)
+#define APR_HOST_SIZE_V1_0 APR_SIZE_THROUGH(apr_host, log)
+#define APR_PROBE_RESULT_SIZE_V1_0 APR_SIZE_THROUGH(apr_probe_result, reason)
+#define APR_DEVICE_INFO_SIZE_V1_0 APR_SIZE_THROUGH(apr_device_info, description)
+#define APR_DEVICE_OPTIONS_SIZE_V1_0 APR_SIZE_THROUGH(apr_device_options, n_threads)
+#define APR_WEIGHT_DESC_SIZE_V1_0 APR_SIZE_THROUGH(apr_weight_desc, name)
+#define APR_EMBED_ARGS_SIZE_V1_0 APR_SIZE_THROUGH(apr_embed_args, out_offset)
+#define APR_RMS_NORM_ARGS_SIZE_V1_0 APR_SIZE_THROUGH(apr_rms_norm_args, eps)
+#define APR_MATMUL_ARGS_SIZE_V1_0 APR_SIZE_THROUGH(apr_matmul_args, y_row_stride)
+#define APR_ADD_ARGS_SIZE_V1_0 APR_SIZE_THROUGH(apr_add_args, b_period)
+#define APR_ROPE_ARGS_SIZE_V1_0 APR_SIZE_THROUGH(apr_rope_args, freq_scale)
+#define APR_KV_STORE_ARGS_SIZE_V1_0 APR_SIZE_THROUGH(apr_kv_store_args, v_cache)
+#define APR_ATTENTION_ARGS_SIZE_V1_0 APR_SIZE_THROUGH(apr_attention_args, out_offset)
+#define APR_SWIGLU_ARGS_SIZE_V1_0 APR_SIZE_THROUGH(apr_swiglu_args, layer)
+#define APR_TRACE_EMIT_ARGS_SIZE_V1_0 APR_SIZE_THROUGH(apr_trace_emit_args, row_stride)
+#define APR_PLUGIN_API_SIZE_V1_0 APR_SIZE_THROUGH(apr_plugin_api, trace_emit)
+
+/* ABI 1.1 appended apr_rope_args.freq_factors; every other struct kept its 1.0 size. */
+#define APR_TRACE_TENSOR_SIZE_V1_1 APR_TRACE_TENSOR_SIZE_V1_0
+#define APR_TRACE_SINK_SIZE_V1_1 APR_TRACE_SINK_SIZE_V1_0
+#define APR_HOST_SIZE_V1_1 APR_HOST_SIZE_V1_0
+#define APR_PROBE_RESULT_SIZE_V1_1 APR_PROBE_RESULT_SIZE_V1_0
+#define APR_DEVICE_INFO_SIZE_V1_1 APR_DEVICE_INFO_SIZE_V1_0
+#define APR_DEVICE_OPTIONS_SIZE_V1_1 APR_DEVICE_OPTIONS_SIZE_V1_0
+#define APR_WEIGHT_DESC_SIZE_V1_1 APR_WEIGHT_DESC_SIZE_V1_0
+#define APR_EMBED_ARGS_SIZE_V1_1 APR_EMBED_ARGS_SIZE_V1_0
+#define APR_RMS_NORM_ARGS_SIZE_V1_1 APR_RMS_NORM_ARGS_SIZE_V1_0
+#define APR_MATMUL_ARGS_SIZE_V1_1 APR_MATMUL_ARGS_SIZE_V1_0
+#define APR_ADD_ARGS_SIZE_V1_1 APR_ADD_ARGS_SIZE_V1_0
+#define APR_ROPE_ARGS_SIZE_V1_1 APR_SIZE_THROUGH(apr_rope_args, freq_factors)
+#define APR_KV_STORE_ARGS_SIZE_V1_1 APR_KV_STORE_ARGS_SIZE_V1_0
+#define APR_ATTENTION_ARGS_SIZE_V1_1 APR_ATTENTION_ARGS_SIZE_V1_0
+#define APR_SWIGLU_ARGS_SIZE_V1_1 APR_SWIGLU_ARGS_SIZE_V1_0
+#define APR_TRACE_EMIT_ARGS_SIZE_V1_1 APR_TRACE_EMIT_ARGS_SIZE_V1_0
+#define APR_PLUGIN_API_SIZE_V1_1 APR_PLUGIN_API_SIZE_V1_0
+
+/* ABI 1.2 appended three members to apr_plugin_api and added two structs. */
+#define APR_TRACE_TENSOR_SIZE_V1_2 APR_TRACE_TENSOR_SIZE_V1_1
+#define APR_TRACE_SINK_SIZE_V1_2 APR_TRACE_SINK_SIZE_V1_1
+#define APR_HOST_SIZE_V1_2 APR_HOST_SIZE_V1_1
+#define APR_PROBE_RESULT_SIZE_V1_2 APR_PROBE_RESULT_SIZE_V1_1
+#define APR_DEVICE_INFO_SIZE_V1_2 APR_DEVICE_INFO_SIZE_V1_1
+#define APR_DEVICE_OPTIONS_SIZE_V1_2 APR_DEVICE_OPTIONS_SIZE_V1_1
+#define APR_WEIGHT_DESC_SIZE_V1_2 APR_WEIGHT_DESC_SIZE_V1_1
+#define APR_EMBED_ARGS_SIZE_V1_2 APR_EMBED_ARGS_SIZE_V1_1
+#define APR_RMS_NORM_ARGS_SIZE_V1_2 APR_RMS_NORM_ARGS_SIZE_V1_1
+#define APR_MATMUL_ARGS_SIZE_V1_2 APR_MATMUL_ARGS_SIZE_V1_1
+#define APR_ADD_ARGS_SIZE_V1_2 APR_ADD_ARGS_SIZE_V1_1
+#define APR_ROPE_ARGS_SIZE_V1_2 APR_ROPE_ARGS_SIZE_V1_1
+#define APR_KV_STORE_ARGS_SIZE_V1_2 APR_KV_STORE_ARGS_SIZE_V1_1
+#define APR_ATTENTION_ARGS_SIZE_V1_2 APR_ATTENTION_ARGS_SIZE_V1_1
+#define APR_SWIGLU_ARGS_SIZE_V1_2 APR_SWIGLU_ARGS_SIZE_V1_1
+#define APR_TRACE_EMIT_ARGS_SIZE_V1_2 APR_TRACE_EMIT_ARGS_SIZE_V1_1
+#define APR_DEVICE_CAPS_SIZE_V1_2 APR_SIZE_THROUGH(apr_device_caps, max_buffer_bytes)
+#define APR_STEP_ARGS_SIZE_V1_2 APR_SIZE_THROUGH(apr_step_args, flags)
+#define APR_PLUGIN_API_SIZE_V1_2 APR_SIZE_THROUGH(apr_plugin_api, step_end)
 
 /* The entry point. The host passes the ABI version it speaks; the plugin returns its table
  * (static storage, valid until unload) or NULL if it cannot serve that host at all. */

@@ -12,25 +12,12 @@
 
 namespace apr_cpu {
 
-// The size each argument struct had in ABI 1.0: a host of any 1.x sends at least this much.
-// Members appended later are read only after APR_STRUCT_HAS.
-template <typename Args>
-constexpr size_t abi_1_0_size() {
-  return sizeof(Args);
-}
-template <>
-constexpr size_t abi_1_0_size<apr_rope_args>() {
-  return APR_ROPE_ARGS_SIZE_V1_0;
-}
-
+// Argument structs: NULL or smaller than their ABI 1.0 size (plugin.h's *_SIZE_V1_0, never
+// sizeof) is refused; members appended later are read only after APR_STRUCT_HAS.
 template <typename Args>
 const Args& checked_args(const apr_device* device, const Args* args, const char* struct_name) {
   if (!device) invalid("device is NULL");
-  if (!args) invalid(std::string(struct_name) + " is NULL");
-  if (args->struct_size < abi_1_0_size<Args>())
-    invalid(std::string(struct_name) + ".struct_size " + num(args->struct_size) +
-            " is smaller than the ABI 1.0 size " + num(abi_1_0_size<Args>()));
-  return *args;
+  return apr_sdk::checked_args(args, struct_name);
 }
 
 // Checks that n_rows rows of n_cols f32, row_stride elements apart, starting at byte offset lie

@@ -2,7 +2,7 @@
 // weights. They live in the global namespace because plugin.h declares them there.
 #pragma once
 
-#include <apr/plugin.h>
+#include <apr/plugin_sdk.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -36,10 +36,7 @@ struct apr_device {
 
   apr_cpu::ThreadPool pool;
   const apr_cpu::IsaKernels& kernels;
-  bool has_sink = false;
-  apr_trace_sink sink{};
+  apr_sdk::TraceSink trace;
 
-  bool sink_wants(apr_stage stage, uint32_t layer) const {
-    return has_sink && sink.wants(sink.user_data, stage, layer) != 0;
-  }
+  bool sink_wants(apr_stage stage, uint32_t layer) const { return trace.wants(stage, layer); }
 };

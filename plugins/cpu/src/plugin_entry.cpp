@@ -34,17 +34,6 @@ void log_message(int32_t level, const std::string& message) {
   if (g_has_host && g_host.log) g_host.log(g_host.user_data, level, message.c_str());
 }
 
-void copy_string(char* dst, size_t capacity, const std::string& src) {
-  const size_t n = src.size() < capacity - 1 ? src.size() : capacity - 1;
-  std::memcpy(dst, src.data(), n);
-  dst[n] = '\0';
-}
-
-// Output structs: members are written only when they lie wholly inside the caller's struct_size.
-#define APR_FITS(ptr, member) \
-  ((ptr)->struct_size >=      \
-   offsetof(std::remove_pointer_t<decltype(ptr)>, member) + sizeof((ptr)->member))
-
 const char* isa_override() {
   return std::getenv("APR_CPU_ISA");
 }
@@ -76,15 +65,11 @@ uint64_t physical_memory_bytes() {
 
 apr_status api_init(const apr_host* host) {
   return guarded("init", [&] {
-    if (!host) invalid("host is NULL");
-    if (host->struct_size < offsetof(apr_host, abi_minor) + sizeof(host->abi_minor))
-      invalid("apr_host.struct_size " + num(host->struct_size) + " is too small");
-    if (host->abi_major != APR_ABI_MAJOR)
+    const apr_host copy = apr_sdk::copy_host(host);
+    if (copy.abi_major != APR_ABI_MAJOR)
       fail(APR_ERR_UNSUPPORTED,
-           "host ABI major " + num(host->abi_major) + " is not " + num(APR_ABI_MAJOR));
-    g_host = apr_host{};
-    std::memcpy(&g_host, host, std::min(sizeof g_host, host->struct_size));
-    if (host->struct_size < sizeof(apr_host)) g_host.log = nullptr;
+           "host ABI major " + num(copy.abi_major) + " is not " + num(APR_ABI_MAJOR));
+    g_host = copy;
     g_has_host = true;
   });
 }
@@ -98,11 +83,10 @@ apr_status api_probe(apr_probe_result* result) {
   return guarded("probe", [&] {
     if (!result) invalid("result is NULL");
     const IsaKernels& k = select_isa_kernels(isa_override());
-    if (APR_FITS(result, score)) result->score = 10;
-    if (APR_FITS(result, reason))
-      copy_string(
-          result->reason, sizeof result->reason,
-          num(std::thread::hardware_concurrency()) + " hardware threads, " + k.name + " kernels");
+    APR_SDK_SET(result, score, 10u);
+    APR_SDK_SET_STRING(
+        result, reason,
+        num(std::thread::hardware_concurrency()) + " hardware threads, " + k.name + " kernels");
   });
 }
 
@@ -119,13 +103,12 @@ apr_status api_device_info(uint32_t index, apr_device_info* info) {
     if (!info) invalid("info is NULL");
     if (index != 0) invalid("device index " + num(index) + " is not 0");
     const IsaKernels& k = select_isa_kernels(isa_override());
-    if (APR_FITS(info, kind)) info->kind = APR_DEVICE_KIND_CPU;
-    if (APR_FITS(info, memory_bytes)) info->memory_bytes = physical_memory_bytes();
-    if (APR_FITS(info, name)) copy_string(info->name, sizeof info->name, cpu_model_name());
-    if (APR_FITS(info, description))
-      copy_string(info->description, sizeof info->description,
-                  std::string(k.name) + " kernels, f32 activations, " +
-                      num(std::thread::hardware_concurrency()) + " hardware threads");
+    APR_SDK_SET(info, kind, uint32_t{APR_DEVICE_KIND_CPU});
+    APR_SDK_SET(info, memory_bytes, physical_memory_bytes());
+    APR_SDK_SET_STRING(info, name, cpu_model_name());
+    APR_SDK_SET_STRING(info, description,
+                       std::string(k.name) + " kernels, f32 activations, " +
+                           num(std::thread::hardware_concurrency()) + " hardware threads");
   });
 }
 
@@ -135,11 +118,7 @@ apr_status api_device_open(uint32_t index, const apr_device_options* options, ap
     *device = nullptr;
     if (index != 0) invalid("device index " + num(index) + " is not 0");
     unsigned n_threads = 0;
-    if (options) {
-      if (options->struct_size < sizeof(size_t))
-        invalid("apr_device_options.struct_size " + num(options->struct_size) + " is too small");
-      if (APR_FITS(options, n_threads)) n_threads = options->n_threads;
-    }
+    if (options) n_threads = apr_sdk::checked_args(options, "apr_device_options").n_threads;
     if (n_threads > 1024) invalid("n_threads " + num(n_threads) + " is absurd");
     fault::configure_from_environment();
     const IsaKernels& k = select_isa_kernels(isa_override());
@@ -157,18 +136,7 @@ void api_device_close(apr_device* device) {
 apr_status api_set_trace_sink(apr_device* device, const apr_trace_sink* sink) {
   return guarded("set_trace_sink", [&] {
     if (!device) invalid("device is NULL");
-    if (!sink) {
-      device->has_sink = false;
-      device->sink = apr_trace_sink{};
-      return;
-    }
-    if (sink->struct_size < sizeof(apr_trace_sink))
-      invalid("apr_trace_sink.struct_size " + num(sink->struct_size) +
-              " is smaller than the ABI 1.0 size " + num(sizeof(apr_trace_sink)));
-    if (!sink->wants || !sink->emit) invalid("the sink's wants or emit is NULL");
-    device->sink = *sink;
-    device->sink.struct_size = sizeof(apr_trace_sink);
-    device->has_sink = true;
+    device->trace.set(sink);
   });
 }
 
@@ -297,39 +265,72 @@ APR_CPU_KERNEL(attention, apr_attention_args, run_attention)
 APR_CPU_KERNEL(swiglu, apr_swiglu_args, run_swiglu)
 APR_CPU_KERNEL(trace_emit, apr_trace_emit_args, run_trace_emit)
 
+apr_status api_device_caps(uint32_t index, apr_device_caps* caps) {
+  return guarded("device_caps", [&] {
+    if (!caps) invalid("caps is NULL");
+    if (index != 0) invalid("device index " + num(index) + " is not 0");
+    uint64_t types = 0;
+    for (apr_type t = 0; t < 64; ++t)
+      if (find_weight_format(t)) types |= uint64_t{1} << t;
+    APR_SDK_SET(caps, weight_types, types);
+    APR_SDK_SET(caps, features, uint64_t{APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_FUSED_TRACE});
+    APR_SDK_SET(caps, max_buffer_bytes, uint64_t{1} << 48);
+  });
+}
+
+// Kernels run eagerly, so the step markers only check their arguments (plugin.h allows a plugin
+// to ignore them); they exist so the conformance suite exercises the host's side of the protocol.
+apr_status api_step_marker(apr_device* device, const apr_step_args* args, const char* call) {
+  return guarded(call, [&] {
+    if (!device) invalid("device is NULL");
+    const apr_step_args& a = apr_sdk::checked_args(args, "apr_step_args");
+    if (!(a.flags & APR_STEP_DISCARD))
+      check_range(a.scalars, a.scalars_offset, APR_STEP_SCALARS_BYTES(a.n_rows));
+  });
+}
+apr_status api_step_begin(apr_device* device, const apr_step_args* args) {
+  return api_step_marker(device, args, "step_begin");
+}
+apr_status api_step_end(apr_device* device, const apr_step_args* args) {
+  return api_step_marker(device, args, "step_end");
+}
+
 const apr_plugin_api kApi = {
-    sizeof(apr_plugin_api),
-    APR_ABI_MAJOR,
-    APR_ABI_MINOR,
-    APR_CPU_PLUGIN_NAME,
-    APR_CPU_PLUGIN_VERSION,
-    "CPU backend: f32 activations, fused dequantize+dot for 13 ggml weight types",
-    nullptr,
-    api_init,
-    api_shutdown,
-    api_probe,
-    api_error_message,
-    api_device_count,
-    api_device_info,
-    api_device_open,
-    api_device_close,
-    api_set_trace_sink,
-    api_buffer_alloc,
-    api_buffer_free,
-    api_buffer_write,
-    api_buffer_read,
-    api_synchronize,
-    api_weight_create,
-    api_weight_free,
-    api_embed,
-    api_rms_norm,
-    api_matmul,
-    api_add,
-    api_rope,
-    api_kv_store,
-    api_attention,
-    api_swiglu,
-    api_trace_emit,
+    .struct_size = sizeof(apr_plugin_api),
+    .abi_major = APR_ABI_MAJOR,
+    .abi_minor = APR_ABI_MINOR,
+    .name = APR_CPU_PLUGIN_NAME,
+    .version = APR_CPU_PLUGIN_VERSION,
+    .description = "CPU backend: f32 activations, fused dequantize+dot for 13 ggml weight types",
+    .aliases = nullptr,
+    .init = api_init,
+    .shutdown = api_shutdown,
+    .probe = api_probe,
+    .error_message = api_error_message,
+    .device_count = api_device_count,
+    .device_info = api_device_info,
+    .device_open = api_device_open,
+    .device_close = api_device_close,
+    .set_trace_sink = api_set_trace_sink,
+    .buffer_alloc = api_buffer_alloc,
+    .buffer_free = api_buffer_free,
+    .buffer_write = api_buffer_write,
+    .buffer_read = api_buffer_read,
+    .synchronize = api_synchronize,
+    .weight_create = api_weight_create,
+    .weight_free = api_weight_free,
+    .embed = api_embed,
+    .rms_norm = api_rms_norm,
+    .matmul = api_matmul,
+    .add = api_add,
+    .rope = api_rope,
+    .kv_store = api_kv_store,
+    .attention = api_attention,
+    .swiglu = api_swiglu,
+    .trace_emit = api_trace_emit,
+    .device_caps = api_device_caps,
+    .step_begin = api_step_begin,
+    .step_end = api_step_end,
 };
 
 }  // namespace

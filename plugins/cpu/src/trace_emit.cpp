@@ -10,23 +10,7 @@ namespace apr_cpu {
 
 void emit_tensor(const apr_device& device, apr_stage stage, uint32_t layer, const float* data,
                  uint32_t ndim, const uint64_t* shape) {
-  apr_trace_tensor t{};
-  t.struct_size = sizeof t;
-  t.stage = stage;
-  t.layer = layer;
-  t.dtype = APR_TYPE_F32;
-  t.ndim = ndim;
-  uint64_t elems = 1;
-  for (uint32_t i = 0; i < 4; ++i) {
-    t.shape[i] = i < ndim ? shape[i] : 1;
-    elems *= t.shape[i];
-  }
-  t.data = data;
-  t.nbytes = elems * sizeof(float);
-  const apr_status s = device.sink.emit(device.sink.user_data, &t);
-  if (s != APR_OK)
-    fail(APR_ERR_ABORTED, "the trace sink refused stage " + num(stage) + " of layer " + num(layer) +
-                              " (status " + num(s) + ")");
+  device.trace.emit(stage, layer, data, ndim, shape);
 }
 
 void run_trace_emit(apr_device& device, const apr_trace_emit_args& a) {

@@ -1,5 +1,7 @@
 #include "cuda_backend.hpp"
 
+#include <apr/plugin_sdk.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -84,23 +86,14 @@ float* span(Buffer* buffer, uint64_t offset, uint64_t nbytes, const char* what) 
   return reinterpret_cast<float*>(static_cast<char*>(buffer->ptr) + offset);
 }
 
-// The size each argument struct had in ABI 1.0, the least a 1.x host sends; members appended
-// later are read only after APR_STRUCT_HAS.
-template <typename Args>
-constexpr size_t abi_1_0_size() {
-  return sizeof(Args);
-}
-template <>
-constexpr size_t abi_1_0_size<apr_rope_args>() {
-  return APR_ROPE_ARGS_SIZE_V1_0;
-}
-
+// The least struct_size a 1.x host sends is the struct's ABI 1.0 size (plugin.h's *_SIZE_V1_0,
+// never sizeof); members appended later are read only after APR_STRUCT_HAS.
 template <typename Args>
 void check_struct(const Args& a, const char* call) {
-  if (a.struct_size < abi_1_0_size<Args>()) {
+  if (a.struct_size < apr_sdk::min_size<Args>::value) {
     fail(APR_ERR_INVALID_ARGUMENT, std::string(call) + ": struct_size " +
                                        std::to_string(a.struct_size) + " is smaller than " +
-                                       std::to_string(abi_1_0_size<Args>()));
+                                       std::to_string(apr_sdk::min_size<Args>::value));
   }
 }
 
@@ -286,13 +279,14 @@ void set_trace_sink(apr_device& dev, const apr_trace_sink* sink) {
     dev.sink = {};
     return;
   }
-  if (sink->struct_size < sizeof(apr_trace_sink)) {
+  if (sink->struct_size < APR_TRACE_SINK_SIZE_V1_0) {
     fail(APR_ERR_INVALID_ARGUMENT, "set_trace_sink: struct_size too small");
   }
   if (!sink->wants || !sink->emit) {
     fail(APR_ERR_INVALID_ARGUMENT, "set_trace_sink: wants and emit must both be set");
   }
-  dev.sink = *sink;
+  dev.sink = apr_trace_sink{};
+  std::memcpy(&dev.sink, sink, APR_TRACE_SINK_SIZE_V1_0);
   dev.sink.struct_size = sizeof(apr_trace_sink);
   dev.has_sink = true;
 }
@@ -587,18 +581,22 @@ void attention(apr_device& dev, const apr_attention_args& a) {
   const bool want_scores = wants(dev, APR_STAGE_ATTN_SCORES, a.layer);
   const bool want_probs = wants(dev, APR_STAGE_ATTN_SOFTMAX, a.layer);
   if (want_scores || want_probs) {
+    // The tracing rule: the emitted scores and probabilities must be the ones the output is
+    // computed from, so a traced call materialises them and derives the output from them
+    // instead of running the fused online-softmax kernel.
     const uint64_t count = checked_mul(uint64_t{a.n_heads} * a.n_rows, n_kv, "attention trace");
     grow_device(dev.trace_scratch, checked_mul(count, 2 * kF32, "attention trace"),
                 "attention: allocating trace scratch");
     float* scores = static_cast<float*>(dev.trace_scratch.ptr);
     float* probs = scores + count;
-    check_launch(launch_attention_probe(q, kc, p, scores, want_probs ? probs : nullptr, dev.stream),
-                 "attention trace");
+    check_launch(launch_attention_probe(q, kc, p, scores, probs, dev.stream), "attention trace");
+    check_launch(launch_attention_apply(probs, vc, out, p, dev.stream), "attention (traced)");
     const uint64_t shape[4] = {a.n_heads, a.n_rows, n_kv, 1};
     if (want_scores)
       emit_view(dev, APR_STAGE_ATTN_SCORES, a.layer, scores, 1, count, count, 3, shape);
     if (want_probs)
       emit_view(dev, APR_STAGE_ATTN_SOFTMAX, a.layer, probs, 1, count, count, 3, shape);
+    return;
   }
   check_launch(launch_attention(q, kc, vc, out, p, dev.stream), "attention");
 }

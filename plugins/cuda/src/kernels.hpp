@@ -77,6 +77,12 @@ cudaError_t launch_attention(const float* q, const float* k_cache, const float* 
 cudaError_t launch_attention_probe(const float* q, const float* k_cache, const AttentionParams& p,
                                    float* scores, float* probs, cudaStream_t stream);
 
+// For tracing only: out = probs . V, probs as launch_attention_probe wrote them. Traced attention
+// runs probe + apply instead of the fused kernel, so the emitted scores and probabilities are the
+// values the output was computed from.
+cudaError_t launch_attention_apply(const float* probs, const float* v_cache, float* out,
+                                   const AttentionParams& p, cudaStream_t stream);
+
 // out[i] = silu(gate[i]) * up[i] for i < n, or just silu(gate[i]) when up is null. out may
 // equal gate or up.
 cudaError_t launch_swiglu(const float* gate, const float* up, float* out, uint64_t n,

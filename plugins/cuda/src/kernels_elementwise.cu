@@ -212,6 +212,26 @@ __global__ void __launch_bounds__(kAttnThreads)
   }
 }
 
+// Tracing only: out = probs . V from the probabilities attention_probe_kernel wrote, so that the
+// traced ATTN_SOFTMAX is the value the ATTENTION stage was computed from (plugin.h's tracing
+// rule). One block per (head, query row), threads across head_dim.
+__global__ void __launch_bounds__(kAttnThreads)
+    attention_apply_kernel(const float* probs, const float* v_cache, float* out,
+                           AttentionParams p) {
+  const uint32_t h = blockIdx.x, r = blockIdx.y;
+  const uint32_t kv_head = h / (p.n_heads / p.n_kv_heads);
+  const uint64_t kv_dim = static_cast<uint64_t>(p.n_kv_heads) * p.head_dim;
+  const uint32_t n_total = p.pos0 + p.n_rows, n_kv = p.pos0 + r + 1;
+  const float* prow = probs + (static_cast<uint64_t>(h) * p.n_rows + r) * n_total;
+  const float* vbase = v_cache + static_cast<uint64_t>(kv_head) * p.head_dim;
+  float* orow = out + (static_cast<uint64_t>(r) * p.n_heads + h) * p.head_dim;
+  for (uint32_t d = threadIdx.x; d < p.head_dim; d += kAttnThreads) {
+    float acc = 0.0f;
+    for (uint32_t t = 0; t < n_kv; ++t) acc = fmaf(prow[t], vbase[t * kv_dim + d], acc);
+    orow[d] = acc;
+  }
+}
+
 __global__ void swiglu_kernel(const float* gate, const float* up, float* out, uint64_t n) {
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<uint64_t>(gridDim.x) * blockDim.x) {
@@ -257,6 +277,14 @@ cudaError_t launch_attention_probe(const float* q, const float* k_cache, const A
   if (p.n_rows == 0 || p.n_heads == 0) return cudaSuccess;
   attention_probe_kernel<<<dim3(p.n_heads, p.n_rows), kAttnThreads, 0, stream>>>(q, k_cache, p,
                                                                                  scores, probs);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_attention_apply(const float* probs, const float* v_cache, float* out,
+                                   const AttentionParams& p, cudaStream_t stream) {
+  if (p.n_rows == 0 || p.n_heads == 0) return cudaSuccess;
+  attention_apply_kernel<<<dim3(p.n_heads, p.n_rows), kAttnThreads, 0, stream>>>(probs, v_cache,
+                                                                                 out, p);
   return cudaGetLastError();
 }
 

@@ -46,9 +46,8 @@ apr_status kernel_call(const char* call, apr_device* device, const Args* args, F
 }
 
 void write_probe(apr_probe_result* result, uint32_t score, const std::string& reason) {
-  const size_t size = result->struct_size;
-  if (offsetof(apr_probe_result, score) + sizeof(result->score) <= size) result->score = score;
-  if (offsetof(apr_probe_result, reason) + sizeof(result->reason) <= size) {
+  if (APR_STRUCT_HAS(result, apr_probe_result, score)) result->score = score;
+  if (APR_STRUCT_HAS(result, apr_probe_result, reason)) {
     apr_cuda::copy_truncated(result->reason, sizeof(result->reason), reason.c_str());
   }
 }
@@ -179,6 +178,22 @@ apr_status api_synchronize(apr_device* device) {
   });
 }
 
+apr_status api_device_caps(uint32_t index, apr_device_caps* caps) {
+  return guarded("device_caps", [&] {
+    if (!caps) apr_cuda::fail(APR_ERR_INVALID_ARGUMENT, "device_caps: caps is NULL");
+    if (index >= apr_cuda::device_count())
+      apr_cuda::fail(APR_ERR_INVALID_ARGUMENT,
+                     "device_caps: no CUDA device " + std::to_string(index));
+    uint64_t types = 0;
+    for (uint32_t t = 0; t < 64; ++t)
+      if (apr_cuda::weight_type_supported(t)) types |= uint64_t{1} << t;
+    if (APR_STRUCT_HAS(caps, apr_device_caps, weight_types)) caps->weight_types = types;
+    if (APR_STRUCT_HAS(caps, apr_device_caps, features))
+      caps->features = APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_FUSED_TRACE;
+    if (APR_STRUCT_HAS(caps, apr_device_caps, max_buffer_bytes)) caps->max_buffer_bytes = 0;
+  });
+}
+
 apr_status api_weight_create(apr_device* device, const apr_weight_desc* desc, apr_weight** weight) {
   return guarded("weight_create", [&] {
     if (!device || !desc || !weight) {
@@ -258,6 +273,9 @@ const apr_plugin_api kApi = {
     api_attention,
     api_swiglu,
     api_trace_emit,
+    api_device_caps,
+    nullptr,  // step_begin: kernels run eagerly for now
+    nullptr,  // step_end
 };
 
 }  // namespace

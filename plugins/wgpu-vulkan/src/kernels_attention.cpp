@@ -25,22 +25,7 @@ std::string stage_label(apr_stage stage, uint32_t layer) {
 
 void emit_trace(apr_device& dev, apr_stage stage, uint32_t layer,
                 const std::vector<uint64_t>& shape, const float* data) {
-  apr_trace_tensor tensor{};
-  tensor.struct_size = sizeof tensor;
-  tensor.stage = stage;
-  tensor.layer = layer;
-  tensor.dtype = APR_TYPE_F32;
-  tensor.ndim = uint32_t(shape.size());
-  uint64_t count = 1;
-  for (size_t i = 0; i < 4; ++i) {
-    tensor.shape[i] = i < shape.size() ? shape[i] : 1;
-    count *= tensor.shape[i];
-  }
-  tensor.data = data;
-  tensor.nbytes = count * 4;
-  const apr_status status = dev.sink.emit(dev.sink.user_data, &tensor);
-  require(status == APR_OK, APR_ERR_ABORTED,
-          "the trace sink stopped the run at " + stage_label(stage, layer));
+  dev.trace.emit(stage, layer, data, uint32_t(shape.size()), shape.data());
 }
 
 void attention(apr_device& dev, const apr_attention_args& args) {

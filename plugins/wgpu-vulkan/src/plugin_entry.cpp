@@ -15,7 +15,6 @@
 namespace apr_vk {
 namespace {
 
-thread_local std::string t_last_error = "no error";
 // A copy of the host's services: only the struct's members are promised to stay valid.
 bool g_has_host = false;
 apr_host g_host{};
@@ -27,8 +26,8 @@ void log_message(int32_t level, const std::string& message) {
 }
 
 apr_status record_failure(apr_status status, const std::string& message) {
-  t_last_error = "vulkan: " + message;
-  log_message(APR_LOG_DEBUG, t_last_error);
+  apr_sdk::set_last_error("vulkan: " + message);
+  log_message(APR_LOG_DEBUG, apr_sdk::last_error());
   return status;
 }
 
@@ -61,14 +60,6 @@ apr_device& checked_device(apr_device* device, const char* call) {
   return *device;
 }
 
-// Copies a C string into a fixed field, truncated and NUL-terminated.
-template <size_t N>
-void copy_string(char (&field)[N], const std::string& text) {
-  const size_t n = std::min(text.size(), N - 1);
-  std::memcpy(field, text.data(), n);
-  field[n] = '\0';
-}
-
 void close_device(apr_device* device) {
   for (const apr_weight* w : device->weights) {
     auto* weight = const_cast<apr_weight*>(w);
@@ -89,9 +80,8 @@ apr_status plugin_init(const apr_host* host) {
   g_host = apr_host{};
   g_has_host = false;
   if (host != nullptr) {
-    std::memcpy(&g_host, host, std::min(host->struct_size, sizeof g_host));
-    g_host.struct_size = sizeof g_host;
-    if (host->struct_size < APR_VK_SIZE_THROUGH(apr_host, log)) g_host.log = nullptr;
+    const apr_status status = guarded("init", [&] { g_host = apr_sdk::copy_host(host); });
+    if (status != APR_OK) return status;
     g_has_host = true;
   }
   return APR_OK;
@@ -129,18 +119,16 @@ apr_status plugin_probe(apr_probe_result* result) {
   });
   if (status != APR_OK) {
     score = 0;
-    reason = t_last_error.substr(std::strlen("vulkan: "));
+    reason = apr_sdk::last_error() + std::strlen("vulkan: ");
   }
-  if (result->struct_size >= APR_VK_SIZE_THROUGH(apr_probe_result, score)) result->score = score;
-  if (result->struct_size >= APR_VK_SIZE_THROUGH(apr_probe_result, reason)) {
-    copy_string(result->reason, reason);
-  }
+  APR_SDK_SET(result, score, score);
+  APR_SDK_SET_STRING(result, reason, reason);
   // An unusable machine is a valid probe answer, not a failed call.
   return APR_OK;
 }
 
 const char* plugin_error_message() {
-  return t_last_error.c_str();
+  return apr_sdk::last_error();
 }
 
 // ---- devices ------------------------------------------------------------------------------
@@ -174,18 +162,23 @@ apr_status plugin_device_info(uint32_t index, apr_device_info* info) {
         }() +
         ", driver version " + std::to_string(p.driverVersion) +
         ", compute shaders from embedded SPIR-V, quantized weights decoded on the device";
-    if (info->struct_size >= APR_VK_SIZE_THROUGH(apr_device_info, kind)) {
-      info->kind = apr_device_kind(p.deviceType);
-    }
-    if (info->struct_size >= APR_VK_SIZE_THROUGH(apr_device_info, memory_bytes)) {
-      info->memory_bytes = entry.device_local_bytes;
-    }
-    if (info->struct_size >= APR_VK_SIZE_THROUGH(apr_device_info, name)) {
-      copy_string(info->name, p.deviceName.data());
-    }
-    if (info->struct_size >= APR_VK_SIZE_THROUGH(apr_device_info, description)) {
-      copy_string(info->description, description);
-    }
+    APR_SDK_SET(info, kind, apr_device_kind(p.deviceType));
+    APR_SDK_SET(info, memory_bytes, entry.device_local_bytes);
+    APR_SDK_SET_STRING(info, name, p.deviceName.data());
+    APR_SDK_SET_STRING(info, description, description);
+  });
+}
+
+apr_status plugin_device_caps(uint32_t index, apr_device_caps* caps) {
+  return guarded("device_caps", [&] {
+    require(caps != nullptr, APR_ERR_INVALID_ARGUMENT, "device_caps: caps is NULL");
+    const PhysicalDeviceEntry& entry = device_entry(index, "device_caps");
+    uint64_t types = 0;
+    for (apr_type t = 0; t < 64; ++t)
+      if (weight_format(t)) types |= uint64_t{1} << t;
+    APR_SDK_SET(caps, weight_types, types);
+    APR_SDK_SET(caps, features, uint64_t{APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_FUSED_TRACE});
+    APR_SDK_SET(caps, max_buffer_bytes, uint64_t{entry.properties.limits.maxStorageBufferRange});
   });
 }
 
@@ -214,17 +207,7 @@ void plugin_device_close(apr_device* device) {
 apr_status plugin_set_trace_sink(apr_device* device, const apr_trace_sink* sink) {
   return guarded("set_trace_sink", [&] {
     apr_device& dev = checked_device(device, "set_trace_sink");
-    if (sink == nullptr) {
-      dev.has_sink = false;
-      dev.sink = {};
-      return;
-    }
-    require(sink->struct_size >= APR_VK_SIZE_THROUGH(apr_trace_sink, emit),
-            APR_ERR_INVALID_ARGUMENT, "set_trace_sink: sink struct_size is too small");
-    require(sink->wants != nullptr && sink->emit != nullptr, APR_ERR_INVALID_ARGUMENT,
-            "set_trace_sink: wants and emit must both be set");
-    dev.sink = *sink;
-    dev.has_sink = true;
+    dev.trace.set(sink);
   });
 }
 
@@ -292,9 +275,7 @@ apr_status plugin_weight_create(apr_device* device, const apr_weight_desc* desc,
     apr_device& dev = checked_device(device, "weight_create");
     require(weight != nullptr, APR_ERR_INVALID_ARGUMENT, "weight_create: weight is NULL");
     *weight = nullptr;
-    create_weight(dev,
-                  checked_args(desc, APR_VK_SIZE_THROUGH(apr_weight_desc, name), "weight_create"),
-                  weight);
+    create_weight(dev, checked_args(desc, "apr_weight_desc"), weight);
   });
 }
 
@@ -309,12 +290,12 @@ void plugin_weight_free(apr_device* device, apr_weight* weight) {
 
 // ---- kernels ------------------------------------------------------------------------------
 
-#define APR_VK_KERNEL_ENTRY(fn, Args, last_member)                              \
-  apr_status plugin_##fn(apr_device* device, const Args* args) {                \
-    return guarded(#fn, [&] {                                                   \
-      apr_device& dev = checked_device(device, #fn);                            \
-      fn(dev, checked_args(args, APR_VK_SIZE_THROUGH(Args, last_member), #fn)); \
-    });                                                                         \
+#define APR_VK_KERNEL_ENTRY(fn, Args, last_member)               \
+  apr_status plugin_##fn(apr_device* device, const Args* args) { \
+    return guarded(#fn, [&] {                                    \
+      apr_device& dev = checked_device(device, #fn);             \
+      fn(dev, checked_args(args, #Args));                        \
+    });                                                          \
   }
 
 APR_VK_KERNEL_ENTRY(embed, apr_embed_args, out_offset)
@@ -366,6 +347,10 @@ apr_plugin_api make_api() {
   api.attention = plugin_attention;
   api.swiglu = plugin_swiglu;
   api.trace_emit = plugin_trace_emit;
+  api.device_caps = plugin_device_caps;
+  // Every call is recorded and submitted eagerly; step capture is left to a later version.
+  api.step_begin = nullptr;
+  api.step_end = nullptr;
   return api;
 }
 

@@ -1,29 +1,13 @@
 // The error type that carries an apr_status and a one-line message up to the C entry points.
 #pragma once
 
-#include <stdexcept>
-#include <string>
-
-#include "apr/plugin.h"
+// The SDK's (apr/plugin_sdk.hpp), shared by every in-tree plugin.
+#include <apr/plugin_sdk.hpp>
 
 namespace apr_vk {
 
-class PluginError : public std::runtime_error {
- public:
-  PluginError(apr_status status, const std::string& message)
-      : std::runtime_error(message), status_(status) {}
-  apr_status status() const { return status_; }
-
- private:
-  apr_status status_;
-};
-
-[[noreturn]] inline void fail(apr_status status, const std::string& message) {
-  throw PluginError(status, message);
-}
-
-inline void require(bool condition, apr_status status, const std::string& message) {
-  if (!condition) fail(status, message);
-}
+using PluginError = apr_sdk::Failure;
+using apr_sdk::fail;
+using apr_sdk::require;
 
 }  // namespace apr_vk

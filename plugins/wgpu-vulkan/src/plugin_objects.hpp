@@ -29,8 +29,7 @@ struct apr_weight {
 
 struct apr_device {
   std::unique_ptr<apr_vk::Device> vk;
-  bool has_sink = false;
-  apr_trace_sink sink{};
+  apr_sdk::TraceSink trace;
   // Handles this device gave out, so foreign or freed ones are refused instead of used.
   std::unordered_set<const apr_buffer*> buffers;
   std::unordered_set<const apr_weight*> weights;
@@ -38,18 +37,8 @@ struct apr_device {
 
 namespace apr_vk {
 
-// Bytes that members up to and including `member` of struct T occupy: what a caller's
-// struct_size must cover for this plugin to read them.
-#define APR_VK_SIZE_THROUGH(T, member) (offsetof(T, member) + sizeof(((T*)nullptr)->member))
-
-template <typename Args>
-const Args& checked_args(const Args* args, size_t needed, const char* call) {
-  require(args != nullptr, APR_ERR_INVALID_ARGUMENT, std::string(call) + ": args is NULL");
-  require(args->struct_size >= needed, APR_ERR_INVALID_ARGUMENT,
-          std::string(call) + ": args struct_size " + std::to_string(args->struct_size) +
-              " is smaller than the ABI 1.0 struct (" + std::to_string(needed) + ")");
-  return *args;
-}
+// Argument structs: refused when NULL or smaller than their ABI 1.0 size (never sizeof).
+using apr_sdk::checked_args;
 
 inline const apr_buffer& checked_buffer(const apr_device& dev, const apr_buffer* buffer,
                                         const std::string& what) {
@@ -88,7 +77,7 @@ inline void check_range(const apr_buffer& buffer, uint64_t offset, uint64_t nbyt
 }
 
 inline bool trace_wanted(const apr_device& dev, apr_stage stage, uint32_t layer) {
-  return dev.has_sink && dev.sink.wants(dev.sink.user_data, stage, layer) != 0;
+  return dev.trace.wants(stage, layer);
 }
 
 // Hands a host copy of a tensor to the sink; a refusal aborts the calling kernel.

@@ -23,10 +23,6 @@ struct MatmulCase {
   bool bias, strided, persistent;
 };
 
-// f32 activations and f32 accumulation: the normalised error is a few (2^-24)^2 * n; 1e-10 leaves
-// a wide margin while still catching any wrong element.
-constexpr double kMatmulTolerance = 1e-10;
-
 void run_case(Plugin& p, const MatmulCase& c, std::mt19937_64& rng) {
   INFO("type " << apr_test::ref_type_name(c.type) << ", " << c.n_out << "x" << c.n_cols << ", rows "
                << c.n_rows << (c.bias ? ", bias" : "") << (c.strided ? ", strided" : "")
@@ -70,7 +66,7 @@ void run_case(Plugin& p, const MatmulCase& c, std::mt19937_64& rng) {
     for (uint64_t o = c.n_out; o < ys && r + 1 < c.n_rows; ++o)
       gap_changed += !std::isnan(y[r * ys + o]);  // stride gaps must keep their NaN fill
   }
-  check_close(got, want, kMatmulTolerance, "matmul");
+  check_close(got, want, matmul_tolerance(c.type), "matmul");
   REQUIRE(gap_changed == 0);
   bx.check_guards();
   bb.check_guards();
@@ -82,7 +78,7 @@ void run_case(Plugin& p, const MatmulCase& c, std::mt19937_64& rng) {
 TEST_CASE("matmul matches a float64 reference for every weight type", "[matmul]") {
   KERNEL_TEST_PLUGIN_OR_SKIP(p);
   std::mt19937_64 rng(1234);
-  for (uint32_t type : apr_test::ref_types())
+  for (uint32_t type : p.claimed(apr_test::ref_types()))
     for (uint32_t n_rows : {1u, 3u, 17u})
       for (bool bias : {false, true})
         for (bool strided : {false, true}) {
@@ -94,15 +90,16 @@ TEST_CASE("matmul matches a float64 reference for every weight type", "[matmul]"
 TEST_CASE("matmul stays accurate at hidden size 4864", "[matmul]") {
   KERNEL_TEST_PLUGIN_OR_SKIP(p);
   std::mt19937_64 rng(99);
-  for (uint32_t type :
-       {apr_test::kQ8_0, apr_test::kQ4_K, apr_test::kQ6_K, apr_test::kF16, apr_test::kF32})
+  for (uint32_t type : p.claimed(
+           {apr_test::kQ8_0, apr_test::kQ4_K, apr_test::kQ6_K, apr_test::kF16, apr_test::kF32}))
     for (uint32_t n_rows : {1u, 9u}) run_case(p, {type, 24, 4864, n_rows, true, false, true}, rng);
 }
 
 TEST_CASE("matmul handles many rows and many output tiles", "[matmul]") {
   KERNEL_TEST_PLUGIN_OR_SKIP(p);
   std::mt19937_64 rng(100);
-  for (uint32_t type : {apr_test::kQ4_0, apr_test::kQ5_K, apr_test::kBF16})
+  for (uint32_t type :
+       p.claimed({apr_test::kQ4_0, apr_test::kQ5_K, apr_test::kBF16, apr_test::kF16}))
     run_case(p, {type, 150, test_cols(type), 70, true, true, false}, rng);
 }
 
@@ -112,13 +109,14 @@ TEST_CASE("matmul results do not depend on the thread count", "[matmul][determin
   const uint64_t n_out = 150, n_cols = 768;
   for (uint32_t n_rows : {1u, 70u}) {
     INFO("rows " << n_rows);
-    std::vector<uint8_t> bytes = apr_test::random_blocks(apr_test::kQ4_K, n_out * n_cols, rng);
+    const uint32_t type = p.claims(apr_test::kQ4_K) ? apr_test::kQ4_K : any_claimed_type(p);
+    std::vector<uint8_t> bytes = apr_test::random_blocks(type, n_out * n_cols, rng);
     const std::vector<float> x = random_floats(rng, n_rows * n_cols);
     std::vector<std::vector<float>> results;
     for (uint32_t n_threads : {1u, 2u, 3u}) {
       apr_device* d = p.open_device(n_threads);
       REQUIRE(d != nullptr);
-      apr_weight_desc desc{sizeof desc,  apr_test::kQ4_K, 0, n_cols, n_out, bytes.data(),
+      apr_weight_desc desc{sizeof desc,  type,         0, n_cols, n_out, bytes.data(),
                            bytes.size(), "determinism"};
       apr_weight* w = nullptr;
       apr_buffer *bx = nullptr, *by = nullptr;

@@ -21,6 +21,25 @@ inline std::vector<double> ref_weight(uint32_t type, const std::vector<uint8_t>&
   return w;
 }
 
+// Tolerance of matmul's normalised squared error sum (a-b)^2 / sum b^2, per weight type. The
+// reference dequantizes exactly as ggml defines each block (one rounding at most), so every
+// correct plugin dequantizes exactly too.
+//  - F32, F16, BF16 weights: f32 activations and f32 accumulation leave a few (2^-24)^2 * n_cols,
+//    far below 1e-10 for the sizes used.
+//  - block-quantized weights: a plugin may quantize the activations to 8 bits per block of 32 and
+//    use integer dot products (as llama.cpp and the cpu plugin's decode path do); that costs up to
+//    about 3e-5 here, so 1e-4. One wrong output element of the 37 checked costs 1e-3 or more.
+inline double matmul_tolerance(uint32_t type) {
+  switch (type) {
+    case apr_test::kF32:
+    case apr_test::kF16:
+    case apr_test::kBF16:
+      return 1e-10;
+    default:
+      return 1e-4;
+  }
+}
+
 inline double ref_silu(double z) {
   return z / (1.0 + std::exp(-z));
 }

@@ -1,13 +1,16 @@
-// Loads the backend plugin under test (APR_TEST_PLUGIN, or the CPU plugin built alongside), opens
-// its device 0 and offers guarded device buffers. The suite talks to the plugin only through the
-// C table, exactly as the host does, so it runs unchanged against any backend.
+// Loads the backend plugin under test (config().plugin_path), opens config().device and offers
+// guarded device buffers. The suite talks to the plugin only through the C table, exactly as the
+// host does, so it runs unchanged against any backend; weight types the plugin does not claim
+// (capability query, or weight_create's APR_ERR_UNSUPPORTED for plugins older than ABI 1.2) are
+// passed over and named in a note.
 #pragma once
 
+#ifndef BOOST_DLL_USE_STD_FS
 #define BOOST_DLL_USE_STD_FS
+#endif
 #include <apr/plugin.h>
 
 #include <boost/dll/shared_library.hpp>
-#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -15,8 +18,14 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "check.hpp"
+#include "config.hpp"
+#include "ref_dequant.hpp"
 
 namespace kernel_tests {
 
@@ -33,11 +42,45 @@ class Plugin {
   const std::string& skip_reason() const { return skip_reason_; }
   std::string error() const { return api_->error_message(); }
 
+  uint32_t device_index() const { return conformance::config().device; }
+  const std::string& path() const { return path_; }
+
   // Opens a second device with a given thread count (for determinism checks); nullptr on failure.
   apr_device* open_device(uint32_t n_threads) {
     apr_device_options options{sizeof(apr_device_options), n_threads};
     apr_device* d = nullptr;
-    return api_->device_open(0, &options, &d) == APR_OK ? d : nullptr;
+    return api_->device_open(device_index(), &options, &d) == APR_OK ? d : nullptr;
+  }
+
+  // The capability query (ABI 1.2), if the plugin has one.
+  bool has_caps() const { return has_caps_; }
+  const apr_device_caps& caps() const { return caps_; }
+
+  // Whether the plugin claims weight type `type`: from the capability query when it has one,
+  // else (a plugin older than 1.2) whether weight_create accepts a one-row weight of it.
+  bool claims(uint32_t type) {
+    if (has_caps_) return type < 64 && ((caps_.weight_types >> type) & 1u) != 0;
+    std::mt19937_64 rng(type);
+    const uint64_t n_cols = apr_test::block_size(type) == 1 ? 32 : 256;
+    std::vector<uint8_t> bytes = apr_test::random_blocks(type, n_cols, rng);
+    apr_weight_desc desc{sizeof desc, type, 0, n_cols, 1, bytes.data(), bytes.size(), "claims"};
+    apr_weight* w = nullptr;
+    const apr_status s = api_->weight_create(device_, &desc, &w);
+    if (s == APR_OK) api_->weight_free(device_, w);
+    return s != APR_ERR_UNSUPPORTED;
+  }
+  // The claimed subset of `types`, with a note naming the rest.
+  std::vector<uint32_t> claimed(const std::vector<uint32_t>& types) {
+    std::vector<uint32_t> out;
+    std::string skipped;
+    for (uint32_t t : types) {
+      if (claims(t))
+        out.push_back(t);
+      else
+        skipped += std::string(skipped.empty() ? "" : " ") + apr_test::ref_type_name(t);
+    }
+    if (!skipped.empty()) conformance::note("not claimed, not checked: " + skipped);
+    return out;
   }
 
   ~Plugin() {
@@ -49,8 +92,7 @@ class Plugin {
 
  private:
   Plugin() {
-    const char* env = std::getenv("APR_TEST_PLUGIN");
-    path_ = env && *env ? env : APR_TEST_DEFAULT_PLUGIN;
+    path_ = conformance::config().plugin_path;
     // Loading problems are failures, not skips: a missing or broken .so is a build defect.
     lib_.load(path_, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
     if (!lib_.has(APR_PLUGIN_ENTRY_SYMBOL))
@@ -72,18 +114,24 @@ class Plugin {
     if (api_->init(&host_) != APR_OK)
       throw std::runtime_error(path_ + ": init failed: " + api_->error_message());
     initialised_ = true;
-    if (api_->device_count() == 0) {
-      skip("plugin '" + std::string(api_->name) + "' reports no device");
+    if (api_->device_count() <= device_index()) {
+      skip("plugin '" + std::string(api_->name) + "' has no device " +
+           std::to_string(device_index()));
       return;
     }
-    device_ = open_device(0);
+    device_ = open_device(0);  // 0 threads: the plugin default
     if (!device_) throw std::runtime_error(path_ + ": device_open failed: " + error());
+    if (api_->abi_minor >= 2 && APR_STRUCT_HAS(api_, apr_plugin_api, device_caps) &&
+        api_->device_caps) {
+      caps_.struct_size = sizeof caps_;
+      if (api_->device_caps(device_index(), &caps_) != APR_OK)
+        throw std::runtime_error(path_ + ": device_caps failed: " + error());
+      has_caps_ = true;
+    }
   }
 
-  void skip(const std::string& reason) {
-    skip_reason_ = reason;
-    std::printf("SKIPPED: %s\n", reason.c_str());
-  }
+  // The check is then reported as skipped (runner.hpp); the kernel suite exits 77 if all were.
+  void skip(const std::string& reason) { skip_reason_ = reason; }
 
   std::string path_;
   boost::dll::shared_library lib_;
@@ -92,15 +140,16 @@ class Plugin {
   bool initialised_ = false;
   apr_device* device_ = nullptr;
   std::string skip_reason_;
+  apr_device_caps caps_{};
+  bool has_caps_ = false;
 };
 
 // Every test starts with this: a plugin whose probe says "unusable" skips the whole suite.
 #define KERNEL_TEST_PLUGIN_OR_SKIP(p)                             \
   ::kernel_tests::Plugin& p = ::kernel_tests::Plugin::instance(); \
-  if (p.skipped()) {                                              \
-    WARN("SKIPPED: " << p.skip_reason());                         \
-    return;                                                       \
-  }
+  if (p.skipped()) throw ::conformance::CheckSkipped {            \
+      p.skip_reason()                                             \
+    }
 
 #define REQUIRE_APR_OK(p, call)                 \
   do {                                          \
@@ -191,6 +240,16 @@ class Weight {
   apr_weight* w_ = nullptr;
 };
 
+// A weight type the plugin claims, preferring a block-quantized one (Q8_0), for checks that need
+// some weight but not a particular type.
+inline uint32_t any_claimed_type(Plugin& p) {
+  for (uint32_t t : {apr_test::kQ8_0, apr_test::kF16, apr_test::kF32})
+    if (p.claims(t)) return t;
+  for (uint32_t t : apr_test::ref_types())
+    if (p.claims(t)) return t;
+  throw conformance::CheckFailure{"the plugin claims none of the ggml weight types"};
+}
+
 // Normalised squared error sum (a-b)^2 / sum b^2 against a float64 reference; REQUIREs no NaN
 // and the error at most `tolerance`.
 inline void check_close(const std::vector<float>& actual, const std::vector<double>& expected,
@@ -221,6 +280,7 @@ struct SinkRecorder {
   };
   std::vector<Tensor> emitted;
   std::vector<std::pair<apr_stage, uint32_t>> wanted;  // empty: want nothing
+  bool want_all = false;                               // every stage of every layer
   apr_status emit_status = APR_OK;
   int64_t bad_emits = 0;  // emits with a malformed descriptor
 
@@ -237,6 +297,7 @@ struct SinkRecorder {
  private:
   static int32_t wants_cb(void* user, apr_stage stage, uint32_t layer) {
     auto* self = static_cast<SinkRecorder*>(user);
+    if (self->want_all) return 1;
     for (const auto& w : self->wanted)
       if (w.first == stage && w.second == layer) return 1;
     return 0;

@@ -47,8 +47,8 @@ TEST_CASE("kernels reject NULL, undersized and out-of-bounds arguments", "[inval
   KERNEL_TEST_PLUGIN_OR_SKIP(p);
   std::mt19937_64 rng(61);
   const uint64_t n_out = 8, n_cols = 64;
-  Weight weight(p, APR_TYPE_Q8_0, n_out, n_cols,
-                apr_test::random_blocks(apr_test::kQ8_0, n_out * n_cols, rng), false);
+  const uint32_t type = any_claimed_type(p);
+  Weight weight(p, type, n_out, n_cols, apr_test::random_blocks(type, n_out * n_cols, rng), false);
   GuardedBuffer x(p, n_cols, 1.0f), y(p, n_out, 2.0f);
   const apr_matmul_args good{sizeof(apr_matmul_args),
                              weight.get(),

@@ -1,0 +1,105 @@
+// apr plugin-check: the conformance suite for a backend plugin, run the way a plugin author
+// needs it: from the installed apr, against any .so, one line per check. The checks are the same
+// code as the in-tree kernel suite (core/conformance); each runs in a child process, so a crash
+// is a failed check, not a crashed checker.
+#include <filesystem>
+#include <iostream>
+
+#include "cli.hpp"
+#include "common/error.hpp"
+#include "host/plugin_host.hpp"
+#include "check.hpp"
+#include "runner.hpp"
+
+namespace apr::cli {
+namespace {
+
+constexpr const char* kUsage = R"(Usage: apr plugin-check PLUGIN.so [--device N] [--json]
+
+Checks a backend plugin against the plugin ABI (docs/PLUGIN-ABI.md): it loads the plugin as the
+host does, then runs every kernel against float64 references on random data for every weight type
+the plugin claims (stated per-type tolerances; guard bytes around every buffer; NaN fails), bad
+arguments and struct_size edge cases, trace emission of every stage, and a tiny model compared
+with the cpu plugin. Each check runs in its own process. Prints one line per check and a summary.
+Exit status: 0 every check passed, 1 a check failed, 2 the check could not run.)";
+
+// "loads like the host does": the host's own loader (table checks, probe, init, devices).
+void check_host_loads() {
+  try {
+    auto plugin = host::load_plugin(conformance::config().plugin_path);
+    if (conformance::config().device >= plugin->devices().size())
+      throw conformance::CheckFailure{"device " + std::to_string(conformance::config().device) +
+                                      " does not exist (" +
+                                      std::to_string(plugin->devices().size()) + " devices)"};
+    conformance::note("backend '" + std::string(plugin->name()) + "', ABI 1." +
+                      std::to_string(plugin->abi_minor()) + ", device " +
+                      std::to_string(conformance::config().device) + ": " +
+                      plugin->devices()[conformance::config().device].name);
+  } catch (const apr::Error& e) {
+    const std::string reason = e.what();
+    if (reason.find("not usable on this machine") != std::string::npos)
+      throw conformance::CheckSkipped{reason};
+    throw conformance::CheckFailure{"the host refuses it: " + reason};
+  }
+}
+
+// The cpu plugin for the whole-model comparison: beside this apr, or on the search path.
+std::string find_reference_plugin(Context& ctx) {
+  try {
+    for (const auto& p : ctx.plugins().plugins())
+      if (p->name() == "cpu") return p->path().string();
+  } catch (const std::exception&) {
+  }
+  return {};
+}
+
+}  // namespace
+
+int cmd_plugin_check(Context& ctx, const std::vector<std::string>& args) {
+  bool json = false;
+  std::string path;
+  po::options_description desc("Options");
+  desc.add_options()("json", po::bool_switch(&json), "print one JSON document instead")(
+      "plugin", po::value<std::string>(&path), "the plugin file");
+  po::variables_map vm;
+  if (!parse_verb_args(args, desc, {"plugin"}, kUsage, vm)) return kExitOk;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw UsageError("'" + path + "' is not a file");
+
+  conformance::Config& config = conformance::config();
+  config.plugin_path = std::filesystem::absolute(path).string();
+  config.device = ctx.global.device;
+  config.reference_plugin_path = find_reference_plugin(ctx);
+  conformance::add_check("loads like the host does (handshake, probe, init, devices)", "[load]",
+                         check_host_loads);
+
+  if (!json)
+    std::cout << "apr plugin-check " << config.plugin_path << " (device " << config.device << ")\n";
+  std::cout.flush();
+  conformance::RunOptions options;
+  const auto results = conformance::run_checks(options, [&](const conformance::CheckResult& r) {
+    if (!json) {
+      conformance::print_line(std::cout, r);
+      std::cout.flush();
+    }
+  });
+  size_t passed = 0, failed = 0, skipped = 0;
+  for (const auto& r : results)
+    (r.outcome == conformance::Outcome::Pass   ? passed
+     : r.outcome == conformance::Outcome::Skip ? skipped
+                                               : failed)++;
+  if (json) {
+    std::cout << conformance::results_json(results) << "\n";
+  } else {
+    std::cout << "summary: " << passed << " passed, " << failed << " failed, " << skipped
+              << " skipped of " << results.size() << " checks\n";
+  }
+  if (failed > 0) return 1;
+  if (passed == 0) {
+    if (!json) std::cerr << "apr: error: no check could run (see the SKIP reasons)\n";
+    return kExitError;
+  }
+  return kExitOk;
+}
+
+}  // namespace apr::cli

@@ -1,0 +1,177 @@
+// Whole-model checks: a tiny transformer run through the plugin under test and through the
+// reference (cpu) plugin must give the same logits, emit every trace stage with the right shape
+// and layer and the same values, and give the same result with step markers as without.
+#include <boost/dll/shared_library.hpp>
+
+#include "plugin_fixture.hpp"
+#include "tiny_model.hpp"
+
+using namespace kernel_tests;
+using conformance::TinyModelSpec;
+using conformance::TinyRun;
+
+namespace {
+
+// Logits and traced stages of a correct plugin differ from the cpu plugin's only by f32
+// summation order: a normalised squared error far below 1e-8.
+constexpr double kModelTolerance = 1e-8;
+
+// The cpu plugin, loaded beside the plugin under test, with one device open.
+class ReferencePlugin {
+ public:
+  ReferencePlugin() {
+    const std::string& path = conformance::config().reference_plugin_path;
+    if (path.empty()) throw conformance::CheckSkipped{"no reference (cpu) plugin was found"};
+    lib_.load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    auto& entry = lib_.get<const apr_plugin_api*(uint32_t, uint32_t)>(APR_PLUGIN_ENTRY_SYMBOL);
+    api_ = entry(APR_ABI_MAJOR, APR_ABI_MINOR);
+    if (!api_) throw std::runtime_error("reference plugin " + path + " returned no table");
+    host_ =
+        apr_host{sizeof(apr_host), APR_ABI_MAJOR, APR_ABI_MINOR, "plugin-check", nullptr, nullptr};
+    if (api_->init(&host_) != APR_OK) throw std::runtime_error("reference plugin: init failed");
+    if (api_->device_open(0, nullptr, &device_) != APR_OK)
+      throw std::runtime_error("reference plugin: device_open failed");
+  }
+  ~ReferencePlugin() {
+    if (device_) api_->device_close(device_);
+    if (api_) api_->shutdown();
+  }
+  const apr_plugin_api& api() const { return *api_; }
+  apr_device* device() const { return device_; }
+
+ private:
+  boost::dll::shared_library lib_;
+  const apr_plugin_api* api_ = nullptr;
+  apr_host host_{};
+  apr_device* device_ = nullptr;
+};
+
+TinyModelSpec spec_for(Plugin& p) {
+  TinyModelSpec s;
+  // F16 first: no plugin quantizes activations for it, so the 1e-8 bound holds.
+  for (uint32_t t : {apr_test::kF16, apr_test::kF32, apr_test::kQ8_0})
+    if (p.claims(t)) {
+      s.weight_type = t;
+      break;
+    }
+  conformance::note(std::string("tiny model matrices are ") +
+                    apr_test::ref_type_name(s.weight_type));
+  return s;
+}
+
+const std::vector<std::vector<int32_t>> kBatches = {{3, 17, 0, 39, 8}, {21}, {5}, {5}};
+
+void compare(const std::vector<float>& got, const std::vector<float>& ref,
+             const std::string& what) {
+  std::vector<double> want(ref.begin(), ref.end());
+  check_close(got, want, kModelTolerance, what);
+}
+
+void compare_runs(const TinyRun& got, const TinyRun& ref, const std::string& what) {
+  REQUIRE(got.logits.size() == ref.logits.size());
+  for (size_t i = 0; i < got.logits.size(); ++i)
+    compare(got.logits[i], ref.logits[i], what + ", forward call " + std::to_string(i));
+}
+
+bool has_step_markers(const apr_plugin_api& api) {
+  return api.abi_minor >= 2 && APR_STRUCT_HAS(&api, apr_plugin_api, step_end) && api.step_begin &&
+         api.step_end;
+}
+
+// Expected shape of each stage of the tiny model for a batch of `rows` tokens at position pos0.
+std::vector<uint64_t> stage_shape(const TinyModelSpec& s, apr_stage stage, uint64_t rows,
+                                  uint64_t pos0) {
+  const uint64_t q = s.n_head * s.head_dim, kv = s.n_head_kv * s.head_dim, qkv = q + 2 * kv;
+  switch (stage) {
+    case APR_STAGE_QKV_MATMUL:
+    case APR_STAGE_QKV_BIAS:
+      return {rows, qkv};
+    case APR_STAGE_Q_POST_ROPE:
+    case APR_STAGE_ATTENTION:
+      return {rows, q};
+    case APR_STAGE_K_POST_ROPE:
+      return {rows, kv};
+    case APR_STAGE_ATTN_SCORES:
+    case APR_STAGE_ATTN_SOFTMAX:
+      return {s.n_head, rows, pos0 + rows};
+    case APR_STAGE_FFN_GATE:
+    case APR_STAGE_FFN_UP:
+    case APR_STAGE_FFN_SILU:
+    case APR_STAGE_FFN_SWIGLU:
+      return {rows, s.n_ff};
+    case APR_STAGE_LM_HEAD:
+      return {s.n_vocab};
+    default:
+      return {rows, s.n_embd};
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a tiny model's logits match the cpu plugin's (prompt, then decode steps)", "[model]") {
+  KERNEL_TEST_PLUGIN_OR_SKIP(p);
+  const TinyModelSpec s = spec_for(p);
+  ReferencePlugin ref;
+  const TinyRun want = conformance::run_tiny_model(ref.api(), ref.device(), s, kBatches, false);
+  const TinyRun got = conformance::run_tiny_model(p.api(), p.device(), s, kBatches, false);
+  compare_runs(got, want, "logits");
+}
+
+TEST_CASE("tracing emits every stage with its shape and layer, equal to the cpu plugin's",
+          "[model][trace]") {
+  KERNEL_TEST_PLUGIN_OR_SKIP(p);
+  const TinyModelSpec s = spec_for(p);
+  ReferencePlugin ref;
+  const std::vector<std::vector<int32_t>> prompt = {kBatches[0]};
+  SinkRecorder want_rec, got_rec;
+  want_rec.want_all = got_rec.want_all = true;
+  const apr_trace_sink want_sink = want_rec.sink(), got_sink = got_rec.sink();
+  REQUIRE(ref.api().set_trace_sink(ref.device(), &want_sink) == APR_OK);
+  conformance::run_tiny_model(ref.api(), ref.device(), s, prompt, false);
+  TinyRun traced;
+  {
+    ScopedSink sink(p, got_rec);
+    (void)got_sink;
+    traced = conformance::run_tiny_model(p.api(), p.device(), s, prompt, false);
+  }
+  REQUIRE(got_rec.bad_emits == 0);
+  const uint64_t rows = prompt[0].size();
+  for (apr_stage stage = 0; stage < APR_STAGE_COUNT_V1_0; ++stage) {
+    const bool whole_model = stage == APR_STAGE_FINAL_NORM || stage == APR_STAGE_LM_HEAD;
+    for (uint32_t layer = 0; layer < (whole_model ? 1u : s.n_layer); ++layer) {
+      const uint32_t l = whole_model ? APR_LAYER_NONE : layer;
+      if (stage == APR_STAGE_EMBEDDING && layer > 0) continue;
+      INFO("stage " << stage << " layer " << int64_t(l == APR_LAYER_NONE ? -1 : int64_t(l)));
+      const SinkRecorder::Tensor* t = got_rec.find(stage, l);
+      REQUIRE(t != nullptr);  // emitted
+      REQUIRE(t->shape == stage_shape(s, stage, rows, 0));
+      const SinkRecorder::Tensor* w = want_rec.find(stage, l);
+      REQUIRE(w != nullptr);
+      compare(t->data, w->data, "traced value");
+    }
+  }
+  // Tracing must not change the result.
+  const TinyRun plain = conformance::run_tiny_model(p.api(), p.device(), s, prompt, false);
+  compare_runs(traced, plain, "logits with tracing vs without");
+}
+
+TEST_CASE("steps bracketed by step_begin/step_end give the eager result", "[model][step]") {
+  KERNEL_TEST_PLUGIN_OR_SKIP(p);
+  if (!has_step_markers(p.api())) {
+    REQUIRE((p.api().abi_minor < 2 || !APR_STRUCT_HAS(&p.api(), apr_plugin_api, step_end) ||
+             (!p.api().step_begin && !p.api().step_end)));  // both or neither
+    conformance::note("the plugin has no step markers (allowed: it runs every call eagerly)");
+    return;
+  }
+  const TinyModelSpec s = spec_for(p);
+  const TinyRun eager = conformance::run_tiny_model(p.api(), p.device(), s, kBatches, false);
+  const TinyRun stepped = conformance::run_tiny_model(p.api(), p.device(), s, kBatches, true);
+  compare_runs(stepped, eager, "logits with step markers vs without");
+  // A discarded step must be accepted and leave the device usable.
+  apr_step_args discard{};
+  discard.struct_size = sizeof discard;
+  discard.flags = APR_STEP_DISCARD;
+  REQUIRE_APR_OK(p, p.api().step_end(p.device(), &discard));
+  const TinyRun again = conformance::run_tiny_model(p.api(), p.device(), s, kBatches, false);
+  compare_runs(again, eager, "logits after a discarded step");
+}
