@@ -1,6 +1,7 @@
 // Usage: apr_cpu_matmul_bench [plugin.so] [n_threads]
-// Times decode (1 row) and prefill (128 rows) matmuls of 896x4864 and 4864x896 weights in Q8_0,
-// Q4_K and F16 with random blocks, and prints weight bandwidth (decode) and GFLOP/s (prefill).
+// Times decode (1 row) and prefill (128 rows) matmuls of 896x4864 and 4864x896 weights in
+// every weight type (APR_BENCH_TYPES="Q4_0 Q8_0" picks some) with random blocks, and prints weight
+// bandwidth (decode) and GFLOP/s (prefill).
 #include <apr/plugin.h>
 #include <dlfcn.h>
 
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace {
@@ -26,13 +28,35 @@ std::vector<uint8_t> random_weight(const TypeInfo& t, uint64_t n_rows, uint64_t 
   std::vector<uint8_t> bytes(n_blocks * t.block_bytes);
   for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
   const uint16_t small_half = 0x2000;  // about 2^-7
+  // Byte offsets of each block's fp16 scales (random bytes there could be NaN or subnormal).
+  std::vector<uint32_t> halves;
+  switch (t.type) {
+    case APR_TYPE_Q4_0:
+    case APR_TYPE_Q5_0:
+    case APR_TYPE_Q8_0:
+      halves = {0};
+      break;
+    case APR_TYPE_Q4_1:
+    case APR_TYPE_Q5_1:
+    case APR_TYPE_Q4_K:
+    case APR_TYPE_Q5_K:
+      halves = {0, 2};
+      break;
+    case APR_TYPE_Q2_K:
+      halves = {80, 82};
+      break;
+    case APR_TYPE_Q3_K:
+      halves = {108};
+      break;
+    case APR_TYPE_Q6_K:
+      halves = {208};
+      break;
+    default:
+      break;
+  }
   for (uint64_t b = 0; b < n_blocks; ++b) {
     uint8_t* blk = bytes.data() + b * t.block_bytes;
-    if (t.type == APR_TYPE_Q8_0) std::memcpy(blk, &small_half, 2);
-    if (t.type == APR_TYPE_Q4_K) {
-      std::memcpy(blk, &small_half, 2);
-      std::memcpy(blk + 2, &small_half, 2);
-    }
+    for (uint32_t h : halves) std::memcpy(blk + h, &small_half, 2);
     if (t.type == APR_TYPE_F16) {
       const uint16_t h = static_cast<uint16_t>(0x3000 | (rng() & 0x3FF) | ((rng() & 1) << 15));
       std::memcpy(blk, &h, 2);
@@ -69,9 +93,25 @@ int main(int argc, char** argv) {
   }
   std::printf("%s: %s\n", info.name, info.description);
 
-  const TypeInfo types[] = {{APR_TYPE_Q8_0, "Q8_0", 32, 34},
-                            {APR_TYPE_Q4_K, "Q4_K", 256, 144},
-                            {APR_TYPE_F16, "F16", 1, 2}};
+  const TypeInfo all_types[] = {
+      {APR_TYPE_Q8_0, "Q8_0", 32, 34},   {APR_TYPE_Q4_0, "Q4_0", 32, 18},
+      {APR_TYPE_Q4_1, "Q4_1", 32, 20},   {APR_TYPE_Q5_0, "Q5_0", 32, 22},
+      {APR_TYPE_Q5_1, "Q5_1", 32, 24},   {APR_TYPE_Q2_K, "Q2_K", 256, 84},
+      {APR_TYPE_Q3_K, "Q3_K", 256, 110}, {APR_TYPE_Q4_K, "Q4_K", 256, 144},
+      {APR_TYPE_Q5_K, "Q5_K", 256, 176}, {APR_TYPE_Q6_K, "Q6_K", 256, 210},
+      {APR_TYPE_F16, "F16", 1, 2},       {APR_TYPE_BF16, "BF16", 1, 2},
+      {APR_TYPE_F32, "F32", 1, 4}};
+  // APR_BENCH_TYPES="Q4_0 Q8_0" limits the run to those types.
+  const char* only = std::getenv("APR_BENCH_TYPES");
+  std::vector<TypeInfo> types;
+  for (const TypeInfo& t : all_types) {
+    if (!only || !*only) {
+      types.push_back(t);
+      continue;
+    }
+    const std::string list = std::string(" ") + only + " ";
+    if (list.find(std::string(" ") + t.name + " ") != std::string::npos) types.push_back(t);
+  }
   const uint64_t shapes[][2] = {{4864, 896}, {896, 4864}};  // {n_out, n_in}
   std::mt19937 rng(42);
   for (const TypeInfo& t : types)

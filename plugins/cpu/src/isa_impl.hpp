@@ -668,6 +668,8 @@ void dot_tile(const float* w, size_t ws, size_t n_w, const float* x, size_t xs, 
   }
 }
 
+#include "isa_q8_impl.hpp"
+
 void axpy(float a, const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
@@ -675,10 +677,10 @@ void axpy(float a, const float* x, float* y, size_t n) {
 }  // namespace
 
 #if APR_ISA_LEVEL == 0
-const IsaKernels kernels = {"scalar", decode_row, dot_row, dot_tile, dot, axpy};
+const IsaKernels kernels = {"scalar", decode_row, dot_row, dot_tile, dot, dot_row_q8, axpy};
 #else
 const IsaKernels* kernels() {
-  static const IsaKernels k = {APR_ISA_NAME, decode_row, dot_row, dot_tile, dot, axpy};
+  static const IsaKernels k = {APR_ISA_NAME, decode_row, dot_row, dot_tile, dot, dot_row_q8, axpy};
   return &k;
 }
 #endif

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "q8_activations.hpp"
+
 namespace apr_cpu {
 
 struct IsaKernels {
@@ -19,6 +21,9 @@ struct IsaKernels {
   void (*dot_tile)(const float* w, size_t w_stride, size_t n_w, const float* x, size_t x_stride,
                    size_t n_x, float* y, size_t y_stride, size_t n);
   float (*dot)(const float* a, const float* b, size_t n);
+  // Integer dot product of an encoded row with 8-bit activations (n / 32 blocks of x), for the
+  // types q8_supported() names; 0 for any other.
+  float (*dot_row_q8)(apr_type type, const uint8_t* row, const BlockQ8* x, size_t n);
   // y += a * x
   void (*axpy)(float a, const float* x, float* y, size_t n);
 };

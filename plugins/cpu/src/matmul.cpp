@@ -4,6 +4,8 @@
 // depends only on the shapes, never on the thread count, so results are bit-identical for any
 // number of threads.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "arg_checks.hpp"
@@ -30,9 +32,31 @@ struct MatmulView {
   uint64_t y_stride;
 };
 
+// APR_CPU_ACT: "f32" (default) keeps every product in f32, the precision class the conformance
+// suite and the end-to-end float64 checks hold every backend to; "q8" quantizes decode activations
+// to 8 bits for the types with an integer kernel (q8_activations.hpp), faster and within the bound
+// stated in tests/cpu/test_q8_matmul.cpp.
+bool q8_activations() {
+  const char* act = std::getenv("APR_CPU_ACT");
+  if (!act || !*act || std::strcmp(act, "f32") == 0) return false;
+  if (std::strcmp(act, "q8") == 0) return true;
+  invalid(std::string("APR_CPU_ACT must be f32 or q8, got '") + act + "'");
+}
+
 void matmul_decode(apr_device& device, const MatmulView& m) {
   const apr_weight& w = *m.w;
   const IsaKernels& k = device.kernels;
+  const apr_type type = w.format->type;
+  // x is quantized once here, on the calling thread, and read by every task.
+  thread_local std::vector<BlockQ8> xq;
+  const bool q8 = q8_supported(type) && q8_activations();
+  const uint64_t nb = w.n_cols / 32;
+  if (q8) {
+    if (xq.size() < m.n_rows * nb) xq.resize(m.n_rows * nb);
+    for (uint32_t r = 0; r < m.n_rows; ++r)
+      quantize_q8(m.x + r * m.x_stride, xq.data() + r * nb, w.n_cols);
+  }
+  const BlockQ8* xq_data = xq.data();
   const uint64_t rows_per_task = std::max<uint64_t>(16, kDecodeTaskBytes / w.row_bytes);
   const size_t n_tasks = (w.n_rows + rows_per_task - 1) / rows_per_task;
   device.pool.run(n_tasks, [&](size_t task) {
@@ -40,7 +64,8 @@ void matmul_decode(apr_device& device, const MatmulView& m) {
     for (uint64_t o = task * rows_per_task; o < o_end; ++o) {
       const uint8_t* row = w.row(o);
       for (uint32_t r = 0; r < m.n_rows; ++r) {
-        float v = k.dot_row(w.format->type, row, m.x + r * m.x_stride, w.n_cols);
+        float v = q8 ? k.dot_row_q8(type, row, xq_data + r * nb, w.n_cols)
+                     : k.dot_row(type, row, m.x + r * m.x_stride, w.n_cols);
         if (m.bias) v += m.bias[o];
         m.y[r * m.y_stride + o] = v;
       }

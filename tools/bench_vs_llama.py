@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Turns the JSON files written by tools/bench-vs-llama.sh into the side-by-side table.
+
+Each file holds one invocation of llama-bench (-o json) or `apr bench --json`, named
+RESULTS/<model>.<tool>.<rep>.json. For every model, tool and test (ppN / tgN) the median over the
+repetitions of the runs' mean tokens per second is taken; the table shows both medians and
+apr / llama.cpp.
+
+  tools/bench_vs_llama.py RESULTS_DIR [--order Q8_0 Q4_K_M ...]
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+
+def test_name(row: dict) -> str:
+    name = f"pp{row['n_prompt']}" if row["n_prompt"] else f"tg{row['n_gen']}"
+    return name + (f" @ d{row['n_depth']}" if row.get("n_depth") else "")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", type=Path)
+    ap.add_argument("--order", nargs="*", default=[], help="model labels in table order")
+    args = ap.parse_args()
+
+    # tps[model][tool][test] = [per-repetition mean tok/s]
+    tps = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for f in sorted(args.results.glob("*.json")):
+        model, tool, _rep = f.name[: -len(".json")].rsplit(".", 2)
+        try:
+            rows = json.loads(f.read_text())
+        except json.JSONDecodeError as e:
+            print(f"bench_vs_llama: {f}: not JSON ({e})", file=sys.stderr)
+            return 2
+        for row in rows:
+            if row.get("trace_sink", "none") != "none":
+                continue
+            tps[model][tool][test_name(row)].append(float(row["avg_ts"]))
+
+    models = [m for m in args.order if m in tps] + sorted(m for m in tps if m not in args.order)
+    tests = sorted({t for m in tps.values() for tool in m.values() for t in tool},
+                   key=lambda t: (not t.startswith("pp"), t))
+    head = "| file |"
+    rule = "|---|"
+    for t in tests:
+        head += f" llama.cpp {t} | apr {t} | ratio |"
+        rule += "---:|---:|---:|"
+    print(head)
+    print(rule)
+    for m in models:
+        line = f"| {m} |"
+        for t in tests:
+            ref, ours = tps[m]["llama"].get(t, []), tps[m]["apr"].get(t, [])
+            a = statistics.median(ref) if ref else None
+            b = statistics.median(ours) if ours else None
+            line += f" {a:.1f} |" if a else " – |"
+            line += f" {b:.1f} |" if b else " – |"
+            line += f" {b / a:.2f}× |" if a and b else " – |"
+        print(line)
+    n = max((len(v) for m in tps.values() for tool in m.values() for v in tool.values()),
+            default=0)
+    print(f"\nmedian of {n} interleaved repetitions per cell; tok/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
