@@ -12,6 +12,7 @@ invocation, so ratios between them come from one run on one machine.
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -55,9 +56,11 @@ def main() -> int:
             if proc.returncode != 0:
                 print(f"skipped {backend} {file_type}: {proc.stderr.strip()}", file=sys.stderr)
                 continue
-            r = json.loads(proc.stdout)
-            raw.append(r)
-            rows.append((file_type, backend, r["device"], r["prefill_tok_s"], r["decode_tok_s"]))
+            tests = json.loads(proc.stdout)  # one object per test, llama-bench's fields
+            raw.append(tests)
+            pre = next((t for t in tests if t["n_prompt"]), None)
+            dec = next((t for t in tests if t["n_gen"]), None)
+            rows.append((file_type, backend, tests[0]["device"], pre, dec))
 
     print(f"apr bench: {args.arch} {args.preset}, prompt {args.prompt_tokens} tokens, "
           f"decode {args.gen_tokens} tokens, median of {args.repetitions} runs after 1 warm-up; "
@@ -65,7 +68,8 @@ def main() -> int:
     print("| type | backend | device | prefill tok/s (median, min–max) | decode tok/s (median, min–max) |")
     print("|---|---|---|---|---|")
     for file_type, backend, device, pre, dec in rows:
-        fmt = lambda s: f"{s['median']:.1f} ({s['min']:.1f}–{s['max']:.1f})" if s else "—"
+        fmt = lambda t: (f"{statistics.median(t['samples_ts']):.1f} ({min(t['samples_ts']):.1f}–"
+                         f"{max(t['samples_ts']):.1f})" if t else "—")
         print(f"| {file_type} | {backend} | {device} | {fmt(pre)} | {fmt(dec)} |")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(raw, indent=2))
