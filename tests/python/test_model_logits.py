@@ -54,8 +54,8 @@ def backend_has_device(apr: Path, backend: str) -> bool:
     """Whether `apr plugins --json` lists a device under the plugin named (or aliased) backend."""
     proc = subprocess.run([str(apr), "plugins", "--json"], capture_output=True, text=True,
                           timeout=120)
-    if proc.returncode != 0:
-        return False
+    # A broken apr is a failure, never a missing device (which would skip).
+    assert proc.returncode == 0, f"apr plugins --json exited {proc.returncode}: {proc.stderr[-2000:]}"
     for plugin in json.loads(proc.stdout)["plugins"]:
         if backend == plugin["name"] or backend in plugin.get("aliases", []):
             return bool(plugin["devices"])
