@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
@@ -136,6 +137,8 @@ int main(int argc, char** argv) {
         api->buffer_write(dev, bx, 0, x.data(), x.size() * 4);
         apr_matmul_args args{sizeof args, weight, bx, 0, 0, n_rows, nullptr, 0, by, 0, 0};
         int iters = 0;
+        timespec cpu0{}, cpu1{};
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
         const auto start = std::chrono::steady_clock::now();
         double seconds = 0;
         do {
@@ -146,12 +149,19 @@ int main(int argc, char** argv) {
           ++iters;
           seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         } while (seconds < 0.5 || iters < 3);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+        // CPU time of the whole process per call: on a loaded machine wall time includes time
+        // spent descheduled; with one thread this is the kernel's own time.
+        const double cpu_per_call =
+            ((cpu1.tv_sec - cpu0.tv_sec) + 1e-9 * (cpu1.tv_nsec - cpu0.tv_nsec)) / iters;
         const double per_call = seconds / iters;
         const double gbps = static_cast<double>(w.size()) / per_call / 1e9;
         const double gflops = 2.0 * n_rows * n_out * n_in / per_call / 1e9;
-        std::printf("%-5s %4llux%-4llu rows %3u: %8.3f ms  %7.2f GB/s of weights  %7.2f GFLOP/s\n",
-                    t.name, static_cast<unsigned long long>(n_out),
-                    static_cast<unsigned long long>(n_in), n_rows, per_call * 1e3, gbps, gflops);
+        std::printf(
+            "%-5s %4llux%-4llu rows %3u: %8.3f ms  %7.2f GB/s of weights  %7.2f GFLOP/s  "
+            "(CPU %8.3f ms/call)\n",
+            t.name, static_cast<unsigned long long>(n_out), static_cast<unsigned long long>(n_in),
+            n_rows, per_call * 1e3, gbps, gflops, cpu_per_call * 1e3);
         api->buffer_free(dev, bx);
         api->buffer_free(dev, by);
       }

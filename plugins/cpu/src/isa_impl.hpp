@@ -322,7 +322,7 @@ float dot(const float* a, const float* b, size_t n) {
 
 #if APR_ISA_LEVEL >= 1
 // Integer lanes matching Vec's float lanes: bytes widened to 32-bit ints, then converted. Used by
-// the fused kernels of the types that dominate real models (Q8_0, Q4_K, Q5_0, Q6_K, F16).
+// the fused kernels of every type.
 #if APR_ISA_LEVEL == 2
 struct IVec {
   using reg = __m512i;
@@ -470,6 +470,104 @@ float fused_q5_0(const uint8_t* row, const float* x, size_t n) {
   return acc.sum();
 }
 
+float fused_q4_0(const uint8_t* row, const float* x, size_t n) {
+  FusedAccumulator acc;
+  for (size_t b = 0; b < n / 32; ++b) {
+    const uint8_t* blk = row + b * 18;
+    const Vec::reg d = vset1(half_f16c(blk));
+    for (size_t j = 0; j < 16; j += L) {
+      const IVec::reg q = IVec::u8(blk + 2 + j);
+      acc.add(vmul(IVec::to_float(IVec::sub(IVec::and_(q, 15), 8)), d), x + 32 * b + j);
+      acc.add(vmul(IVec::to_float(IVec::sub(IVec::srl<4>(q), 8)), d), x + 32 * b + 16 + j);
+    }
+  }
+  return acc.sum();
+}
+
+// Q4_1 and Q5_1 weights are d * q + m: one FMA forms each, as in the block decoders.
+float fused_q4_1(const uint8_t* row, const float* x, size_t n) {
+  FusedAccumulator acc;
+  for (size_t b = 0; b < n / 32; ++b) {
+    const uint8_t* blk = row + b * 20;
+    const Vec::reg d = vset1(half_f16c(blk)), m = vset1(half_f16c(blk + 2));
+    for (size_t j = 0; j < 16; j += L) {
+      const IVec::reg q = IVec::u8(blk + 4 + j);
+      acc.add(Vec::fma(IVec::to_float(IVec::and_(q, 15)), d, m), x + 32 * b + j);
+      acc.add(Vec::fma(IVec::to_float(IVec::srl<4>(q)), d, m), x + 32 * b + 16 + j);
+    }
+  }
+  return acc.sum();
+}
+
+float fused_q5_1(const uint8_t* row, const float* x, size_t n) {
+  FusedAccumulator acc;
+  for (size_t b = 0; b < n / 32; ++b) {
+    const uint8_t* blk = row + b * 24;
+    const Vec::reg d = vset1(half_f16c(blk)), m = vset1(half_f16c(blk + 2));
+    uint32_t qh;
+    std::memcpy(&qh, blk + 4, sizeof qh);
+    for (size_t j = 0; j < 16; j += L) {
+      const IVec::reg q = IVec::u8(blk + 8 + j);
+      const IVec::reg lo = IVec::or_(IVec::and_(q, 15), IVec::bit4(qh, static_cast<int>(j)));
+      const IVec::reg hi = IVec::or_(IVec::srl<4>(q), IVec::bit4(qh, static_cast<int>(j) + 16));
+      acc.add(Vec::fma(IVec::to_float(lo), d, m), x + 32 * b + j);
+      acc.add(Vec::fma(IVec::to_float(hi), d, m), x + 32 * b + 16 + j);
+    }
+  }
+  return acc.sum();
+}
+
+float fused_q2_k(const uint8_t* row, const float* x, size_t n) {
+  FusedAccumulator acc;
+  for (size_t b = 0; b < n / 256; ++b) {
+    const uint8_t* blk = row + b * 84;
+    const float d = half_f16c(blk + 80), dmin = half_f16c(blk + 82);
+    for (int h = 0; h < 2; ++h)
+      for (int s = 0; s < 4; ++s)
+        for (int half = 0; half < 2; ++half) {
+          const int j = 8 * h + 2 * s + half;
+          const Vec::reg dl = vset1(d * static_cast<float>(blk[j] & 15));
+          const Vec::reg ml = vset1(dmin * static_cast<float>(blk[j] >> 4));
+          const uint8_t* q = blk + 16 + 32 * h + 16 * half;
+          const float* xs = x + 256 * b + 128 * h + 32 * s + 16 * half;
+          for (size_t l = 0; l < 16; l += L) {
+            const IVec::reg v = IVec::and_(IVec::srl_n(IVec::u8(q + l), 2 * s), 3);
+            acc.add(vfmsub(dl, IVec::to_float(v), ml), xs + l);
+          }
+        }
+  }
+  return acc.sum();
+}
+
+float fused_q3_k(const uint8_t* row, const float* x, size_t n) {
+  FusedAccumulator acc;
+  for (size_t b = 0; b < n / 256; ++b) {
+    const uint8_t* blk = row + b * 110;
+    const uint8_t* S = blk + 96;
+    const float d = half_f16c(blk + 108);
+    for (int h = 0; h < 2; ++h)
+      for (int s = 0; s < 4; ++s)
+        for (int half = 0; half < 2; ++half) {
+          const int i = 8 * h + 2 * s + half;
+          const int low4 = i < 8 ? (S[i] & 15) : (S[i - 8] >> 4);
+          const int high2 = (S[8 + i % 4] >> (2 * (i / 4))) & 3;
+          const Vec::reg dl = vset1(d * static_cast<float>((low4 | (high2 << 4)) - 32));
+          const int shift = 2 * s, hbit = 4 * h + s;
+          const uint8_t* q = blk + 32 + 32 * h + 16 * half;
+          const uint8_t* hm = blk + 16 * half;
+          const float* xs = x + 256 * b + 128 * h + 32 * s + 16 * half;
+          for (size_t l = 0; l < 16; l += L) {
+            // q - 4 + 4 * hbit: the high bit set means no offset.
+            const IVec::reg lo = IVec::and_(IVec::srl_n(IVec::u8(q + l), shift), 3);
+            const IVec::reg hb = IVec::and_(IVec::srl_n(IVec::u8(hm + l), hbit), 1);
+            const IVec::reg v = IVec::sub(IVec::or_(lo, IVec::sll<2>(hb)), 4);
+            acc.add(vmul(dl, IVec::to_float(v)), xs + l);
+          }
+        }
+  }
+  return acc.sum();
+}
+
 float fused_q4_k(const uint8_t* row, const float* x, size_t n) {
   FusedAccumulator acc;
   for (size_t b = 0; b < n / 256; ++b) {
@@ -586,6 +684,16 @@ float dot_row(apr_type type, const uint8_t* row, const float* x, size_t n) {
       return fused_q8_0(row, x, n);
     case APR_TYPE_Q5_0:
       return fused_q5_0(row, x, n);
+    case APR_TYPE_Q4_0:
+      return fused_q4_0(row, x, n);
+    case APR_TYPE_Q4_1:
+      return fused_q4_1(row, x, n);
+    case APR_TYPE_Q5_1:
+      return fused_q5_1(row, x, n);
+    case APR_TYPE_Q2_K:
+      return fused_q2_k(row, x, n);
+    case APR_TYPE_Q3_K:
+      return fused_q3_k(row, x, n);
     case APR_TYPE_Q4_K:
       return fused_q4_k(row, x, n);
     case APR_TYPE_Q6_K:
