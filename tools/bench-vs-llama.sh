@@ -24,6 +24,8 @@
 #   --no-real          skip the SmolLM2 Q4_1 model
 #   --reps N           interleaved repetitions (default 5); each tool invocation runs -r 1
 #   --threads N        threads for both tools (default 2)
+#   --act "A ..."      apr's CPU activation modes to run, each as its own column: f32 (the
+#                      default path) and/or q8 (APR_CPU_ACT=q8, 8-bit decode activations)
 #   -p N / -n N        prompt and generated tokens (default 64 / 32)
 #   --build-only       stop after building llama.cpp
 #   --pack FILE        after building, write llama-bench + llama-quantize (+ libraries) to FILE
@@ -45,6 +47,7 @@ BUILD_ONLY=0
 PACK=""
 FROM_PACK=""
 RESULTS=""
+ACTS="f32"
 PY="$REPO/.venv/bin/python"
 LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 
@@ -65,6 +68,7 @@ while [ $# -gt 0 ]; do
     --no-real) REAL=0 ;;
     --reps) REPS="${2:?--reps needs a number}"; shift ;;
     --threads) THREADS="${2:?--threads needs a number}"; shift ;;
+    --act) ACTS="${2:?--act needs f32 and/or q8}"; shift ;;
     -p) PROMPT="${2:?-p needs a number}"; shift ;;
     -n) GEN="${2:?-n needs a number}"; shift ;;
     --build-only) BUILD_ONLY=1 ;;
@@ -75,6 +79,9 @@ while [ $# -gt 0 ]; do
     *) die "unknown option '$1' (see --help)" ;;
   esac
   shift
+done
+for a in $ACTS; do
+  [ "$a" = f32 ] || [ "$a" = q8 ] || die "--act takes f32 and/or q8, got '$a'"
 done
 for n in "$REPS" "$THREADS" "$PROMPT" "$GEN"; do
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || die "--reps, --threads, -p and -n need whole numbers >= 1, got '$n'"
@@ -243,8 +250,15 @@ for rep in $(seq 1 "$REPS"); do
   for label in "${ORDER[@]}"; do
     f="${FILE[$label]}"
     # Alternate which tool goes first, so neither always runs on a cooler or warmer machine.
-    tools=(llama apr)
-    [ $((rep % 2)) = 0 ] && tools=(apr llama)
+    tools=(llama)
+    for a in $ACTS; do
+      if [ "$a" = f32 ]; then tools+=(apr); else tools+=("apr-$a"); fi
+    done
+    if [ $((rep % 2)) = 0 ]; then # reversed order
+      rev=()
+      for ((i = ${#tools[@]} - 1; i >= 0; i--)); do rev+=("${tools[i]}"); done
+      tools=("${rev[@]}")
+    fi
     for tool in "${tools[@]}"; do
       out="$RESULTS/$label.$tool.$rep.json"
       note "rep $rep/$REPS $label $tool"
@@ -253,7 +267,10 @@ for rep in $(seq 1 "$REPS"); do
           -o json > "$out" 2> "$RESULTS/$label.$tool.$rep.log" ||
           die "llama-bench failed on $f, see $RESULTS/$label.$tool.$rep.log"
       else
-        "$APR" --backend="$APR_BACKEND" --threads "$THREADS" bench "$f" -p "$PROMPT" -n "$GEN" \
+        act=f32
+        [ "$tool" = apr ] || act="${tool#apr-}"
+        APR_CPU_ACT="$act" "$APR" --backend="$APR_BACKEND" --threads "$THREADS" bench "$f" \
+          -p "$PROMPT" -n "$GEN" \
           -r 1 --json > "$out" 2> "$RESULTS/$label.$tool.$rep.log" ||
           die "apr bench failed on $f, see $RESULTS/$label.$tool.$rep.log"
       fi

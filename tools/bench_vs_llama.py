@@ -2,9 +2,9 @@
 """Turns the JSON files written by tools/bench-vs-llama.sh into the side-by-side table.
 
 Each file holds one invocation of llama-bench (-o json) or `apr bench --json`, named
-RESULTS/<model>.<tool>.<rep>.json. For every model, tool and test (ppN / tgN) the median over the
-repetitions of the runs' mean tokens per second is taken; the table shows both medians and
-apr / llama.cpp.
+RESULTS/<model>.<tool>.<rep>.json, where tool is "llama" or an apr variant ("apr", "apr-q8").
+For every model, tool and test (ppN / tgN) the median over the repetitions of the runs' mean
+tokens per second is taken; the table shows the medians and each apr variant / llama.cpp.
 
   tools/bench_vs_llama.py RESULTS_DIR [--order Q8_0 Q4_K_M ...]
 """
@@ -46,22 +46,25 @@ def main() -> int:
     models = [m for m in args.order if m in tps] + sorted(m for m in tps if m not in args.order)
     tests = sorted({t for m in tps.values() for tool in m.values() for t in tool},
                    key=lambda t: (not t.startswith("pp"), t))
+    variants = sorted({tool for m in tps.values() for tool in m if tool != "llama"})
     head = "| file |"
     rule = "|---|"
     for t in tests:
-        head += f" llama.cpp {t} | apr {t} | ratio |"
-        rule += "---:|---:|---:|"
+        head += f" llama.cpp {t} |" + "".join(f" {v} {t} | ratio |" for v in variants)
+        rule += "---:|" + "---:|---:|" * len(variants)
     print(head)
     print(rule)
     for m in models:
         line = f"| {m} |"
         for t in tests:
-            ref, ours = tps[m]["llama"].get(t, []), tps[m]["apr"].get(t, [])
+            ref = tps[m]["llama"].get(t, [])
             a = statistics.median(ref) if ref else None
-            b = statistics.median(ours) if ours else None
             line += f" {a:.1f} |" if a else " – |"
-            line += f" {b:.1f} |" if b else " – |"
-            line += f" {b / a:.2f}× |" if a and b else " – |"
+            for v in variants:
+                ours = tps[m][v].get(t, [])
+                b = statistics.median(ours) if ours else None
+                line += f" {b:.1f} |" if b else " – |"
+                line += f" {b / a:.2f}× |" if a and b else " – |"
         print(line)
     n = max((len(v) for m in tps.values() for tool in m.values() for v in tool.values()),
             default=0)
