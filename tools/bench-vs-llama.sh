@@ -278,6 +278,19 @@ for rep in $(seq 1 "$REPS"); do
   done
 done
 
-echo "apr ($APR_BACKEND) / llama.cpp ($MODE), $THREADS threads, pp$PROMPT and tg$GEN, $(uname -m)," \
-  "$(grep -m1 'model name' /proc/cpuinfo 2> /dev/null | cut -d: -f2 | sed 's/^ //')"
-"$PY" "$REPO/tools/bench_vs_llama.py" "$RESULTS" --order "${ORDER[@]}" | tee "$RESULTS/table.md"
+# The decode roofline: read bandwidth with the same thread count (tools/bench_bandwidth.c), from
+# the threads' own CPU time so that a busy machine's descheduling does not count against it.
+ROOF=()
+if [ "$MODE" = cpu ] && cc -O2 -mavx2 -fopenmp "$REPO/tools/bench_bandwidth.c" \
+  -o "$CACHE/bench_bandwidth" 2> /dev/null; then
+  "$CACHE/bench_bandwidth" 1024 10 "$THREADS" > "$RESULTS/bandwidth.txt"
+  gbs="$(sed -n 's/.*wall, \([0-9.]*\) GB\/s by CPU time.*/\1/p' "$RESULTS/bandwidth.txt")"
+  [ -n "$gbs" ] && ROOF=(--roofline "$gbs")
+fi
+
+{
+  echo "apr ($APR_BACKEND) / llama.cpp ($MODE), $THREADS threads, pp$PROMPT and tg$GEN, $(uname -m)," \
+    "$(grep -m1 'model name' /proc/cpuinfo 2> /dev/null | cut -d: -f2 | sed 's/^ //')"
+  [ -f "$RESULTS/bandwidth.txt" ] && tail -1 "$RESULTS/bandwidth.txt"
+  "$PY" "$REPO/tools/bench_vs_llama.py" "$RESULTS" --order "${ORDER[@]}" "${ROOF[@]}"
+} | tee "$RESULTS/table.md"

@@ -27,10 +27,13 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", type=Path)
     ap.add_argument("--order", nargs="*", default=[], help="model labels in table order")
+    ap.add_argument("--roofline", type=float, help="measured read bandwidth in GB/s: adds each "
+                    "apr variant's decode weight traffic (tok/s x model bytes) as a fraction of it")
     args = ap.parse_args()
 
     # tps[model][tool][test] = [per-repetition mean tok/s]
     tps = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    size = {}  # model bytes: decode reads every weight once per token
     for f in sorted(args.results.glob("*.json")):
         model, tool, _rep = f.name[: -len(".json")].rsplit(".", 2)
         try:
@@ -42,6 +45,7 @@ def main() -> int:
             if row.get("trace_sink", "none") != "none":
                 continue
             tps[model][tool][test_name(row)].append(float(row["avg_ts"]))
+            size[model] = int(row["model_size"])
 
     models = [m for m in args.order if m in tps] + sorted(m for m in tps if m not in args.order)
     tests = sorted({t for m in tps.values() for tool in m.values() for t in tool},
@@ -69,6 +73,17 @@ def main() -> int:
     n = max((len(v) for m in tps.values() for tool in m.values() for v in tool.values()),
             default=0)
     print(f"\nmedian of {n} interleaved repetitions per cell; tok/s")
+    if args.roofline:
+        print(f"\n| file | model MB | " + " | ".join(
+            f"{v} decode GB/s | of {args.roofline:.1f} GB/s" for v in ["llama"] + variants) + " |")
+        print("|---|---:|" + "---:|---:|" * (1 + len(variants)))
+        for m in models:
+            line = f"| {m} | {size[m] / 1e6:.0f} |"
+            for v in ["llama"] + variants:
+                tg = [x for t, xs in tps[m][v].items() if t.startswith("tg") for x in xs]
+                gbs = statistics.median(tg) * size[m] / 1e9 if tg else None
+                line += f" {gbs:.1f} | {100 * gbs / args.roofline:.0f} % |" if gbs else " – | – |"
+            print(line)
     return 0
 
 
