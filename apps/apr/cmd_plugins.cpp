@@ -116,6 +116,10 @@ int cmd_plugins(Context& ctx, const std::vector<std::string>& args) {
   if (h.refusals().empty()) std::cout << "  (none)\n";
   for (const auto& r : h.refusals())
     std::cout << "  " << r.path.string() << ": " << r.reason << "\n";
+  if (!h.cache_file().empty() &&
+      h.probed_now() < h.plugins().size() + h.shadowed().size() + h.refusals().size())
+    std::cout << "\nSome answers came from the probe cache " << h.cache_file().string()
+              << "; 'apr plugins --rescan' probes every file anew.\n";
   return kExitOk;
 }
 

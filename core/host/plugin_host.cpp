@@ -138,7 +138,10 @@ PluginHost::PluginHost(SearchOptions options) {
 
   const std::vector<fs::path> files = candidates();
   std::optional<ProbeCache> cache;
-  if (options.use_cache) cache.emplace(options.cache_dir);
+  if (options.use_cache) {
+    cache.emplace(options.cache_dir);
+    cache_file_ = cache->file();
+  }
   std::vector<std::optional<ProbeReport>> reports(files.size());
   std::vector<fs::path> to_probe;
   for (size_t i = 0; i < files.size(); ++i) {
@@ -160,7 +163,8 @@ PluginHost::PluginHost(SearchOptions options) {
     probed_now_ = fresh.size();
     for (size_t i = 0, k = 0; i < files.size(); ++i) {
       if (reports[i]) continue;
-      if (cache && !helper.empty()) cache->store(files[i], fresh[k]);
+      // A child that did not even start says nothing about the plugin: never cached.
+      if (cache && fresh[k].reason.rfind("cannot probe:", 0) != 0) cache->store(files[i], fresh[k]);
       reports[i] = std::move(fresh[k++]);
     }
     if (cache) cache->save();

@@ -94,6 +94,8 @@ class PluginHost {
   const std::vector<Shadowed>& shadowed() const { return shadowed_; }
   // How many plugin files were probed by a child this time (the rest came from the cache).
   size_t probed_now() const { return probed_now_; }
+  // The probe cache file (empty without a cache).
+  const std::filesystem::path& cache_file() const { return cache_file_; }
 
   // "auto" picks the best usable backend: the highest probe score (a CUDA or Vulkan GPU over cpu,
   // cpu over a software Vulkan device), ties broken in the order cuda, vulkan, cpu. The chosen
@@ -109,6 +111,7 @@ class PluginHost {
   std::vector<Refusal> refusals_;
   std::vector<Shadowed> shadowed_;
   size_t probed_now_ = 0;
+  std::filesystem::path cache_file_;
 };
 
 // Loads exactly one plugin file into this process, with no probe child: for code that already

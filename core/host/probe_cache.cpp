@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -22,7 +23,8 @@ namespace fs = std::filesystem;
 namespace apr::host {
 namespace {
 
-constexpr int kFormat = 1;
+constexpr int kFormat = 2;
+constexpr int64_t kTransientSeconds = 600;
 constexpr size_t kMaxCacheBytes = 8 << 20;
 constexpr size_t kMaxEntries = 512;
 constexpr const char* kFileName = "plugin-probes.json";
@@ -57,7 +59,8 @@ std::string environment_digest() {
   std::vector<std::string> vars;
   for (char** e = environ; e && *e; ++e) {
     std::string_view kv(*e);
-    if (steers_drivers(kv.substr(0, kv.find('=')))) vars.emplace_back(kv);
+    const std::string_view name = kv.substr(0, kv.find('='));
+    if (steers_drivers(name) && name != "APR_PLUGIN_PATH") vars.emplace_back(kv);
   }
   std::sort(vars.begin(), vars.end());
   std::string all;
@@ -73,7 +76,23 @@ std::string boot_id() {
   return id;
 }
 
+int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A refusal that another try may not repeat: the machine was busy or short of memory.
+bool transient(const ProbeReport& r) {
+  return !r.usable && (r.reason.find(" took longer than ") != std::string::npos ||
+                       r.reason.find("killed with SIGKILL") != std::string::npos);
+}
+
 }  // namespace
+
+std::string ProbeCache::key(const fs::path& plugin) const {
+  return context_ + "|" + plugin.string();
+}
 
 fs::path ProbeCache::default_dir() {
   const char* xdg = std::getenv("XDG_CACHE_HOME");
@@ -105,16 +124,15 @@ ProbeCache::ProbeCache(fs::path dir) {
   if (text.empty()) return;
   const auto j = nlohmann::json::parse(text, nullptr, false);
   try {
-    if (j.is_discarded() || !j.is_object() || j.value("format", 0) != kFormat ||
-        j.value("context", "") != context_)
-      return;  // another apr, another boot or another driver environment: start over
-    for (const auto& [path, v] : j.at("entries").items()) {
+    if (j.is_discarded() || !j.is_object() || j.value("format", 0) != kFormat) return;
+    for (const auto& [k, v] : j.at("entries").items()) {
       Entry e;
       e.size = v.at("size").get<uint64_t>();
       e.mtime_ns = v.at("mtime_ns").get<uint64_t>();
       e.inode = v.at("inode").get<uint64_t>();
+      e.stored_at = v.at("stored_at").get<int64_t>();
       e.report = v.at("report").get<std::string>();
-      entries_[path] = std::move(e);
+      entries_[k] = std::move(e);
     }
   } catch (const std::exception& e) {
     spdlog::debug("ignoring probe cache {}: {}", file_.string(), e.what());
@@ -123,14 +141,17 @@ ProbeCache::ProbeCache(fs::path dir) {
 }
 
 std::optional<ProbeReport> ProbeCache::find(const fs::path& plugin) const {
-  const auto it = entries_.find(plugin.string());
+  const auto it = entries_.find(key(plugin));
   if (it == entries_.end()) return std::nullopt;
   const auto now = identity(plugin);
   if (!now || now->size != it->second.size || now->mtime_ns != it->second.mtime_ns ||
       now->inode != it->second.inode)
     return std::nullopt;
   try {
-    return report_from_json(it->second.report);
+    ProbeReport r = report_from_json(it->second.report);
+    if (transient(r) && now_seconds() - it->second.stored_at > kTransientSeconds)
+      return std::nullopt;
+    return r;
   } catch (const Error& e) {
     spdlog::debug("ignoring cached probe of {}: {}", plugin.string(), e.what());
     return std::nullopt;
@@ -142,22 +163,30 @@ void ProbeCache::store(const fs::path& plugin, const ProbeReport& report) {
   auto e = identity(plugin);
   if (!e) return;
   e->report = to_json(report);
-  entries_[plugin.string()] = std::move(*e);
+  e->stored_at = now_seconds();
+  entries_[key(plugin)] = std::move(*e);
   dirty_ = true;
 }
 
 void ProbeCache::save() const {
   if (!dirty_ || file_.empty()) return;
-  nlohmann::json j = {{"format", kFormat}, {"context", context_}};
+  nlohmann::json j = {{"format", kFormat}};
   j["entries"] = nlohmann::json::object();
-  size_t kept = 0;
-  for (const auto& [path, e] : entries_) {
-    if (kept == kMaxEntries) break;
+  // The newest entries whose files still exist, at most kMaxEntries.
+  std::vector<std::pair<int64_t, std::string>> order;
+  for (const auto& [k, e] : entries_) {
     std::error_code ec;
-    if (!fs::exists(path, ec)) continue;  // plugins that are gone
-    j["entries"][path] = {
-        {"size", e.size}, {"mtime_ns", e.mtime_ns}, {"inode", e.inode}, {"report", e.report}};
-    ++kept;
+    if (fs::exists(k.substr(k.find('|') + 1), ec)) order.emplace_back(e.stored_at, k);
+  }
+  std::sort(order.rbegin(), order.rend());
+  if (order.size() > kMaxEntries) order.resize(kMaxEntries);
+  for (const auto& [stored_at, k] : order) {
+    const Entry& e = entries_.at(k);
+    j["entries"][k] = {{"size", e.size},
+                       {"mtime_ns", e.mtime_ns},
+                       {"inode", e.inode},
+                       {"stored_at", e.stored_at},
+                       {"report", e.report}};
   }
   std::error_code ec;
   fs::create_directories(file_.parent_path(), ec);

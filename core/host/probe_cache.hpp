@@ -1,7 +1,8 @@
 // Remembers probe reports per plugin file so a command does not start a probe child for every
 // plugin every time. An entry is used only while everything that could change the answer is the
 // same: the file (path, size, modification time, inode), the host (apr and ABI version), the boot
-// (a driver loaded since re-probes) and the environment variables that steer GPU drivers. Lives in
+// (a driver loaded since re-probes) and the environment variables that steer GPU drivers. A refusal
+// that may be passing (a time-out, a kill by the kernel) is trusted for 10 minutes only. Lives in
 // $XDG_CACHE_HOME/apr (else ~/.cache/apr); when that cannot be read or written there is no cache.
 #pragma once
 
@@ -32,12 +33,16 @@ class ProbeCache {
  private:
   struct Entry {
     uint64_t size = 0, mtime_ns = 0, inode = 0;
-    std::string report;  // JSON, re-checked by report_from_json on use
+    int64_t stored_at = 0;  // seconds since the epoch
+    std::string report;     // JSON, re-checked by report_from_json on use
   };
   static std::optional<Entry> identity(const std::filesystem::path& plugin);
+  std::string key(const std::filesystem::path& plugin) const;
 
   std::filesystem::path file_;
-  std::string context_;  // host, boot and environment this cache is valid for
+  // The host, boot and environment an answer holds for; part of each entry's key, so processes
+  // with different environments (tests, users of two GPUs) keep their entries side by side.
+  std::string context_;
   std::map<std::string, Entry> entries_;
   bool dirty_ = false;
 };

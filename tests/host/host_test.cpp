@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -212,6 +213,20 @@ TEST_CASE("probe results are cached per file and re-probed when the file changes
   {
     apr::host::PluginHost host(o);
     CHECK(host.probed_now() == 1);
+  }
+  // A time-out may have been a busy machine: trusted for 10 minutes only. Backdating every entry
+  // re-probes the hanging plugin alone.
+  {
+    std::ifstream in(d.cache / "plugin-probes.json");
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string backdated =
+        std::regex_replace(text.str(), std::regex("\"stored_at\": *[0-9]+"), "\"stored_at\": 0");
+    REQUIRE(backdated != text.str());
+    std::ofstream(d.cache / "plugin-probes.json") << backdated;
+    apr::host::PluginHost host(o);
+    CHECK(host.probed_now() == 1);
+    CHECK_THAT(reason_for(host, "apr-plugin-bad-hang-probe.so"), Contains("took longer than"));
   }
   auto refresh = o;
   refresh.refresh_cache = true;
