@@ -78,7 +78,9 @@ int cmd_run(Context& ctx, const std::vector<std::string>& args) {
     throw Error("the prompt has " + std::to_string(prompt.size()) +
                 " tokens but the context holds " + std::to_string(n_ctx));
 
-  host::Plugin& plugin = ctx.plugins().select(ctx.global.backend);
+  // auto passes over a backend whose device cannot take this model's weight types.
+  host::Plugin& plugin =
+      select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, weight_needs(*model));
   SessionOptions so;
   so.n_ctx = n_ctx;
   so.n_threads = ctx.global.threads;

@@ -86,7 +86,10 @@ static apr_status init(const apr_host* host) {
 static void shutdown_plugin(void) {}
 static apr_status probe(apr_probe_result* r) {
   if (!r) return fail(APR_ERR_INVALID_ARGUMENT, "probe: result is NULL");
-  if (APR_STRUCT_HAS(r, apr_probe_result, score)) r->score = 1;
+#ifndef EXAMPLE_PROBE_SCORE
+#define EXAMPLE_PROBE_SCORE 1 /* below the cpu plugin's 10: --backend=auto prefers cpu */
+#endif
+  if (APR_STRUCT_HAS(r, apr_probe_result, score)) r->score = EXAMPLE_PROBE_SCORE;
   if (APR_STRUCT_HAS(r, apr_probe_result, reason))
     snprintf(r->reason, sizeof r->reason, "portable C99 example backend (F32/F16 weights)");
   return APR_OK;
