@@ -27,6 +27,18 @@ static_assert(APR_SWIGLU_ARGS_SIZE_V1_0 == 68);
 static_assert(APR_TRACE_EMIT_ARGS_SIZE_V1_0 == 44);
 static_assert(APR_PLUGIN_API_SIZE_V1_0 == 31 * 8);
 
+// Structs that kept their layout since 1.0 keep their sizeof too (abi_frozen_layout.cpp checks
+// sizeof in the frozen 1.0 and 1.1 headers).
+static_assert(sizeof(apr_trace_tensor) == 72 && sizeof(apr_trace_sink) == 32);
+static_assert(sizeof(apr_host) == 40 && sizeof(apr_probe_result) == 272);
+static_assert(sizeof(apr_device_info) == 408 && sizeof(apr_device_options) == 16);
+static_assert(sizeof(apr_weight_desc) == 56 && sizeof(apr_embed_args) == 48);
+static_assert(sizeof(apr_rms_norm_args) == 72 && sizeof(apr_matmul_args) == 80);
+static_assert(sizeof(apr_add_args) == 72 && sizeof(apr_rope_args) == 72);
+static_assert(sizeof(apr_kv_store_args) == 72 && sizeof(apr_attention_args) == 88);
+static_assert(sizeof(apr_swiglu_args) == 72 && sizeof(apr_trace_emit_args) == 48);
+static_assert(sizeof(apr_plugin_api) == 272);
+
 // ABI 1.1 grew only apr_rope_args.
 static_assert(APR_ROPE_ARGS_SIZE_V1_1 == 72);
 static_assert(APR_TRACE_TENSOR_SIZE_V1_1 == APR_TRACE_TENSOR_SIZE_V1_0);

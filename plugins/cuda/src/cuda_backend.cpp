@@ -13,6 +13,8 @@
 namespace apr_cuda {
 namespace {
 
+// A copy of the host's services (apr_sdk::copy_host): members its struct_size lacks read as NULL.
+apr_host g_host_copy{};
 const apr_host* g_host = nullptr;
 
 constexpr uint64_t kF32 = sizeof(float);
@@ -180,12 +182,20 @@ void check_cuda(cudaError_t err, const std::string& what) {
 }
 
 void set_host(const apr_host* host) {
-  g_host = host;
+  if (!host) {
+    g_host = nullptr;
+    return;
+  }
+  try {
+    g_host_copy = apr_sdk::copy_host(host);
+  } catch (const apr_sdk::Failure& f) {
+    fail(f.status(), std::string("init: ") + f.what());
+  }
+  g_host = &g_host_copy;
 }
 
 void log_message(int32_t level, const std::string& message) {
-  if (g_host && g_host->struct_size >= offsetof(apr_host, log) + sizeof(g_host->log) &&
-      g_host->log) {
+  if (g_host && g_host->log) {
     g_host->log(g_host->user_data, level, message.c_str());
   }
 }
@@ -215,20 +225,12 @@ void device_info(uint32_t index, apr_device_info* info) {
       "." + std::to_string(driver % 1000 / 10) + ", runtime " + std::to_string(runtime / 1000) +
       "." + std::to_string(runtime % 1000 / 10) +
       (prop.major < kMinComputeMajor ? ", unsupported: this build needs sm_80 or newer" : "");
-  const size_t size = info->struct_size;
-  auto fits = [size](size_t offset, size_t bytes) { return offset + bytes <= size; };
-  if (fits(offsetof(apr_device_info, kind), sizeof(info->kind))) {
-    info->kind = prop.integrated ? APR_DEVICE_KIND_INTEGRATED_GPU : APR_DEVICE_KIND_DISCRETE_GPU;
-  }
-  if (fits(offsetof(apr_device_info, memory_bytes), sizeof(info->memory_bytes))) {
-    info->memory_bytes = prop.totalGlobalMem;
-  }
-  if (fits(offsetof(apr_device_info, name), sizeof(info->name))) {
-    copy_truncated(info->name, sizeof(info->name), prop.name);
-  }
-  if (fits(offsetof(apr_device_info, description), sizeof(info->description))) {
-    copy_truncated(info->description, sizeof(info->description), description.c_str());
-  }
+  APR_SDK_SET(
+      info, kind,
+      uint32_t(prop.integrated ? APR_DEVICE_KIND_INTEGRATED_GPU : APR_DEVICE_KIND_DISCRETE_GPU));
+  APR_SDK_SET(info, memory_bytes, uint64_t(prop.totalGlobalMem));
+  APR_SDK_SET_STRING(info, name, prop.name);
+  APR_SDK_SET_STRING(info, description, description);
 }
 
 apr_device* device_open(uint32_t index) {

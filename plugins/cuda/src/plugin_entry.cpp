@@ -7,12 +7,15 @@
 #include <new>
 #include <string>
 
+#include <apr/plugin_sdk.hpp>
+
 #include "apr/plugin.h"
 #include "cuda_backend.hpp"
 
 namespace {
 
-thread_local std::string t_last_error = "no error";
+// The per-thread message is the SDK's (apr_sdk::set_last_error / last_error). The cuda code's
+// own Failure carries messages that already name the call.
 
 template <typename Fn>
 apr_status guarded(const char* call, Fn&& fn) noexcept {
@@ -20,17 +23,12 @@ apr_status guarded(const char* call, Fn&& fn) noexcept {
     fn();
     return APR_OK;
   } catch (const apr_cuda::Failure& f) {
-    t_last_error = f.message;
+    apr_sdk::set_last_error(f.message);
     return f.status;
-  } catch (const std::bad_alloc&) {
-    t_last_error = std::string(call) + ": out of host memory";
-    return APR_ERR_OUT_OF_MEMORY;
-  } catch (const std::exception& e) {
-    t_last_error = std::string(call) + ": internal error: " + e.what();
-    return APR_ERR_INTERNAL;
   } catch (...) {
-    t_last_error = std::string(call) + ": internal error";
-    return APR_ERR_INTERNAL;
+    // Anything else (bad_alloc, std::exception, ...) is mapped the SDK's way: rethrown inside
+    // apr_sdk::guarded, while it is still the exception being handled here.
+    return apr_sdk::guarded(call, [] { throw; });
   }
 }
 
@@ -46,10 +44,8 @@ apr_status kernel_call(const char* call, apr_device* device, const Args* args, F
 }
 
 void write_probe(apr_probe_result* result, uint32_t score, const std::string& reason) {
-  if (APR_STRUCT_HAS(result, apr_probe_result, score)) result->score = score;
-  if (APR_STRUCT_HAS(result, apr_probe_result, reason)) {
-    apr_cuda::copy_truncated(result->reason, sizeof(result->reason), reason.c_str());
-  }
+  APR_SDK_SET(result, score, score);
+  APR_SDK_SET_STRING(result, reason, reason);
 }
 
 apr_status api_init(const apr_host* host) {
@@ -61,7 +57,10 @@ void api_shutdown(void) {
 }
 
 apr_status api_probe(apr_probe_result* result) {
-  if (!result) return APR_ERR_INVALID_ARGUMENT;
+  if (!result) {
+    apr_sdk::set_last_error("probe: result is NULL");
+    return APR_ERR_INVALID_ARGUMENT;
+  }
   return guarded("probe", [&] {
     int count = 0;
     const cudaError_t err = cudaGetDeviceCount(&count);
@@ -99,7 +98,7 @@ apr_status api_probe(apr_probe_result* result) {
 }
 
 const char* api_error_message(void) {
-  return t_last_error.c_str();
+  return apr_sdk::last_error();
 }
 
 uint32_t api_device_count(void) {
@@ -187,10 +186,9 @@ apr_status api_device_caps(uint32_t index, apr_device_caps* caps) {
     uint64_t types = 0;
     for (uint32_t t = 0; t < 64; ++t)
       if (apr_cuda::weight_type_supported(t)) types |= uint64_t{1} << t;
-    if (APR_STRUCT_HAS(caps, apr_device_caps, weight_types)) caps->weight_types = types;
-    if (APR_STRUCT_HAS(caps, apr_device_caps, features))
-      caps->features = APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_FUSED_TRACE;
-    if (APR_STRUCT_HAS(caps, apr_device_caps, max_buffer_bytes)) caps->max_buffer_bytes = 0;
+    APR_SDK_SET(caps, weight_types, types);
+    APR_SDK_SET(caps, features, uint64_t{APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_FUSED_TRACE});
+    APR_SDK_SET(caps, max_buffer_bytes, uint64_t{0});
   });
 }
 
