@@ -11,6 +11,9 @@
  *  - Every struct that crosses the boundary starts with `size_t struct_size`, set by whoever fills
  *    the struct. Readers never touch a member that does not lie wholly inside struct_size, so
  *    members are only ever appended. Member offsets of each minor version are frozen by a test.
+ *    A reader accepts any struct_size of at least the struct's APR_*_SIZE_V1_0 (never compare
+ *    with sizeof) and tests later members with APR_STRUCT_HAS; an output struct is written only
+ *    inside the caller's struct_size. The size constants are listed after the function table.
  *  - Function pointers added in a later minor version may be NULL when talking to an older peer.
  *  - No exceptions, no C++ types and no ownership transfer of host memory across the boundary.
  *
