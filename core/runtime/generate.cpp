@@ -32,12 +32,16 @@ GenerationResult generate(Session& session, std::span<const int32_t> prompt,
     const int32_t next = sampler.sample(*logits);
     r.generated.push_back(next);
     if (on_token) on_token(next);
-    if (tok.is_end_of_generation(next)) {
+    if (!params.ignore_eos && tok.is_end_of_generation(next)) {
       r.stop_reason = "eos";
       break;
     }
     if (r.generated.size() >= params.max_tokens) {
       r.stop_reason = "max_tokens";
+      break;
+    }
+    if (params.interrupt && params.interrupt->load()) {
+      r.stop_reason = "interrupted";
       break;
     }
     if (session.position() >= session.context_size()) {

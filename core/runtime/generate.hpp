@@ -2,6 +2,7 @@
 // token, the token limit or the end of the context.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -17,11 +18,15 @@ struct GenerationParams {
   uint32_t max_tokens = 128;
   SamplingParams sampling;
   bool keep_logits = false;  // fill GenerationResult::logits (one row per generated token)
+  bool ignore_eos = false;   // keep going past end-of-generation tokens (llama.cpp --ignore-eos)
+  // Checked after every token; when it reads true generation stops with stop_reason
+  // "interrupted" (a signal handler sets it: Ctrl-C ends an answer, not the program).
+  const std::atomic<bool>* interrupt = nullptr;
 };
 
 struct GenerationResult {
   std::vector<int32_t> generated;
-  std::string stop_reason;  // "eos", "max_tokens" or "context"
+  std::string stop_reason;  // "eos", "max_tokens", "context" or "interrupted"
   double prefill_seconds = 0;
   double decode_seconds = 0;
   uint32_t decode_steps = 0;  // forward calls after the prefill

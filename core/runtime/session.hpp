@@ -34,6 +34,9 @@ class Session {
   const std::vector<float>& forward(std::span<const int32_t> tokens);
 
   void reset() { n_past_ = 0; }
+  // Forgets every position from `n` on; the next forward() writes the KV cache from there (a
+  // chat re-prefills only where a re-tokenized history differs from what was cached).
+  void rewind(uint32_t n) { n_past_ = n < n_past_ ? n : n_past_; }
   uint32_t position() const { return n_past_; }
   uint32_t context_size() const { return n_ctx_; }
   uint32_t batch_size() const { return n_batch_; }
