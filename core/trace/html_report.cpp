@@ -83,7 +83,7 @@ std::string comparison_html(const TraceComparison& c, const std::string& title,
        "</style>\n</head>\n<body>\n";
   h += "<h1>" + escape(title) + "</h1>\n<dl class=\"facts\">\n";
   for (const auto& [k, v] : facts) h += "<dt>" + escape(k) + "</dt><dd>" + escape(v) + "</dd>\n";
-  h += "<dt>threshold</dt><dd>cosine &ge; " + fmt("%g", c.min_cosine) + "</dd>\n</dl>\n";
+  h += "<dt>threshold</dt><dd>cosine &ge; " + format_threshold(c.min_cosine) + "</dd>\n</dl>\n";
   h += "<p class=\"verdict\">" + escape(divergence_summary(c)) + "</p>\n";
   h += "<table class=\"map\">\n<tr><th>layer</th>";
   for (apr_stage st : stages_in_forward_order())
@@ -107,14 +107,14 @@ std::string comparison_html(const TraceComparison& c, const std::string& title,
       } else {
         const DiffMetrics& m = r.metrics;
         const bool first = c.first_divergence && c.first_divergence->row == i;
-        const std::string tip = where + ": cosine " + fmt("%.9f", m.cosine_sim) + ", max |a-b| " +
-                                fmt("%.4g", m.max_abs_diff) + " at " +
+        const std::string tip = where + ": cosine " + format_cosine_precise(m.cosine_sim) +
+                                ", max |a-b| " + fmt("%.4g", m.max_abs_diff) + " at " +
                                 std::to_string(m.max_abs_diff_index) + ", rms " +
                                 fmt("%.4g", m.rms_diff) + ", NaN " + std::to_string(m.nan_a) + "/" +
                                 std::to_string(m.nan_b);
         h += "<td" + std::string(first ? " class=\"first\"" : "") +
              " style=\"background:" + cell_colour(m, c.min_cosine) + "\" title=\"" + escape(tip) +
-             "\">" + (m.nonfinite_mismatch ? std::string("NaN") : fmt("%.4f", m.cosine_sim)) +
+             "\">" + (m.nonfinite_mismatch ? std::string("NaN") : format_cosine(m.cosine_sim)) +
              "</td>";
       }
       ++i;

@@ -1,8 +1,10 @@
 #include "trace/stage_diff.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include <apr/plugin.h>
@@ -29,7 +31,26 @@ std::string fmt(const char* f, double v) {
 }  // namespace
 
 std::string format_cosine(double c) {
-  return fmt("%.6f", c);
+  // Six decimals, cut rather than rounded: 0.9999995 prints as 0.999999, never as 1.000000, so
+  // only an exact 1 reads as 1 and a value never looks above a threshold it is below.
+  if (!std::isfinite(c)) return fmt("%f", c);
+  return fmt("%.6f", std::trunc(c * 1e6) / 1e6);
+}
+
+std::string format_cosine_precise(double c) {
+  // Nine decimals, more where rounding would carry a value strictly inside (-1, 1) onto +-1.
+  for (int digits = 9; digits < 17; ++digits) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", digits, c);
+    if (!(std::fabs(c) < 1 && std::fabs(std::strtod(buf, nullptr)) >= 1)) return buf;
+  }
+  return fmt("%.17g", c);
+}
+
+std::string format_threshold(double x) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, x);  // shortest text that reads back as x
+  return std::string(buf, r.ptr);
 }
 
 std::string format_layer(uint32_t layer) {
@@ -133,7 +154,7 @@ std::string file_diff_text(const FileDiff& d, double min_cosine) {
   std::string s;
   s += "a: " + d.path_a + "\nb: " + d.path_b + "\n";
   s += "layer " + format_layer(d.layer) + ", " + std::to_string(m.count) + " elements\n";
-  s += "cosine similarity  " + fmt("%.9f", m.cosine_sim) + "\n";
+  s += "cosine similarity  " + format_cosine_precise(m.cosine_sim) + "\n";
   s += "max |a-b|          " + fmt("%.6g", m.max_abs_diff) + " at index " +
        std::to_string(m.max_abs_diff_index) + "\n";
   s += "rms (a-b)          " + fmt("%.6g", m.rms_diff) + "\n";
@@ -153,7 +174,8 @@ std::string file_diff_text(const FileDiff& d, double min_cosine) {
   }
   const bool above = m.cosine_sim >= min_cosine;
   s += m.passes(min_cosine) ? "OK: " : "DIVERGED: ";
-  s += "cosine " + fmt("%.9f", m.cosine_sim) + (above ? " >= " : " < ") + fmt("%g", min_cosine);
+  s += "cosine " + format_cosine_precise(m.cosine_sim) + (above ? " >= " : " < ") +
+       format_threshold(min_cosine);
   if (m.nonfinite_mismatch) s += ", but NaN/inf on one side where the other is finite";
   s += "\n";
   return s;

@@ -56,6 +56,10 @@ std::string file_diff_text(const FileDiff& d, double min_cosine);
 
 // "0.999998" style, "-" for unmeasured, used by every table.
 std::string format_cosine(double c);
+// Nine or more decimals, never rounded onto +-1 (single-stage reports).
+std::string format_cosine_precise(double c);
+// A threshold such as --min-cosine in the shortest form that reads back exactly (0.9999995).
+std::string format_threshold(double x);
 std::string format_layer(uint32_t layer);
 
 }  // namespace apr::trace

@@ -154,7 +154,7 @@ std::string comparison_grid_text(const TraceComparison& c) {
     }
     s += "\n";
   }
-  s += "cells: cosine similarity; * first stage below " + fmt("%g", c.min_cosine) +
+  s += "cells: cosine similarity; * first stage below " + format_threshold(c.min_cosine) +
        ", ! later ones; only-A/only-B: UNMEASURED; . not traced\n";
   return s;
 }
@@ -162,10 +162,11 @@ std::string comparison_grid_text(const TraceComparison& c) {
 std::string divergence_summary(const TraceComparison& c) {
   const size_t unmeasured = c.rows.size() - c.measured;
   std::string tail = " (" + std::to_string(c.measured) + " stages measured, " +
-                     std::to_string(c.below) + " below " + fmt("%g", c.min_cosine) + ", " +
+                     std::to_string(c.below) + " below " + format_threshold(c.min_cosine) + ", " +
                      std::to_string(unmeasured) + " unmeasured)\n";
   if (!c.first_divergence)
-    return "no divergence: every measured stage has cosine >= " + fmt("%g", c.min_cosine) + tail;
+    return "no divergence: every measured stage has cosine >= " + format_threshold(c.min_cosine) +
+           tail;
   const StageRow& r = c.rows[c.first_divergence->row];
   std::string s =
       "first divergence: " + row_label(r) + ", cosine " + format_cosine(r.metrics.cosine_sim);
