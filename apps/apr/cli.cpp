@@ -1,10 +1,17 @@
 #include "cli.hpp"
 
+#include <unistd.h>
+
 #include <charconv>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
+#include <regex>
+#include <sstream>
 
 #include "common/error.hpp"
+#include "default_model.hpp"
 
 namespace apr::cli {
 
@@ -18,30 +25,147 @@ host::PluginHost& Context::plugins() {
 }
 
 void add_global_options(po::options_description& desc, GlobalOptions& g) {
-  desc.add_options()(
-      "backend", po::value(&g.backend)->default_value("auto"),
+  auto add = desc.add_options();
+  add("backend", po::value(&g.backend)->default_value("auto"),
       "backend plugin to run on: cpu, vulkan (alias wgpu), cuda, or auto (the best usable: a "
-      "CUDA or Vulkan GPU, else cpu; see 'apr plugins')")(
-      "plugin-dir", po::value(&g.plugin_dirs)->composing(),
+      "CUDA or Vulkan GPU, else cpu; see 'apr plugins')");
+  add("plugin-dir", po::value(&g.plugin_dirs)->composing(),
       "search this directory for plugins first (repeatable); then APR_PLUGIN_PATH "
-      "(colon-separated), the installed plugin directory, and the directory beside apr")(
-      "device", po::value(&g.device)->default_value(0),
-      "device index within the backend "
-      "(see 'apr plugins')")("threads", po::value(&g.threads)->default_value(0),
-                             "CPU threads a backend may use (0 = all cores)")(
-      "verbose,v", po::bool_switch(&g.verbose), "log what the host and plugins do to stderr");
+      "(colon-separated), the installed plugin directory, and the directory beside apr");
+  add("device", po::value(&g.device_arg)->default_value(0),
+      "device index within the backend (see 'apr plugins')");
+  add("threads,t", po::value(&g.threads_arg)->default_value(0),
+      "CPU threads a backend may use (0 = all cores)");
+  add("n-gpu-layers", po::value(&g.gpu_layers_arg)->default_value(-1),
+      "llama.cpp's -ngl: apr runs every layer on one backend, so only 0 has a meaning of its "
+      "own: with --backend auto it selects cpu; any other value leaves the backend as chosen");
+  add("verbose,v", po::bool_switch(&g.verbose), "log what the host and plugins do to stderr");
+}
+
+void finish_global_options(GlobalOptions& g) {
+  g.device = static_cast<uint32_t>(in_range(g.device_arg, "--device", 0, 1023));
+  g.threads = static_cast<uint32_t>(in_range(g.threads_arg, "--threads", 0, 1024));
+  in_range(g.gpu_layers_arg, "--n-gpu-layers", -1, 1 << 20);
+  if (g.gpu_layers_arg == 0) {
+    if (g.backend == "auto") {
+      g.backend = "cpu";
+    } else if (g.backend != "cpu") {
+      throw UsageError("-ngl 0 asks for no GPU layers but --backend is " + g.backend);
+    }
+  }
+}
+
+std::vector<std::string> normalize_args(std::vector<std::string> args) {
+  static const std::regex negative_number("^-[0-9.].*");
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
+    if (a == "--") {  // everything after it is positional
+      out.insert(out.end(), args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+      break;
+    }
+    if (a == "-ngl" || a == "--gpu-layers") a = "--n-gpu-layers";
+    if (a.rfind("-ngl=", 0) == 0) a = "--n-gpu-layers=" + a.substr(5);
+    if (a == "-cnv" || a == "--conversation") a = "--chat";
+    const bool is_option = a.size() >= 2 && a[0] == '-' && a.find('=') == std::string::npos &&
+                           !std::regex_match(a, negative_number);
+    if (is_option && i + 1 < args.size() && std::regex_match(args[i + 1], negative_number)) {
+      // "-n -5" -> "-n-5", "--max-tokens -5" -> "--max-tokens=-5": the number is the value.
+      out.push_back(a.rfind("--", 0) == 0 ? a + "=" + args[i + 1] : a + args[i + 1]);
+      ++i;
+      continue;
+    }
+    out.push_back(a);
+  }
+  return out;
+}
+
+CommandLine parse_command_line(std::vector<std::string> argv) {
+  CommandLine cl;
+  po::options_description global;
+  add_global_options(global, cl.global);
+  global.add_options()("help,h", "show this help")("version", "print the version");
+  po::variables_map vm;
+  try {
+    const auto style =
+        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    auto parsed = po::command_line_parser(normalize_args(std::move(argv)))
+                      .options(global)
+                      .style(style)
+                      .allow_unregistered()
+                      .run();
+    po::store(parsed, vm);
+    po::notify(vm);
+    cl.args = po::collect_unrecognized(parsed.options, po::include_positional);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  finish_global_options(cl.global);
+  cl.help = vm.count("help") != 0;
+  cl.version = vm.count("version") != 0;
+  if (!cl.args.empty()) {
+    cl.verb = cl.args.front();
+    cl.args.erase(cl.args.begin());
+  }
+  return cl;
+}
+
+int64_t in_range(int64_t value, std::string_view option, int64_t min, int64_t max) {
+  if (value >= min && value <= max) return value;
+  throw UsageError(std::string(option) + " must be an integer from " + std::to_string(min) +
+                   " to " + std::to_string(max) + ", not " + std::to_string(value));
+}
+
+void check_output_path(const std::string& file, std::string_view option) {
+  namespace fs = std::filesystem;
+  const std::string opt(option);
+  if (file.empty()) throw UsageError(opt + " needs a file name");
+  std::error_code ec;
+  const fs::path path(file);
+  if (fs::is_directory(path, ec))
+    throw UsageError(opt + ": '" + file + "' is a directory, not a file");
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  if (!fs::is_directory(dir, ec))
+    throw UsageError(opt + ": directory '" + dir.string() + "' does not exist");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw UsageError(opt + ": directory '" + dir.string() + "' is not writable");
+  if (fs::exists(path, ec) && ::access(path.c_str(), W_OK) != 0)
+    throw UsageError(opt + ": '" + file + "' exists and is not writable");
+}
+
+std::string read_prompt_source(const std::string& prompt, const std::string& file) {
+  if (file.empty() && prompt != "-") return prompt;
+  std::ostringstream text;
+  if (file.empty() || file == "-") {
+    text << std::cin.rdbuf();
+    if (std::cin.bad()) throw Error("cannot read the prompt from standard input");
+    return text.str();
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec))
+    throw Error("prompt file '" + file + "' is a directory");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error("cannot open prompt file '" + file + "'");
+  text << in.rdbuf();
+  if (in.bad()) throw Error("cannot read prompt file '" + file + "'");
+  return text.str();
 }
 
 bool parse_verb_args(const std::vector<std::string>& args, po::options_description desc,
                      const std::vector<std::string>& positionals, const std::string& usage,
-                     po::variables_map& vm) {
+                     po::variables_map& vm, size_t required) {
   desc.add_options()("help,h", "show this help");
   po::positional_options_description pos;
   for (const auto& name : positionals) pos.add(name.c_str(), 1);
   try {
     const auto style =
         po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    po::store(po::command_line_parser(args).options(desc).positional(pos).style(style).run(), vm);
+    po::store(po::command_line_parser(normalize_args(args))
+                  .options(desc)
+                  .positional(pos)
+                  .style(style)
+                  .run(),
+              vm);
     if (vm.count("help")) {
       GlobalOptions shown;  // only printed: main() has already taken the global options out
       po::options_description global("Global options (before or after the command)");
@@ -55,8 +179,8 @@ bool parse_verb_args(const std::vector<std::string>& args, po::options_descripti
   } catch (const po::error& e) {
     throw UsageError(e.what());
   }
-  for (const auto& name : positionals)
-    if (!vm.count(name)) throw UsageError("missing argument " + name);
+  for (size_t i = 0; i < positionals.size() && i < required; ++i)
+    if (!vm.count(positionals[i])) throw UsageError("missing argument " + positionals[i]);
   return true;
 }
 
@@ -85,6 +209,10 @@ std::unique_ptr<Model> load_model(const std::string& path) {
   if (std::filesystem::is_directory(path, ec))
     throw Error("model path '" + path + "' is a directory, not a GGUF file");
   return Model::load(path);
+}
+
+std::string model_or_default(const po::variables_map& vm, const std::string& given) {
+  return vm.count("model") ? given : default_model_path();
 }
 
 }  // namespace apr::cli

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "host/plugin_host.hpp"
@@ -33,7 +34,40 @@ struct GlobalOptions {
   uint32_t device = 0;
   uint32_t threads = 0;
   bool verbose = false;
+  // Whole numbers as typed: read signed so that "-3" is refused rather than wrapped around, and
+  // turned into the fields above by finish_global_options().
+  int64_t device_arg = 0, threads_arg = 0, gpu_layers_arg = -1;
 };
+
+// Range-checks the numbers of `g` and fills device/threads; -ngl 0 with --backend auto selects
+// cpu. Throws UsageError.
+void finish_global_options(GlobalOptions& g);
+
+// The command line split into what main() acts on. Pure (no output, no plugins), so it can be
+// tested and fuzzed on its own. Throws UsageError.
+struct CommandLine {
+  GlobalOptions global;
+  std::string verb;               // empty when none was given
+  std::vector<std::string> args;  // the verb's arguments, global options taken out
+  bool help = false, version = false;
+};
+CommandLine parse_command_line(std::vector<std::string> argv);
+
+// llama.cpp habits rewritten into apr's spelling before parsing: -ngl N, --gpu-layers N and
+// --n-gpu-layers N become --n-gpu-layers=N, -cnv becomes --chat, and an option followed by a
+// negative number ("-n -5") gets it as its value rather than as an unknown option "-5".
+std::vector<std::string> normalize_args(std::vector<std::string> args);
+
+// `value` when min <= value <= max; else UsageError "OPTION must be ...".
+int64_t in_range(int64_t value, std::string_view option, int64_t min, int64_t max);
+
+// Fails before any work when FILE cannot be created: its directory is missing or not writable,
+// or FILE is a directory. Throws UsageError naming `option`.
+void check_output_path(const std::string& file, std::string_view option);
+
+// The text of --prompt/-p (where "-" reads standard input) or of -f FILE; throws apr::Error
+// when the file cannot be read.
+std::string read_prompt_source(const std::string& prompt, const std::string& file);
 
 class Context {
  public:
@@ -55,9 +89,10 @@ using VerbFn = int (*)(Context& ctx, const std::vector<std::string>& args);
 // Parses a verb's arguments: `desc` gains --help; `positionals` name the positional arguments
 // in order. Throws UsageError on anything unknown or missing. Returns false when --help was
 // given, after printing `usage` and the options.
+// Only the first `required` positionals must be present (default: all).
 bool parse_verb_args(const std::vector<std::string>& args, po::options_description desc,
                      const std::vector<std::string>& positionals, const std::string& usage,
-                     po::variables_map& vm);
+                     po::variables_map& vm, size_t required = SIZE_MAX);
 
 // "1,2,3" -> {1, 2, 3}; throws UsageError naming the bad item.
 std::vector<int32_t> parse_token_list(const std::string& text);
@@ -65,7 +100,11 @@ std::vector<int32_t> parse_token_list(const std::string& text);
 // Loads and validates a model, with a clear message when the path is not a readable file.
 std::unique_ptr<Model> load_model(const std::string& path);
 
+// The model a verb was given, or the default model (see default_model.hpp) when none was.
+std::string model_or_default(const po::variables_map& vm, const std::string& given);
+
 int cmd_run(Context& ctx, const std::vector<std::string>& args);
+int cmd_chat(Context& ctx, const std::vector<std::string>& args);
 int cmd_info(Context& ctx, const std::vector<std::string>& args);
 int cmd_plugins(Context& ctx, const std::vector<std::string>& args);
 int cmd_bench(Context& ctx, const std::vector<std::string>& args);

@@ -1,10 +1,12 @@
-// apr bisect: traces every stage of every layer on two backends (or one backend against a
-// reference trace) and names the first (layer, stage) in forward order where they part.
+// apr bisect: traces every stage of every layer on two backends (or one backend
+// against a reference trace) and names the first (layer, stage) in forward
+// order where they part.
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
+#include "chat_prompt.hpp"
 #include "cli.hpp"
 #include "common/error.hpp"
 #include "model/model.hpp"
@@ -18,16 +20,18 @@ namespace apr::cli {
 namespace {
 
 constexpr const char* kUsage =
-    R"(Usage: apr bisect MODEL --backend-a A (--backend-b B | --reference DIR)
-                  [--prompt TEXT | --tokens IDS] [--min-cosine X] [--json]
+    R"(Usage: apr bisect [MODEL] --backend-a A (--backend-b B | --reference DIR)
+                  [--prompt TEXT [--chat] | --tokens IDS] [--min-cosine X] [--json]
                   [--report FILE.html] [--keep DIR]
 
 Traces every stage of every layer of MODEL on backend A and on backend B (or compares A with a
 reference trace directory, e.g. from tools/hf_trace.py or tests/reference/ref_forward.py) and
-names the first (layer, stage) in forward order whose cosine similarity falls below X.
+names the first (layer, stage) in forward order whose cosine similarity falls below X. MODEL
+defaults to the installed SmolLM2-135M-Instruct; --chat formats the prompt for chat.
 Exit status: 0 no divergence, 1 a divergence was found, 2 on errors.)";
 
-// A scratch directory for one bisect, removed on the way out unless the user keeps it.
+// A scratch directory for one bisect, removed on the way out unless the user
+// keeps it.
 class ScratchDir {
  public:
   ScratchDir() {
@@ -59,36 +63,47 @@ std::string join_ids(const std::vector<int32_t>& ids) {
 
 int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
   std::string model_path, backend_a, backend_b, reference, prompt, tokens, report, keep;
+  std::string system, chat_template;
   double min_cosine = 0.999;
-  bool json = false;
+  bool json = false, chat = false;
   po::options_description desc("Options");
   auto add = desc.add_options();
-  add("model", po::value(&model_path), "GGUF model file");
+  add("model,m", po::value(&model_path), "GGUF model file (default: the installed SmolLM2)");
   add("backend-a", po::value(&backend_a), "first backend (default: the global --backend)");
   add("backend-b", po::value(&backend_b), "second backend");
   add("reference", po::value(&reference), "trace directory to compare backend A against");
   add("prompt,p", po::value(&prompt), "prompt text (default: \"What is 2+2?\")");
   add("tokens", po::value(&tokens), "prompt as comma-separated token ids instead of text");
+  add("chat", po::bool_switch(&chat), "format the prompt as one user message for chat");
+  add("system", po::value(&system), "with --chat: a system message before the prompt");
+  add("chat-template", po::value(&chat_template), chat_template_option_help().c_str());
   add("min-cosine", po::value(&min_cosine)->default_value(0.999, "0.999"),
       "cosine similarity below which a stage counts as diverged");
   add("json", po::bool_switch(&json), "print one JSON object (apr-bisect-v1)");
   add("report", po::value(&report), "also write a self-contained HTML heat map to FILE");
   add("keep", po::value(&keep), "keep the traces in DIR/a and DIR/b instead of a temporary dir");
   po::variables_map vm;
-  if (!parse_verb_args(args, desc, {"model"}, kUsage, vm)) return kExitOk;
+  if (!parse_verb_args(args, desc, {"model"}, kUsage, vm, 0)) return kExitOk;
 
   if (vm.count("backend-b") == vm.count("reference"))
     throw UsageError("give exactly one of --backend-b and --reference");
   if (vm.count("prompt") && vm.count("tokens"))
     throw UsageError("give at most one of --prompt and --tokens");
+  if (chat && !vm.count("prompt")) throw UsageError("--chat needs --prompt TEXT");
+  if (!chat && (vm.count("system") || vm.count("chat-template")))
+    throw UsageError("--system and --chat-template need --chat");
+  const auto forced_template = parse_chat_template_option(chat_template);
+  if (!report.empty()) check_output_path(report, "--report");
   if (!std::isfinite(min_cosine) || min_cosine < -1 || min_cosine > 1)
     throw UsageError("--min-cosine must be a number in [-1, 1]");
   if (!vm.count("backend-a")) backend_a = ctx.global.backend;
 
-  // Read the reference first: a bad directory should fail before minutes of tracing.
+  // Read the reference first: a bad directory should fail before minutes of
+  // tracing.
   std::optional<trace::TraceDirectory> ref;
   if (vm.count("reference")) ref = trace::list_trace_directory(reference);
 
+  model_path = model_or_default(vm, model_path);
   auto model = load_model(model_path);
   const uint32_t n_layer = model->config().n_layer;
   trace::TraceOptions options;
@@ -99,12 +114,19 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
   if (vm.count("tokens")) {
     ids = parse_token_list(tokens);
   } else if (!vm.count("prompt") && ref && ref->manifest && !ref->manifest->token_ids.empty()) {
-    // Without a prompt of its own, bisect replays the reference's tokens exactly.
+    // Without a prompt of its own, bisect replays the reference's tokens
+    // exactly.
     ids = ref->manifest->token_ids;
     options.prompt = ref->manifest->prompt;
   } else {
     options.prompt = vm.count("prompt") ? prompt : std::string(trace::kDefaultTracePrompt);
-    ids = model->tokenizer().encode(*options.prompt);
+    if (chat) {
+      const auto sys = vm.count("system") ? std::optional(system) : std::nullopt;
+      ids = chat_prompt_tokens(*model, model_chat_template(*model, forced_template),
+                               *options.prompt, sys, &*options.prompt);
+    } else {
+      ids = model->tokenizer().encode(*options.prompt);
+    }
   }
   if (ids.empty()) throw UsageError("the prompt encodes to no tokens");
 
@@ -153,7 +175,12 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
                                  std::as_bytes(std::span<const char>(html.data(), html.size())));
   }
   if (json) {
-    std::cout << trace::comparison_json(c, "apr-bisect-v1", facts);
+    // The same facts under snake_case keys, as every JSON apr prints.
+    const std::vector<std::pair<std::string, std::string>> keys = {
+        {"model", facts[0].second},     {"architecture", facts[1].second},
+        {"backend_a", facts[2].second}, {"backend_b", facts[3].second},
+        {"prompt", facts[4].second},    {"token_ids", facts[5].second}};
+    std::cout << trace::comparison_json(c, "apr-bisect-v1", keys);
   } else {
     std::cout << "A: " << side_a << "\nB: " << side_b << "\n"
               << trace::comparison_grid_text(c) << trace::divergence_summary(c);

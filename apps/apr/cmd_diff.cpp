@@ -1,4 +1,5 @@
-// apr diff --values: how far apart two APRT files, or two trace directories, are.
+// apr diff --values: how far apart two APRT files, or two trace directories,
+// are.
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -23,7 +24,7 @@ similarity >= X, 1 when one is below, 2 on errors.)";
 
 int cmd_diff(Context&, const std::vector<std::string>& args) {
   std::string a, b;
-  size_t limit = 10;
+  int64_t limit = 10;
   double min_cosine = 0.999;
   bool values = false, json = false;
   po::options_description desc("Options");
@@ -38,6 +39,7 @@ int cmd_diff(Context&, const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_verb_args(args, desc, {"a", "b"}, kUsage, vm)) return kExitOk;
   if (!values) throw UsageError("say what to compare: apr diff --values A B");
+  in_range(limit, "--limit", 0, 1'000'000);
   if (!std::isfinite(min_cosine) || min_cosine < -1 || min_cosine > 1)
     throw UsageError("--min-cosine must be a number in [-1, 1]");
 
@@ -52,7 +54,7 @@ int cmd_diff(Context&, const std::vector<std::string>& args) {
                 (dir_b ? "a directory" : "a file"));
 
   if (!dir_a) {
-    const trace::FileDiff d = trace::compare_files(a, b, limit);
+    const trace::FileDiff d = trace::compare_files(a, b, size_t(limit));
     std::cout << (json ? trace::file_diff_json(d) : trace::file_diff_text(d, min_cosine));
     return d.metrics.passes(min_cosine) ? kExitOk : kExitDiverged;
   }

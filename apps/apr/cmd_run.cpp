@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <random>
 
+#include "chat_prompt.hpp"
 #include "cli.hpp"
 #include "common/error.hpp"
 #include "npy.hpp"
@@ -15,17 +17,18 @@ namespace apr::cli {
 namespace {
 
 constexpr const char* kUsage =
-    R"(Usage: apr [--backend=B] run MODEL (--prompt TEXT | --tokens IDS) [options]
+    R"(Usage: apr [--backend=B] run [MODEL] (-p TEXT | -f FILE | --tokens IDS) [options]
 
-Generates text with MODEL (a GGUF file) on the selected backend, streaming it to stdout.
-With --temperature 0 decoding is greedy and fully deterministic.)";
+Generates text with MODEL (a GGUF file; default: SmolLM2-135M-Instruct installed by
+tools/install-deps.sh) on the selected backend, streaming it to stdout. With --chat the prompt
+is one user message formatted by the model's chat template. With --temperature 0 decoding is
+greedy and fully deterministic. Short options follow llama.cpp: -m -p -f -n -c -s -t -ngl.)";
 
 struct RunOptions {
-  std::string model, prompt, tokens, dump_logits;
-  uint32_t max_tokens = 128, top_k = 40, ctx_size = 0;
+  std::string model, prompt, file, tokens, dump_logits, system, chat_template;
+  int64_t max_tokens = 128, top_k = 40, ctx_size = 0, seed = -1;
   float temperature = 0.8f, top_p = 0.95f;
-  uint64_t seed = 0;
-  bool json = false;
+  bool json = false, chat = false, ignore_eos = false;
 };
 
 double per_second(double count, double seconds) {
@@ -37,42 +40,83 @@ double per_second(double count, double seconds) {
 int cmd_run(Context& ctx, const std::vector<std::string>& args) {
   RunOptions o;
   po::options_description desc("Options");
-  desc.add_options()("model", po::value(&o.model), "GGUF model file")(
-      "prompt,p", po::value(&o.prompt),
-      "prompt text (special tokens like <|im_start|> are "
-      "recognised)")("tokens", po::value(&o.tokens),
-                     "prompt as comma-separated token ids instead of text")(
-      "max-tokens,n", po::value(&o.max_tokens)->default_value(128), "most tokens to generate")(
-      "temperature", po::value(&o.temperature)->default_value(0.8f, "0.8"),
-      "sampling temperature; 0 = greedy")("top-k", po::value(&o.top_k)->default_value(40),
-                                          "sample among the k likeliest (0 = all)")(
-      "top-p", po::value(&o.top_p)->default_value(0.95f, "0.95"),
-      "sample within cumulative probability p (1 = off)")(
-      "seed", po::value(&o.seed), "random seed (default: random, reported with --json)")(
-      "ctx-size", po::value(&o.ctx_size)->default_value(0),
-      "KV cache size in tokens (0 = prompt + max-tokens, at most the model's context)")(
-      "json", po::bool_switch(&o.json), "print one JSON object instead of streaming text")(
-      "dump-logits", po::value(&o.dump_logits),
+  auto add = desc.add_options();
+  add("model,m", po::value(&o.model), "GGUF model file (default: the installed SmolLM2)");
+  add("prompt,p", po::value(&o.prompt),
+      "prompt text, or - to read it from standard input (special tokens like <|im_start|> "
+      "are recognised)");
+  add("file,f", po::value(&o.file), "read the prompt from FILE");
+  add("tokens", po::value(&o.tokens), "prompt as comma-separated token ids instead of text");
+  add("chat", po::bool_switch(&o.chat),
+      "format the prompt as one user message with the model's chat template (llama.cpp: -cnv)");
+  add("system", po::value(&o.system), "with --chat: a system message before the prompt");
+  add("chat-template", po::value(&o.chat_template), chat_template_option_help().c_str());
+  add("max-tokens,n", po::value(&o.max_tokens)->default_value(128),
+      "most tokens to generate; -1 = until end of generation or a full context");
+  add("ignore-eos", po::bool_switch(&o.ignore_eos),
+      "keep generating past end-of-generation tokens");
+  add("temperature", po::value(&o.temperature)->default_value(0.8f, "0.8"),
+      "sampling temperature; 0 = greedy");
+  add("top-k", po::value(&o.top_k)->default_value(40), "sample among the k likeliest (0 = all)");
+  add("top-p", po::value(&o.top_p)->default_value(0.95f, "0.95"),
+      "sample within cumulative probability p (1 = off)");
+  add("seed,s", po::value(&o.seed)->default_value(-1),
+      "random seed; -1 = random (reported with --json)");
+  add("ctx-size,c", po::value(&o.ctx_size)->default_value(0),
+      "KV cache size in tokens (0 = prompt + max-tokens); at most the model's context");
+  add("json", po::bool_switch(&o.json), "print one JSON object instead of streaming text");
+  add("dump-logits", po::value(&o.dump_logits),
       "write the logits behind each generated token to FILE.npy (float32, tokens x vocab)");
   po::variables_map vm;
-  if (!parse_verb_args(args, desc, {"model"}, kUsage, vm)) return kExitOk;
+  if (!parse_verb_args(args, desc, {"model"}, kUsage, vm, 0)) return kExitOk;
 
-  if (vm.count("prompt") == vm.count("tokens"))
-    throw UsageError("give exactly one of --prompt and --tokens");
+  // Everything the command line alone can refuse is refused before the model is loaded.
+  const int sources = int(vm.count("prompt")) + int(vm.count("file")) + int(vm.count("tokens"));
+  if (sources != 1) throw UsageError("give exactly one of --prompt (-p), --file (-f) and --tokens");
+  if (o.chat && vm.count("tokens"))
+    throw UsageError("--chat formats text; it cannot take --tokens");
+  if (!o.chat && (vm.count("system") || vm.count("chat-template")))
+    throw UsageError("--system and --chat-template need --chat");
+  const auto forced_template = parse_chat_template_option(o.chat_template);
+  in_range(o.max_tokens, "--max-tokens", -1, std::numeric_limits<int32_t>::max());
+  in_range(o.top_k, "--top-k", 0, std::numeric_limits<int32_t>::max());
+  in_range(o.ctx_size, "--ctx-size", 0, std::numeric_limits<uint32_t>::max());
+  in_range(o.seed, "--seed", -1, std::numeric_limits<int64_t>::max());
   if (!(o.temperature >= 0) || !std::isfinite(o.temperature))
     throw UsageError("--temperature must be a finite number >= 0");
   if (!(o.top_p > 0 && o.top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
-  if (!vm.count("seed")) o.seed = std::random_device{}();
+  if (!o.dump_logits.empty()) check_output_path(o.dump_logits, "--dump-logits");
+  const uint64_t seed = o.seed >= 0 ? uint64_t(o.seed) : std::random_device{}();
+  const uint32_t max_tokens =
+      o.max_tokens < 0 ? std::numeric_limits<uint32_t>::max() : uint32_t(o.max_tokens);
+  const std::string text = vm.count("tokens") ? "" : read_prompt_source(o.prompt, o.file);
+  const std::string model_path = model_or_default(vm, o.model);
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto model = load_model(o.model);
+  auto model = load_model(model_path);
   const ModelConfig& cfg = model->config();
-  std::vector<int32_t> prompt =
-      vm.count("tokens") ? parse_token_list(o.tokens) : model->tokenizer().encode(o.prompt);
+  const Tokenizer& tok = model->tokenizer();
+  std::vector<int32_t> prompt;
+  std::string formatted;
+  std::optional<chat::Template> tmpl;
+  if (vm.count("tokens")) {
+    prompt = parse_token_list(o.tokens);
+  } else if (o.chat) {
+    tmpl = model_chat_template(*model, forced_template);
+    const auto system = vm.count("system") ? std::optional(o.system) : std::nullopt;
+    prompt = chat_prompt_tokens(*model, *tmpl, text, system, &formatted);
+  } else {
+    prompt = tok.encode(text);
+  }
   if (prompt.empty()) throw UsageError("the prompt encodes to no tokens");
 
-  const uint64_t needed = prompt.size() + o.max_tokens;
-  uint32_t n_ctx = o.ctx_size;
+  uint32_t n_ctx = uint32_t(o.ctx_size);
+  if (n_ctx > cfg.n_ctx_train) {
+    std::cerr << "apr: note: --ctx-size " << n_ctx << " is more than the model's context of "
+              << cfg.n_ctx_train << " tokens; using " << cfg.n_ctx_train << "\n";
+    n_ctx = cfg.n_ctx_train;
+  }
+  const uint64_t needed = prompt.size() + uint64_t(max_tokens);
   if (n_ctx == 0) n_ctx = static_cast<uint32_t>(std::min<uint64_t>(needed, cfg.n_ctx_train));
   if (prompt.size() > n_ctx)
     throw Error("the prompt has " + std::to_string(prompt.size()) +
@@ -90,11 +134,12 @@ int cmd_run(Context& ctx, const std::vector<std::string>& args) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   GenerationParams gp;
-  gp.max_tokens = o.max_tokens;
-  gp.sampling = {o.temperature, o.top_k, o.top_p, o.seed};
+  gp.max_tokens = max_tokens;
+  gp.sampling = {o.temperature, uint32_t(o.top_k), o.top_p, seed};
   gp.keep_logits = !o.dump_logits.empty();
+  gp.ignore_eos = o.ignore_eos;
 
-  const Tokenizer& tok = model->tokenizer();
+  // End-of-turn tokens are control tokens: not printed, as llama.cpp prints them.
   auto stream = [&](int32_t id) { std::cout << tok.token_to_piece(id) << std::flush; };
   GenerationResult r =
       generate(session, prompt, gp,
@@ -105,18 +150,22 @@ int cmd_run(Context& ctx, const std::vector<std::string>& args) {
   const double decode_tps = per_second(double(r.decode_steps), r.decode_seconds);
   if (o.json) {
     nlohmann::json j;
-    j["model"] = o.model;
+    j["model"] = model_path;
     j["architecture"] = cfg.arch_name;
     j["backend"] = std::string(plugin.name());
     j["plugin_version"] = std::string(plugin.version());
     j["device"] = plugin.devices().at(ctx.global.device).name;
-    if (vm.count("prompt")) j["prompt"] = o.prompt;
+    if (!vm.count("tokens")) j["prompt"] = text;
+    if (tmpl) {
+      j["chat_template"] = std::string(chat::family_name(tmpl->family));
+      j["formatted_prompt"] = formatted;
+    }
     j["prompt_token_ids"] = prompt;
     j["generated_token_ids"] = r.generated;
     j["text"] = tok.decode(r.generated);
     j["stop_reason"] = r.stop_reason;
     j["sampling"] = {
-        {"temperature", o.temperature}, {"top_k", o.top_k}, {"top_p", o.top_p}, {"seed", o.seed}};
+        {"temperature", o.temperature}, {"top_k", o.top_k}, {"top_p", o.top_p}, {"seed", seed}};
     j["timings"] = {{"load_s", load_s},
                     {"prefill_s", r.prefill_seconds},
                     {"decode_s", r.decode_seconds},

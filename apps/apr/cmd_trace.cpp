@@ -1,6 +1,10 @@
-// apr trace: one forward pass with the chosen stages of the chosen layers saved as APRT files.
+// apr trace: one forward pass with the chosen stages of the chosen layers saved
+// as APRT files.
+#include <nlohmann/json.hpp>
+
 #include <iostream>
 
+#include "chat_prompt.hpp"
 #include "cli.hpp"
 #include "common/error.hpp"
 #include "model/model.hpp"
@@ -12,12 +16,14 @@ namespace apr::cli {
 namespace {
 
 constexpr const char* kUsage =
-    R"(Usage: apr [--backend=B] trace MODEL [--prompt TEXT | --tokens IDS] --save-tensor STAGES|all
-                 [--save-tensor-dir DIR] [--save-tensor-layers START..END]
+    R"(Usage: apr [--backend=B] trace [MODEL] [--prompt TEXT [--chat] | --tokens IDS]
+                 --save-tensor STAGES|all [--save-tensor-dir DIR]
+                 [--save-tensor-layers START..END] [--json]
 
 Runs the prompt through MODEL once, as one batch, and saves the chosen stages of the chosen
 layers as APRT files: DIR/layer-N/<stage>.bin, DIR/<stage>.bin for final_norm and lm_head, and
-DIR/manifest.json. Compare two such directories with `apr diff --values`.)";
+DIR/manifest.json. Compare two such directories with `apr diff --values`. MODEL defaults to the
+installed SmolLM2-135M-Instruct; --chat formats the prompt with the model's chat template.)";
 
 std::string shape_text(const std::vector<uint64_t>& shape) {
   std::string s;
@@ -28,12 +34,17 @@ std::string shape_text(const std::vector<uint64_t>& shape) {
 }  // namespace
 
 int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
-  std::string model_path, prompt, tokens, stages, dir, layers;
+  std::string model_path, prompt, tokens, stages, dir, layers, system, chat_template;
+  bool chat = false, json = false;
   po::options_description desc("Options");
   auto add = desc.add_options();
-  add("model", po::value(&model_path), "GGUF model file");
+  add("model,m", po::value(&model_path), "GGUF model file (default: the installed SmolLM2)");
   add("prompt,p", po::value(&prompt), "prompt text (default: \"What is 2+2?\")");
   add("tokens", po::value(&tokens), "prompt as comma-separated token ids instead of text");
+  add("chat", po::bool_switch(&chat), "format the prompt as one user message for chat");
+  add("system", po::value(&system), "with --chat: a system message before the prompt");
+  add("chat-template", po::value(&chat_template), chat_template_option_help().c_str());
+  add("json", po::bool_switch(&json), "print what was written as one JSON object");
   add("save-tensor", po::value(&stages),
       ("stages to save, comma-separated and case-insensitive, or all: " +
        trace::valid_stage_names())
@@ -42,10 +53,14 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
   add("save-tensor-layers", po::value(&layers),
       "layers START..END to save, END exclusive (default: 0..1)");
   po::variables_map vm;
-  if (!parse_verb_args(args, desc, {"model"}, kUsage, vm)) return kExitOk;
+  if (!parse_verb_args(args, desc, {"model"}, kUsage, vm, 0)) return kExitOk;
 
   if (vm.count("prompt") && vm.count("tokens"))
     throw UsageError("give at most one of --prompt and --tokens");
+  if (chat && vm.count("tokens")) throw UsageError("--chat formats text; it cannot take --tokens");
+  if (!chat && (vm.count("system") || vm.count("chat-template")))
+    throw UsageError("--system and --chat-template need --chat");
+  const auto forced_template = parse_chat_template_option(chat_template);
   if (!vm.count("save-tensor"))
     throw UsageError("--save-tensor STAGES|all is required; valid stages: " +
                      trace::valid_stage_names());
@@ -54,6 +69,7 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
       trace::parse_stage_list(stages),
       vm.count("save-tensor-layers") ? trace::parse_layer_range(layers) : trace::LayerRange{0, 1});
 
+  model_path = model_or_default(vm, model_path);
   auto model = load_model(model_path);
   trace::TraceOptions options;
   options.model_path = model_path;
@@ -64,7 +80,13 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
     ids = parse_token_list(tokens);
   } else {
     options.prompt = vm.count("prompt") ? prompt : std::string(trace::kDefaultTracePrompt);
-    ids = model->tokenizer().encode(*options.prompt);
+    if (chat) {
+      const auto sys = vm.count("system") ? std::optional(system) : std::nullopt;
+      ids = chat_prompt_tokens(*model, model_chat_template(*model, forced_template),
+                               *options.prompt, sys, &*options.prompt);
+    } else {
+      ids = model->tokenizer().encode(*options.prompt);
+    }
   }
   if (ids.empty()) throw UsageError("the prompt encodes to no tokens");
 
@@ -75,6 +97,20 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
   const trace::TraceResult r = trace::trace_model(plugin, *model, ids, plan, out, options);
 
   const auto& m = r.manifest;
+  if (json) {
+    nlohmann::json j;
+    j["model"] = model_path;
+    j["backend"] = m.backend;
+    j["plugin_version"] = m.plugin_version;
+    j["dir"] = out.string();
+    j["token_ids"] = ids;
+    j["files"] = nlohmann::json::array();
+    for (const auto& f : m.files)
+      j["files"].push_back({{"path", f.path}, {"shape", f.shape}, {"dtype", f.dtype}});
+    j["manifest"] = trace::kManifestFileName;
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    return kExitOk;
+  }
   std::cout << "traced " << ids.size() << " tokens of " << model_path << " on " << m.backend << " "
             << m.plugin_version << " into " << out.string() << "/\n";
   for (const auto& f : m.files)

@@ -25,7 +25,8 @@ struct Verb {
 };
 
 constexpr Verb kVerbs[] = {
-    {"run", cmd_run, "generate text from a prompt"},
+    {"run", cmd_run, "generate text from a prompt (default model: SmolLM2-135M-Instruct)"},
+    {"chat", cmd_chat, "talk with a model on the terminal, using its chat template"},
     {"info", cmd_info, "show a model's architecture, hyper-parameters, tensors and tokenizer"},
     {"plugins", cmd_plugins, "list backend plugins found, and every refused file with its reason"},
     {"plugin-check", cmd_plugin_check, "check a backend plugin against the plugin ABI"},
@@ -49,8 +50,10 @@ Commands:
   std::cout << "\n"
             << global << R"(
 Examples:
+  apr run --chat -p "What is the capital of France?"     (the default model, see 'apr run --help')
+  apr chat                                               (talk; Ctrl-C stops an answer, Ctrl-D quits)
   apr run model.gguf --prompt "Once upon a time" --max-tokens 32
-  apr --backend=cpu run model.gguf --prompt "2+2=" --temperature 0 --json
+  apr --backend=cpu run -m model.gguf -p "2+2=" -n 8 --temperature 0 --json
   apr plugins
   apr trace model.gguf --save-tensor all --save-tensor-layers 0..2
   apr bisect model.gguf --backend-a cpu --backend-b vulkan
@@ -61,42 +64,30 @@ Exit status: 0 success, 1 diff/bisect found a divergence, 2 error.
 }
 
 int dispatch(int argc, char** argv) {
-  GlobalOptions g;
+  CommandLine cl = parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
+  const GlobalOptions& g = cl.global;
   po::options_description global("Global options (before or after the command)");
-  add_global_options(global, g);
+  GlobalOptions shown;  // only printed
+  add_global_options(global, shown);
   global.add_options()("help,h", "show this help")("version", "print the version");
-
-  po::variables_map vm;
-  std::vector<std::string> rest;
-  try {
-    const auto style =
-        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    auto parsed =
-        po::command_line_parser(argc, argv).options(global).style(style).allow_unregistered().run();
-    po::store(parsed, vm);
-    po::notify(vm);
-    rest = po::collect_unrecognized(parsed.options, po::include_positional);
-  } catch (const po::error& e) {
-    throw UsageError(e.what());
-  }
 
   auto logger = spdlog::stderr_color_mt("apr");
   logger->set_pattern("apr: %l: %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(g.verbose ? spdlog::level::debug : spdlog::level::warn);
 
-  if (vm.count("version")) {
+  if (cl.version) {
     std::cout << "apr " APR_VERSION_STRING " (plugin ABI " << APR_ABI_MAJOR << "." << APR_ABI_MINOR
               << ")\n";
     return kExitOk;
   }
-  if (rest.empty()) {
+  if (cl.verb.empty()) {
     print_help(global);
-    return vm.count("help") ? kExitOk : kExitError;
+    return cl.help ? kExitOk : kExitError;
   }
-  const std::string verb = rest.front();
-  rest.erase(rest.begin());
-  if (vm.count("help")) rest.push_back("--help");
+  const std::string verb = cl.verb;
+  std::vector<std::string>& rest = cl.args;
+  if (cl.help) rest.push_back("--help");
   if (verb == "help") {
     if (rest.empty()) {
       print_help(global);
