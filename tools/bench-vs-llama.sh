@@ -29,6 +29,8 @@
 #   -p N / -n N        prompt and generated tokens (default 64 / 32)
 #   --build-only       stop after building llama.cpp
 #   --pack FILE        after building, write llama-bench + llama-quantize (+ libraries) to FILE
+#   --pack-cublas      --cuda: also pack libcublas/libcublasLt (far over 40 MB; without them the
+#                      GPU machine must provide them, e.g. LD_LIBRARY_PATH=/usr/local/cuda/lib64)
 #   --from-pack FILE   use the binaries in FILE instead of building
 #   --results DIR      where the per-run JSON files go (default CACHE/results-MODE-TIMESTAMP)
 set -euo pipefail
@@ -45,6 +47,7 @@ PROMPT=64
 GEN=32
 BUILD_ONLY=0
 PACK=""
+PACK_CUBLAS=0
 FROM_PACK=""
 RESULTS=""
 ACTS="f32"
@@ -73,6 +76,7 @@ while [ $# -gt 0 ]; do
     -n) GEN="${2:?-n needs a number}"; shift ;;
     --build-only) BUILD_ONLY=1 ;;
     --pack) PACK="${2:?--pack needs a file}"; shift ;;
+    --pack-cublas) PACK_CUBLAS=1 ;;
     --from-pack) FROM_PACK="${2:?--from-pack needs a file}"; shift ;;
     --results) RESULTS="${2:?--results needs a directory}"; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -123,12 +127,14 @@ build_llama() {
   case "$MODE" in
     cpu) flags+=(-DGGML_NATIVE=ON) ;;
     cuda)
-      # No GPU here: build for sm_80 (A100) and sm_90 (H100/H200) and link against the driver
-      # stub; the real libcuda.so.1 comes from the GPU machine's driver.
+      # No GPU here: build for sm_80 (A100) and sm_90 (H100/H200), the CUDA runtime linked
+      # statically, libcuda resolved against the driver stub (the GPU machine's driver provides
+      # the real libcuda.so.1). The toolkit ships no static cuBLAS, so ggml-cuda links the shared
+      # libcublas/libcublasLt: the GPU machine needs them (--pack-cublas bundles them, ~600 MB).
       local cuda="${CUDA_HOME:-/usr/local/cuda}"
       [ -x "$cuda/bin/nvcc" ] || die "--cuda needs nvcc at $cuda/bin/nvcc"
       flags+=(-DGGML_NATIVE=OFF -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="80;90"
-        -DCMAKE_CUDA_COMPILER="$cuda/bin/nvcc" -DGGML_STATIC=ON
+        -DCMAKE_CUDA_COMPILER="$cuda/bin/nvcc" -DCMAKE_CUDA_RUNTIME_LIBRARY=Static
         "-DCMAKE_EXE_LINKER_FLAGS=-L$cuda/lib64/stubs -Wl,-rpath,\$ORIGIN/lib") ;;
     vulkan)
       command -v glslc > /dev/null || die "--vulkan needs glslc (Debian package glslc)"
@@ -150,10 +156,11 @@ pack_llama() {
   cp "$BIN/llama-bench" "$BIN/llama-quantize" "$stage/llama-$MODE/"
   local pattern='^$'
   case "$MODE" in
-    cuda) pattern='libcublas|libcublasLt|libcudart' ;;
+    cuda) if [ "$PACK_CUBLAS" = 1 ]; then pattern='libcublas|libcublasLt'; fi ;;
     vulkan) pattern='libvulkan' ;;
   esac
-  ldd "$BIN/llama-bench" | awk '$3 ~ /^\// {print $3}' | grep -E "$pattern" | while read -r lib; do
+  local lib
+  for lib in $(ldd "$BIN/llama-bench" | awk '$3 ~ /^\// {print $3}' | grep -E "$pattern" || true); do
     cp -L "$lib" "$stage/llama-$MODE/lib/"
   done
   tar -C "$stage" -cJf "$PACK" "llama-$MODE"
