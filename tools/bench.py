@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmarks apr: prefill and decode tok/s per model, weight type and backend.
 
 Generates the models it needs with tools/gen_model.py (cached in --models-dir), runs
@@ -6,7 +5,7 @@ Generates the models it needs with tools/gen_model.py (cached in --models-dir), 
 and prints a Markdown table ready for docs/PERFORMANCE.md. Every backend is measured in the same
 invocation, so ratios between them come from one run on one machine.
 
-  tools/bench.py --preset qwen2.5-0.5b --types Q8_0 Q4_K_M F16 --backends cpu vulkan
+  .venv/bin/python tools/bench.py --preset qwen2.5-0.5b --types Q8_0 Q4_K_M F16 --backends cpu vulkan
 """
 
 import argparse

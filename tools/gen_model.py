@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Writes a random-weight llama or qwen2 GGUF model for apr's tests.
 
 Same arguments give a byte-identical file. Example:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Traces a Hugging Face transformers Qwen2 or Llama model into an apr trace directory.
 
 Runs one forward pass on the CPU with forward hooks and writes the same stages, in the same

@@ -13,8 +13,18 @@ HERE = Path(__file__).resolve().parent
 CASES = ["qwen2-tiny-F32", "llama-tiny-Q4_K_M", "llama-small-Q4_K"]
 
 
+def fake_apr(tmp_path) -> str:
+    """An executable that runs fake_apr.py under this interpreter (the venv's, with numpy), never
+    through a shebang that would find the system Python."""
+    wrapper = tmp_path / "fake-apr"
+    script = HERE / "fake_apr.py"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
 def run_suite(tmp_path, **env_extra):
-    env = dict(os.environ, APR_BIN=str(HERE / "fake_apr.py"), **env_extra)
+    env = dict(os.environ, APR_BIN=fake_apr(tmp_path), **env_extra)
     suite = HERE / "test_model_logits.py"
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
            "--basetemp", str(tmp_path / "run")]  # fmt: skip
@@ -36,7 +46,7 @@ def test_wrong_engine_fails(tmp_path, env):
 
 
 def run_trace_suite(tmp_path, **env_extra):
-    env = dict(os.environ, APR_BIN=str(HERE / "fake_apr.py"), **env_extra)
+    env = dict(os.environ, APR_BIN=fake_apr(tmp_path), **env_extra)
     suite = HERE / "test_trace_cli.py"
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
            "--basetemp", str(tmp_path / "run"),

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Independent float64 reference forward pass for llama / qwen2 GGUF models.
 
 Uses only numpy and gguf-py (GGUFReader for the container, gguf.quants.dequantize for weights),

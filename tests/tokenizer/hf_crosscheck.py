@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Cross-checks apr's tokenizer against Hugging Face `tokenizers` on the same vocabularies.
 
 Vocabularies come from GGUF files: two written here with gguf.GGUFWriter from merges learned on
