@@ -37,8 +37,8 @@ void add_global_options(po::options_description& desc, GlobalOptions& g) {
   add("threads,t", po::value(&g.threads_arg)->default_value(0),
       "CPU threads a backend may use (0 = all cores)");
   add("n-gpu-layers", po::value(&g.gpu_layers_arg)->default_value(-1),
-      "llama.cpp's -ngl: apr runs every layer on one backend, so only 0 has a meaning of its "
-      "own: with --backend auto it selects cpu; any other value leaves the backend as chosen");
+      "-ngl N as in llama.cpp (meaningful for GPU backends only): apr runs every layer on one "
+      "backend, so 0 selects cpu under --backend auto and any other value leaves the choice");
   add("verbose,v", po::bool_switch(&g.verbose), "log what the host and plugins do to stderr");
 }
 
