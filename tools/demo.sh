@@ -34,7 +34,7 @@ if vulkan_usable; then
   "$apr" bisect --chat -p "$question" --backend-a cpu --backend-b vulkan \
     --report "$out/bisect.html" | tail -n 4 || status=$?
   [ "$status" -le 1 ] || exit "$status"
-  echo "HTML heat map of every stage: $out/bisect.html"
+  echo "(open $out/bisect.html for the heat map of all 30 layers x 19 stages)"
 else
   echo "== apr bisect skipped: no usable Vulkan device (not even lavapipe; see 'apr plugins')"
 fi

@@ -93,9 +93,9 @@ def test_tokens_prompt_matches_text_prompt(run_apr, qwen):
 
 @pytest.mark.parametrize("args,fragment", [
     (["frobnicate"], "unknown command 'frobnicate'"),
-    (["run"], "missing argument model"),
-    (["run", "MODEL"], "exactly one of --prompt and --tokens"),
-    (["run", "MODEL", "--prompt", "x", "--tokens", "1"], "exactly one of --prompt and --tokens"),
+    (["run"], "give exactly one of --prompt (-p), --file (-f) and --tokens"),
+    (["run", "MODEL"], "give exactly one of --prompt (-p), --file (-f) and --tokens"),
+    (["run", "MODEL", "--prompt", "x", "--tokens", "1"], "give exactly one of --prompt (-p)"),
     (["run", "MODEL", "--prompt", "x", "--top-p", "2"], "--top-p"),
     (["run", "MODEL", "--prompt", "x", "--temperature", "-1"], "--temperature"),
     (["run", "MODEL", "--prompt", "x", "--max-tokens", "lots"], "max-tokens"),
