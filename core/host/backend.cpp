@@ -135,6 +135,10 @@ int backend_rank(std::string_view name) {
 
 std::optional<apr_device_caps> device_caps(const host::Plugin& plugin, uint32_t index) {
   if (plugin.abi_minor() < 2) return std::nullopt;
+  // The probe child's answer, so `auto` judges a plugin without loading it into this process.
+  if (!plugin.loaded() && plugin.info().caps_probed && index < plugin.devices().size() &&
+      plugin.devices()[index].has_caps)
+    return plugin.devices()[index].caps;
   const apr_plugin_api& api = plugin.api();
   if (!APR_STRUCT_HAS(&api, apr_plugin_api, device_caps) || !api.device_caps) return std::nullopt;
   apr_device_caps caps{};

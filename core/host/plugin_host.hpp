@@ -45,6 +45,8 @@ class Plugin {
   const std::string& description() const { return info_.description; }
   const std::vector<std::string>& aliases() const { return info_.aliases; }
   bool answers_to(std::string_view backend) const;  // its name or one of its aliases
+  // Everything known about it: the probe child's answers until it is loaded, then its own.
+  const PluginInfo& info() const { return info_; }
 
  private:
   std::filesystem::path path_;

@@ -27,6 +27,9 @@ struct DeviceDesc {
   uint64_t memory_bytes = 0;
   std::string name;
   std::string description;
+  // device_caps (ABI 1.2) as the probe asked it, so `auto` can judge a plugin without loading it.
+  bool has_caps = false;
+  apr_device_caps caps{};
 };
 
 struct PluginInfo {
@@ -38,6 +41,9 @@ struct PluginInfo {
   uint32_t score = 0;
   std::string probe_message;
   std::vector<DeviceDesc> devices;
+  // The probe asked device_caps of every device (the plugin has it); a device without has_caps
+  // then failed to answer.
+  bool caps_probed = false;
 };
 
 // Checks for the strings a plugin returns; each throws apr::Error naming `what` and the defect.

@@ -231,6 +231,21 @@ void LoadedLibrary::start(const PhaseFn& step) {
     check_text(d.description, sizeof info.value.description, false, what + " description");
     info_.devices.push_back(std::move(d));
   }
+
+  if (info_.abi_minor >= 2 && APR_STRUCT_HAS(&t, apr_plugin_api, device_caps) && t.device_caps) {
+    step("device_caps");
+    info_.caps_probed = true;
+    for (DeviceDesc& d : info_.devices) {
+      Guarded<apr_device_caps> caps;
+      if (t.device_caps(d.index, &caps.value) != APR_OK) continue;  // asked again when used
+      if (caps.overrun())
+        throw Error("device_caps(" + std::to_string(d.index) +
+                    ") wrote past the end of apr_device_caps");
+      d.has_caps = true;
+      d.caps = caps.value;
+      d.caps.struct_size = sizeof d.caps;
+    }
+  }
 }
 
 }  // namespace apr::host

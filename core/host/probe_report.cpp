@@ -65,12 +65,19 @@ std::string to_json(const ProbeReport& r) {
     j["score"] = i.score;
     j["probe"] = i.probe_message;
     j["devices"] = json::array();
-    for (const auto& d : i.devices)
-      j["devices"].push_back({{"index", d.index},
-                              {"kind", d.kind},
-                              {"memory_bytes", d.memory_bytes},
-                              {"name", d.name},
-                              {"description", d.description}});
+    j["caps_probed"] = i.caps_probed;
+    for (const auto& d : i.devices) {
+      json dj = {{"index", d.index},
+                 {"kind", d.kind},
+                 {"memory_bytes", d.memory_bytes},
+                 {"name", d.name},
+                 {"description", d.description}};
+      if (d.has_caps)
+        dj["caps"] = {{"weight_types", d.caps.weight_types},
+                      {"features", d.caps.features},
+                      {"max_buffer_bytes", d.caps.max_buffer_bytes}};
+      j["devices"].push_back(dj);
+    }
   }
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -100,6 +107,10 @@ ProbeReport report_from_json(std::string_view text_in) {
   i.abi_minor = static_cast<uint32_t>(number(j, "abi_minor", APR_ABI_MINOR));
   i.score = static_cast<uint32_t>(number(j, "score", UINT32_MAX));
   i.probe_message = text(j, "probe", 255, false);
+  if (j.contains("caps_probed")) {
+    if (!j["caps_probed"].is_boolean()) malformed("'caps_probed' is not a boolean");
+    i.caps_probed = j["caps_probed"].get<bool>();
+  }
   const json& devices = member(j, "devices");
   if (!devices.is_array() || devices.empty() || devices.size() > kMaxDevices)
     malformed("'devices' is not an array of 1 to 256 devices");
@@ -112,6 +123,15 @@ ProbeReport report_from_json(std::string_view text_in) {
     dd.memory_bytes = number(d, "memory_bytes", UINT64_MAX);
     dd.name = text(d, "name", 127, false);
     dd.description = text(d, "description", 255, false);
+    if (d.contains("caps")) {
+      const json& c = d.at("caps");
+      if (!c.is_object()) malformed("'caps' is not an object");
+      dd.has_caps = true;
+      dd.caps.struct_size = sizeof dd.caps;
+      dd.caps.weight_types = number(c, "weight_types", UINT64_MAX);
+      dd.caps.features = number(c, "features", UINT64_MAX);
+      dd.caps.max_buffer_bytes = number(c, "max_buffer_bytes", UINT64_MAX);
+    }
     i.devices.push_back(std::move(dd));
   }
   return r;

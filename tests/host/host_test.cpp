@@ -254,6 +254,30 @@ TEST_CASE("the first plugin of a name in the search path wins; the later one is 
   CHECK(host.select("cpu").description() == "defective plugin for host tests");
 }
 
+TEST_CASE("auto judges a plugin's weight types by its probe answer, without loading it") {
+  Dirs d;
+  fs::copy_file(EXAMPLE_PLUGIN_PATH, d.real / "apr-plugin-example.so");
+  apr::host::PluginHost host(options({d.real}, d.cache));
+  REQUIRE(host.plugins().size() == 2);
+  const apr::host::Plugin* example = nullptr;
+  for (const auto& p : host.plugins())
+    if (p->name() == "example") example = p.get();
+  REQUIRE(example);
+  REQUIRE(example->info().caps_probed);
+  REQUIRE(example->devices().at(0).has_caps);
+  // The example plugin takes F32 and F16 only.
+  CHECK(apr::unsupported_weights(*example, 0, {{APR_TYPE_F32, "a"}}).empty());
+  CHECK_THAT(apr::unsupported_weights(*example, 0, {{APR_TYPE_Q8_0, "blk.0.w"}}),
+             Contains("cannot load weight type Q8_0 (tensor 'blk.0.w')"));
+  CHECK_FALSE(example->loaded());
+  CHECK(mapped_plugins().empty());
+  // Loaded, it gives the same answer itself.
+  const uint64_t probed = example->devices().at(0).caps.weight_types;
+  CHECK(probed == ((uint64_t{1} << APR_TYPE_F32) | (uint64_t{1} << APR_TYPE_F16)));
+  CHECK(host.select("example").loaded());
+  CHECK(example->devices().at(0).caps.weight_types == probed);
+}
+
 TEST_CASE("without the probe helper every plugin is refused, saying why") {
   Dirs d;
   auto o = options({d.real}, d.cache);
