@@ -11,6 +11,7 @@ packages=(
   libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev libssl-dev
   libvulkan-dev glslang-dev glslang-tools spirv-tools mesa-vulkan-drivers vulkan-tools
   python3 python3-venv python3-pip
+  clang-14 libclang-rt-14-dev  # tools/fuzz.sh: clang, libFuzzer and the sanitizer runtimes
 )
 missing=()
 for p in "${packages[@]}"; do
