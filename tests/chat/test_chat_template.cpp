@@ -201,7 +201,8 @@ TEST_CASE("Mistral: the three spacing variants, system prompt with the final use
         "<s>[INST]Hi[/INST]Hello!</s>[INST]Be brief.\n\nCapital of France?[/INST]");
 }
 
-TEST_CASE("--chat-template overrides the model's template or stands in for a missing one") {
+TEST_CASE(
+    "the template named by --chat-template overrides the model's or stands in for a missing one") {
   const Template t = make_template(kSmolLM2, Family::zephyr, "<s>", "</s>");
   const std::vector<Message> one = {{"user", "Hi"}};
   CHECK(render(t, one, true) == "<|user|>\nHi</s>\n<|assistant|>\n");
