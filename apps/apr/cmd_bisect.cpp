@@ -1,6 +1,5 @@
-// apr bisect: traces every stage of every layer on two backends (or one backend
-// against a reference trace) and names the first (layer, stage) in forward
-// order where they part.
+// apr bisect: traces every stage of every layer on two backends (or one backend against a
+// reference trace) and names the first (layer, stage) in forward order where they part.
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -30,8 +29,7 @@ names the first (layer, stage) in forward order whose cosine similarity falls be
 defaults to the installed SmolLM2-135M-Instruct; --chat formats the prompt for chat.
 Exit status: 0 no divergence, 1 a divergence was found, 2 on errors.)";
 
-// A scratch directory for one bisect, removed on the way out unless the user
-// keeps it.
+// A scratch directory for one bisect, removed on the way out unless the user keeps it.
 class ScratchDir {
  public:
   ScratchDir() {
@@ -98,8 +96,7 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
     throw UsageError("--min-cosine must be a number in [-1, 1]");
   if (!vm.count("backend-a")) backend_a = ctx.global.backend;
 
-  // Read the reference first: a bad directory should fail before minutes of
-  // tracing.
+  // Read the reference first: a bad directory should fail before minutes of tracing.
   std::optional<trace::TraceDirectory> ref;
   if (vm.count("reference")) ref = trace::list_trace_directory(reference);
 
@@ -114,8 +111,7 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
   if (vm.count("tokens")) {
     ids = parse_token_list(tokens);
   } else if (!vm.count("prompt") && ref && ref->manifest && !ref->manifest->token_ids.empty()) {
-    // Without a prompt of its own, bisect replays the reference's tokens
-    // exactly.
+    // Without a prompt of its own, bisect replays the reference's tokens exactly.
     ids = ref->manifest->token_ids;
     options.prompt = ref->manifest->prompt;
   } else {

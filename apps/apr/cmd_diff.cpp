@@ -1,5 +1,4 @@
-// apr diff --values: how far apart two APRT files, or two trace directories,
-// are.
+// apr diff --values: how far apart two APRT files, or two trace directories, are.
 #include <cmath>
 #include <filesystem>
 #include <iostream>

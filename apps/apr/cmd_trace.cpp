@@ -1,5 +1,4 @@
-// apr trace: one forward pass with the chosen stages of the chosen layers saved
-// as APRT files.
+// apr trace: one forward pass with the chosen stages of the chosen layers saved as APRT files.
 #include <nlohmann/json.hpp>
 
 #include <iostream>
