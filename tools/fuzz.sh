@@ -53,7 +53,7 @@ seed_models() {
   for spec in "qwen2 gpt2 Q8_0" "qwen2 gpt2 F32" "llama llama Q4_K" "llama gpt2 F16"; do
     set -- $spec
     .venv/bin/python tools/gen_model.py --arch "$1" --tokenizer "$2" --type "$3" "${shape[@]}" \
-      --out "$dir/$1-$2-$3.gguf" >/dev/null
+      --out "$dir/$1-$2-$3.gguf" >"$work/gen_model.log" 2>&1 || { cat "$work/gen_model.log"; exit 2; }
   done
   touch "$dir/.done"
 }
