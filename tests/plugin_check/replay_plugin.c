@@ -119,6 +119,14 @@ static apr_status replay_step_begin(apr_device* d, const apr_step_args* a) {
   return APR_OK;
 }
 
+/* The positions of a replayed step come from the scalars buffer. REPLAY_IGNORES_POSITION builds
+ * a deliberately wrong twin that keeps the recorded ones, to show plugin-check catches it. */
+#ifdef REPLAY_IGNORES_POSITION
+#define PATCH_POS(field) (void)pos0
+#else
+#define PATCH_POS(field) (field) = pos0
+#endif
+
 static apr_status replay_step_end(apr_device* d, const apr_step_args* a) {
   if (!d || !a || a->struct_size < APR_STEP_ARGS_SIZE_V1_2)
     return fail(APR_ERR_INVALID_ARGUMENT, "step_end: NULL or too small");
@@ -161,15 +169,15 @@ static apr_status replay_step_end(apr_device* d, const apr_step_args* a) {
         s = add(d, &c.a.add);
         break;
       case K_ROPE:
-        c.a.rope.pos0 = pos0;
+        PATCH_POS(c.a.rope.pos0);
         s = rope(d, &c.a.rope);
         break;
       case K_KV_STORE:
-        c.a.kv_store.pos0 = pos0;
+        PATCH_POS(c.a.kv_store.pos0);
         s = kv_store(d, &c.a.kv_store);
         break;
       case K_ATTENTION:
-        c.a.attention.pos0 = pos0;
+        PATCH_POS(c.a.attention.pos0);
         s = attention(d, &c.a.attention);
         break;
       case K_SWIGLU:
@@ -210,7 +218,11 @@ APR_PLUGIN_EXPORT const apr_plugin_api* apr_plugin_entry(uint32_t host_major, ui
   const apr_plugin_api* base = example_plugin_entry(host_major, host_minor);
   if (!base) return NULL;
   g_replay_api = *base;
+#ifdef REPLAY_NAME
+  g_replay_api.name = REPLAY_NAME;
+#else
   g_replay_api.name = "example-replay";
+#endif
   g_replay_api.embed = replay_embed;
   g_replay_api.rms_norm = replay_rms_norm;
   g_replay_api.matmul = replay_matmul;
