@@ -125,7 +125,22 @@ build_llama() {
   command -v ccache > /dev/null && flags+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache
     -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
   case "$MODE" in
-    cpu) flags+=(-DGGML_NATIVE=ON) ;;
+    cpu)
+      # The instruction sets /proc/cpuinfo lists, named one by one instead of -march=native: that
+      # would also enable AMX, whose tile instructions fault (SIGILL) on virtual machines that
+      # advertise AMX without enabling it, as on the machine these numbers come from.
+      flags+=(-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
+      local cpuflags
+      cpuflags=" $(grep -m1 '^flags' /proc/cpuinfo 2> /dev/null | cut -d: -f2) "
+      local pair
+      for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx512f:AVX512 \
+        avx512_vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16 avx_vnni:AVX_VNNI; do
+        if [[ "$cpuflags" == *" ${pair%%:*} "* ]]; then
+          flags+=("-DGGML_${pair#*:}=ON")
+        else
+          flags+=("-DGGML_${pair#*:}=OFF")
+        fi
+      done ;;
     cuda)
       # No GPU here: build for sm_80 (A100) and sm_90 (H100/H200), the CUDA runtime linked
       # statically, libcuda resolved against the driver stub (the GPU machine's driver provides
