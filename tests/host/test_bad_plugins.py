@@ -56,8 +56,13 @@ EXPECTED = {
     "apr-plugin-bad-exit-probe.so":
         "called exit(0) during probe (a plugin must never end the process)",
     "apr-plugin-bad-exit-init.so": "called exit(3) during init",
-    "apr-plugin-bad-flood-memory.so": "crashed with SIGABRT during probe",
+    "apr-plugin-bad-flood-memory.so":
+        "crashed with SIGABRT during probe after reaching its memory limit (4096 MiB)",
 }
+# An AddressSanitizer build runs probe children without a memory limit (its shadow memory would
+# exceed it), so there the flood plugin's untouched allocations succeed and it is usable.
+if "ASAN_OPTIONS" in os.environ:
+    del EXPECTED["apr-plugin-bad-flood-memory.so"]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +120,7 @@ def test_plugins_refuses_every_bad_plugin_with_its_reason(env, real_dir):
         assert name in refused, f"{name} was not refused"
         assert fragment in refused[name], f"{name}: {refused[name]!r}"
         assert "\n" not in refused[name]
-    assert len(refused) == len(EXPECTED), set(refused) - set(EXPECTED)
+    assert set(refused) == set(EXPECTED), set(refused) ^ set(EXPECTED)
     usable = {p["name"]: Path(p["path"]) for p in out["plugins"]}
     assert usable["cpu"] == real_dir / "apr-plugin-cpu.so"
     assert "bad-abi-minor-0" in usable
@@ -149,7 +154,7 @@ def test_probe_answers_are_cached(env, real_dir):
     again = apr(env, *args)
     assert again.returncode == 0
     probed, total = probe_counts(again.stderr)
-    assert probed == 0 and total >= len(EXPECTED) + 3, again.stderr
+    assert probed == 0 and total >= len(EXPECTED) + 4, again.stderr
     rescan = apr(env, *args, "--rescan")
     assert probe_counts(rescan.stderr) == (total, total), rescan.stderr
     # No writable cache directory: no cache, and no error either.
