@@ -36,8 +36,13 @@ def main() -> int:
     size = {}  # model bytes: decode reads every weight once per token
     for f in sorted(args.results.glob("*.json")):
         model, tool, _rep = f.name[: -len(".json")].rsplit(".", 2)
+        text = f.read_text()
+        if not text.strip():
+            print(f"bench_vs_llama: {f}: empty (a run still going, or killed), left out",
+                  file=sys.stderr)
+            continue
         try:
-            rows = json.loads(f.read_text())
+            rows = json.loads(text)
         except json.JSONDecodeError as e:
             print(f"bench_vs_llama: {f}: not JSON ({e})", file=sys.stderr)
             return 2
