@@ -27,7 +27,8 @@ Traces every stage of every layer of MODEL on backend A and on backend B (or com
 reference trace directory, e.g. from tools/hf_trace.py or tests/reference/ref_forward.py) and
 names the first (layer, stage) in forward order whose cosine similarity falls below X. MODEL
 defaults to the installed SmolLM2-135M-Instruct; --chat formats the prompt for chat.
-Exit status: 0 no divergence, 1 a divergence was found, 2 on errors.)";
+Exit status: 0 no divergence, 1 a divergence was found, 2 on errors, 3 no divergence among the
+measured stages but some are UNMEASURED (the reference lacks them).)";
 
 // A scratch directory for one bisect, removed on the way out unless the user keeps it.
 class ScratchDir {
@@ -155,6 +156,7 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
 
   const trace::TraceComparison c =
       trace::compare_directories(trace::list_trace_directory(root / "a"), *ref, min_cosine);
+  for (const auto& note : c.notes) std::cerr << "apr: note: " << note << "\n";
   const std::string side_a = trace_a.manifest.backend + " " + trace_a.manifest.plugin_version;
   const std::vector<std::pair<std::string, std::string>> facts = {
       {"model", model_path},
@@ -183,7 +185,7 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
     if (!report.empty()) std::cout << "report: " << report << "\n";
     if (vm.count("keep")) std::cout << "traces kept in " << root.string() << "/\n";
   }
-  return c.first_divergence ? kExitDiverged : kExitOk;
+  return c.exit_status();
 }
 
 }  // namespace apr::cli

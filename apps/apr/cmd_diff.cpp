@@ -16,8 +16,9 @@ constexpr const char* kUsage =
     R"(Usage: apr diff --values A B [--limit K] [--json] [--min-cosine X]
 
 A and B are two APRT files (one stage) or two trace directories (every stage, in forward order;
-a file on one side only is UNMEASURED). Exit status: 0 when every measured pair has cosine
-similarity >= X, 1 when one is below, 2 on errors.)";
+a file on one side only is UNMEASURED). Exit status: 0 when every stage was measured with cosine
+similarity >= X, 1 when one is below, 2 on errors, 3 when none is below but some stages are
+UNMEASURED (e.g. a directory without manifest.json left by an interrupted run).)";
 
 }  // namespace
 
@@ -59,9 +60,10 @@ int cmd_diff(Context&, const std::vector<std::string>& args) {
   }
   const trace::TraceComparison c = trace::compare_directories(
       trace::list_trace_directory(a), trace::list_trace_directory(b), min_cosine);
+  for (const auto& note : c.notes) std::cerr << "apr: note: " << note << "\n";
   std::cout << (json ? trace::comparison_json(c, "apr-trace-diff-v1", {})
                      : trace::comparison_list_text(c));
-  return c.below == 0 ? kExitOk : kExitDiverged;
+  return c.exit_status();
 }
 
 }  // namespace apr::cli

@@ -28,6 +28,16 @@ void write_aprt(const std::filesystem::path& path, uint32_t layer, std::span<con
 // Throws apr::Error naming the file and byte offset when the bytes are not a well-formed APRT
 // file (bad magic, truncated header, count that disagrees with the size).
 AprtTensor decode_aprt(std::span<const std::byte> bytes, const std::filesystem::path& origin);
+
+struct AprtHeader {
+  uint32_t layer = 0;
+  uint64_t count = 0;
+};
+
+// Both refuse anything but a regular file (a FIFO is refused at once, never waited on) and
+// check the header against the file size before reading any data. The header alone is what a
+// manifest is checked against.
+AprtHeader read_aprt_header(const std::filesystem::path& path);
 AprtTensor read_aprt(const std::filesystem::path& path);
 
 }  // namespace apr::trace

@@ -1,8 +1,12 @@
 #include "trace/manifest.hpp"
 
-#include <fstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "common/error.hpp"
 #include "trace/atomic_file.hpp"
@@ -26,7 +30,8 @@ std::string manifest_to_json(const Manifest& m) {
                      {"stage", std::string(stage_name(f.stage))},
                      {"layer", layer},
                      {"shape", f.shape},
-                     {"dtype", f.dtype}});
+                     {"dtype", f.dtype},
+                     {"nbytes", element_count(f) * sizeof(float)}});
   }
   json j = {
       {"format", kManifestFormat},
@@ -46,60 +51,188 @@ void write_manifest(const std::filesystem::path& dir, const Manifest& m) {
                         std::as_bytes(std::span<const char>(text.data(), text.size())));
 }
 
-Manifest read_manifest(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(file.string() + ": cannot open the trace manifest");
-  std::stringstream ss;
-  ss << in.rdbuf();
+namespace {
+
+// Reads a small regular file whole; a FIFO or device is refused without blocking.
+std::string read_small_file(const std::filesystem::path& file, uint64_t limit) {
   const std::string where = file.string();
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) throw Error(where + ": cannot open the trace manifest: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(where + ": the trace manifest is not a regular file");
+  }
+  if (static_cast<uint64_t>(st.st_size) > limit) {
+    ::close(fd);
+    throw Error(where + ": the trace manifest is " + std::to_string(st.st_size) +
+                " bytes, more than the " + std::to_string(limit) + " a manifest may have");
+  }
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t got = ::read(fd, text.data() + done, text.size() - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    done += static_cast<size_t>(got);
+  }
+  ::close(fd);
+  text.resize(done);
+  return text;
+}
+
+// Validates one field at a time so every message names the field, never a library's type.
+class FieldReader {
+ public:
+  explicit FieldReader(std::string where) : where_(std::move(where)) {}
+
+  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
+    throw Error(where_ + ": " + field + ": " + what);
+  }
+
+  const json& member(const json& obj, const char* key, const std::string& field) const {
+    const auto it = obj.find(key);
+    if (it == obj.end()) fail(field, "missing");
+    return *it;
+  }
+
+  std::string string(const json& obj, const char* key, const std::string& field,
+                     bool required) const {
+    const auto it = obj.find(key);
+    if (it == obj.end()) {
+      if (required) fail(field, "missing");
+      return {};
+    }
+    if (!it->is_string()) fail(field, "is not a string");
+    return it->get<std::string>();
+  }
+
+  const json& object(const json& obj, const char* key, const std::string& field) const {
+    const json& v = member(obj, key, field);
+    if (!v.is_object()) fail(field, "is not an object");
+    return v;
+  }
+
+  // An integer in [0, max]; a float such as 6.7e25 or a negative number is refused before any
+  // conversion.
+  uint64_t count(const json& v, uint64_t max, const std::string& field) const {
+    if (!v.is_number_integer()) fail(field, std::string("is not an integer (") + v.dump() + ")");
+    if (v.is_number_integer() && !v.is_number_unsigned()) fail(field, "is negative");
+    const uint64_t n = v.get<uint64_t>();
+    if (n > max)
+      fail(field, std::to_string(n) + " is out of range (at most " + std::to_string(max) + ")");
+    return n;
+  }
+
+ private:
+  std::string where_;
+};
+
+bool is_hex64(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+  return true;
+}
+
+}  // namespace
+
+Manifest read_manifest(const std::filesystem::path& file) {
+  const std::string where = file.string();
+  const std::string text = read_small_file(file, kMaxManifestBytes);
   json j;
   try {
-    j = json::parse(ss.str());
+    j = json::parse(text);
   } catch (const json::exception& e) {
     throw Error(where + ": not valid JSON: " + e.what());
   }
-  std::string field = "format";
-  try {
-    if (!j.is_object() || j.value("format", "") != kManifestFormat)
-      throw Error(where + ": not an apr trace manifest (\"format\" is not \"" +
-                  std::string(kManifestFormat) + "\")");
-    Manifest m;
-    field = "model";
-    const json& model = j.at("model");
-    m.model_path = model.value("path", "");
-    m.model_sha256 = model.value("sha256", "");
-    m.architecture = model.value("architecture", "");
-    field = "backend";
-    const json& backend = j.at("backend");
-    m.backend = backend.value("name", "");
-    m.plugin_version = backend.value("plugin_version", "");
-    field = "prompt";
-    if (j.contains("prompt") && j["prompt"].is_string()) m.prompt = j["prompt"].get<std::string>();
-    field = "token_ids";
-    if (j.contains("token_ids")) m.token_ids = j["token_ids"].get<std::vector<int32_t>>();
-    const json& files = j.at("files");
-    if (!files.is_array()) throw Error(where + ": \"files\" is not an array");
-    for (size_t i = 0; i < files.size(); ++i) {
-      field = "files[" + std::to_string(i) + "]";
-      const json& f = files[i];
-      ManifestFile mf;
-      mf.path = f.at("path").get<std::string>();
-      const auto stage = stage_from_name(f.at("stage").get<std::string>());
-      if (!stage) throw Error(where + ": " + field + ": unknown stage");
-      mf.stage = *stage;
-      mf.layer = f.at("layer").is_null() ? APR_LAYER_NONE : f.at("layer").get<uint32_t>();
-      mf.shape = f.at("shape").get<std::vector<uint64_t>>();
-      mf.dtype = f.value("dtype", "f32");
-      // Only the canonical name is accepted, which also keeps every path inside the directory.
-      if (mf.path != stage_file_path(mf.stage, mf.layer))
-        throw Error(where + ": " + field + ": path \"" + mf.path + "\" does not match its stage " +
-                    "and layer (expected \"" + stage_file_path(mf.stage, mf.layer) + "\")");
-      m.files.push_back(std::move(mf));
-    }
-    return m;
-  } catch (const json::exception& e) {
-    throw Error(where + ": field \"" + field + "\": " + e.what());
+  const FieldReader r(where);
+  if (!j.is_object()) throw Error(where + ": not an apr trace manifest (not a JSON object)");
+  if (!j.contains("format") || !j["format"].is_string() || j["format"] != kManifestFormat)
+    throw Error(where + ": not an apr trace manifest (\"format\" is not \"" +
+                std::string(kManifestFormat) + "\")");
+  Manifest m;
+  const json& model = r.object(j, "model", "\"model\"");
+  m.model_path = r.string(model, "path", "\"model.path\"", false);
+  m.model_sha256 = r.string(model, "sha256", "\"model.sha256\"", false);
+  if (!m.model_sha256.empty() && !is_hex64(m.model_sha256))
+    r.fail("\"model.sha256\"", "is not 64 hexadecimal digits");
+  m.architecture = r.string(model, "architecture", "\"model.architecture\"", false);
+  const json& backend = r.object(j, "backend", "\"backend\"");
+  m.backend = r.string(backend, "name", "\"backend.name\"", false);
+  m.plugin_version = r.string(backend, "plugin_version", "\"backend.plugin_version\"", false);
+  if (j.contains("prompt") && !j["prompt"].is_null()) {
+    if (!j["prompt"].is_string()) r.fail("\"prompt\"", "is neither a string nor null");
+    m.prompt = j["prompt"].get<std::string>();
   }
+  if (j.contains("token_ids")) {
+    const json& ids = j["token_ids"];
+    if (!ids.is_array()) r.fail("\"token_ids\"", "is not an array");
+    m.token_ids.reserve(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i)
+      m.token_ids.push_back(static_cast<int32_t>(
+          r.count(ids[i], INT32_MAX, "\"token_ids\"[" + std::to_string(i) + "]")));
+  }
+  const json& files = r.member(j, "files", "\"files\"");
+  if (!files.is_array()) r.fail("\"files\"", "is not an array");
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string field = "files[" + std::to_string(i) + "]";
+    const json& f = files[i];
+    if (!f.is_object()) r.fail(field, "is not an object");
+    ManifestFile mf;
+    mf.path = r.string(f, "path", field + ".path", true);
+    const std::string stage_text = r.string(f, "stage", field + ".stage", true);
+    const auto stage = stage_from_name(stage_text);
+    if (!stage) r.fail(field + ".stage", "unknown stage \"" + stage_text + "\"");
+    mf.stage = *stage;
+    const json& layer = r.member(f, "layer", field + ".layer");
+    if (layer.is_null()) {
+      if (!is_whole_model_stage(mf.stage))
+        r.fail(field + ".layer", "is null but " + stage_text + " belongs to a layer");
+      mf.layer = APR_LAYER_NONE;
+    } else {
+      mf.layer = static_cast<uint32_t>(r.count(layer, APR_LAYER_NONE - 1, field + ".layer"));
+      if (!stage_exists_in_layer(mf.stage, mf.layer))
+        r.fail(field + ".layer", stage_text + " has no layer " + std::to_string(mf.layer));
+    }
+    // Only the canonical name is accepted, which also keeps every path inside the directory.
+    if (mf.path != stage_file_path(mf.stage, mf.layer))
+      r.fail(field + ".path", "\"" + mf.path +
+                                  "\" does not match its stage and layer (expected \"" +
+                                  stage_file_path(mf.stage, mf.layer) + "\")");
+    const json& shape = r.member(f, "shape", field + ".shape");
+    if (!shape.is_array() || shape.empty() || shape.size() > 4)
+      r.fail(field + ".shape", "is not an array of 1 to 4 dimensions");
+    uint64_t count = 1;
+    for (size_t d = 0; d < shape.size(); ++d) {
+      const uint64_t n = r.count(shape[d], UINT32_MAX, field + ".shape[" + std::to_string(d) + "]");
+      // An APRT file holds at most 2^32-1 elements, so a larger product is not a real file.
+      if (n != 0 && count > UINT32_MAX / n)
+        r.fail(field + ".shape", "the element count overflows an APRT file's u32 count");
+      count *= n;
+      mf.shape.push_back(n);
+    }
+    mf.dtype = r.string(f, "dtype", field + ".dtype", false);
+    if (mf.dtype.empty()) mf.dtype = "f32";
+    if (mf.dtype != "f32")
+      r.fail(field + ".dtype", "\"" + mf.dtype + "\" is not f32, the only APRT type");
+    if (f.contains("nbytes") &&
+        r.count(f["nbytes"], UINT64_MAX, field + ".nbytes") != count * sizeof(float))
+      r.fail(field + ".nbytes", std::to_string(f["nbytes"].get<uint64_t>()) +
+                                    " disagrees with the shape (" + std::to_string(count) +
+                                    " f32 elements)");
+    for (const auto& other : m.files)
+      if (other.stage == mf.stage && other.layer == mf.layer)
+        r.fail(field, "\"" + mf.path + "\" is listed twice");
+    m.files.push_back(std::move(mf));
+  }
+  return m;
+}
+
+uint64_t element_count(const ManifestFile& f) {
+  uint64_t n = 1;
+  for (uint64_t d : f.shape) n *= d;
+  return n;
 }
 
 }  // namespace apr::trace

@@ -44,6 +44,8 @@ std::string pair_status_name(PairStatus s) {
       return "UNMEASURED (only in A)";
     case PairStatus::kOnlyB:
       return "UNMEASURED (only in B)";
+    case PairStatus::kNeither:
+      return "UNMEASURED (listed but missing on both sides)";
   }
   return "?";
 }
@@ -59,18 +61,46 @@ TraceComparison compare_directories(const TraceDirectory& a, const TraceDirector
   c.dir_b = b.dir.string();
   c.min_cosine = min_cosine;
 
+  for (const TraceDirectory* t : {&a, &b}) {
+    const std::string side = t == &a ? "A" : "B";
+    if (!t->manifest && !t->files.empty())
+      c.notes.push_back(side + " (" + t->dir.string() +
+                        ") has stage files but no manifest.json (an interrupted run, or another "
+                        "tool's tree): its stages were found by scanning the directory, and "
+                        "stages missing there are UNMEASURED");
+    if (!t->missing.empty())
+      c.notes.push_back(side + " (" + t->dir.string() + "): " + std::to_string(t->missing.size()) +
+                        " file(s) listed in manifest.json are missing, e.g. " +
+                        t->missing.front().path.filename().string() + " of layer " +
+                        format_layer(t->missing.front().layer) + "; they are UNMEASURED");
+  }
+  if (!a.manifest && !b.manifest)
+    c.notes.push_back(
+        "neither directory has a manifest.json: only stages present on one side "
+        "or both are known, so a stage missing from both cannot be noticed");
+
+  // Every (layer, stage) either side has or lists; the file pointers are the present ones.
   std::map<uint64_t, std::pair<const TraceFile*, const TraceFile*>> pairs;
+  std::map<uint64_t, const TraceFile*> listed;
   for (const auto& f : a.files) pairs[forward_rank(f.layer, f.stage)].first = &f;
   for (const auto& f : b.files) pairs[forward_rank(f.layer, f.stage)].second = &f;
+  for (const auto* missing : {&a.missing, &b.missing})
+    for (const auto& f : *missing) {
+      pairs[forward_rank(f.layer, f.stage)];
+      listed[forward_rank(f.layer, f.stage)] = &f;
+    }
 
   std::optional<size_t> last_measured;
   for (const auto& [rank, pair] : pairs) {
     const TraceFile* fa = pair.first;
     const TraceFile* fb = pair.second;
+    const TraceFile* any = fa ? fa : fb ? fb : listed.at(rank);
     StageRow row;
-    row.layer = (fa ? fa : fb)->layer;
-    row.stage = (fa ? fa : fb)->stage;
-    if (fa && fb) {
+    row.layer = any->layer;
+    row.stage = any->stage;
+    if (!fa && !fb) {
+      row.status = PairStatus::kNeither;
+    } else if (fa && fb) {
       FileDiff d;
       try {
         d = compare_files(fa->path, fb->path, 0);
@@ -140,7 +170,9 @@ std::string comparison_grid_text(const TraceComparison& c) {
       if (i < c.rows.size() && c.rows[i].layer == layer && c.rows[i].stage == st) {
         const StageRow& r = c.rows[i];
         if (r.status != PairStatus::kMeasured) {
-          cell = r.status == PairStatus::kOnlyA ? "only-A" : "only-B";
+          cell = r.status == PairStatus::kOnlyA   ? "only-A"
+                 : r.status == PairStatus::kOnlyB ? "only-B"
+                                                  : "missing";
         } else {
           cell = r.metrics.nonfinite_mismatch ? "NaN" : format_cosine(r.metrics.cosine_sim);
           if (c.first_divergence && c.first_divergence->row == i)
@@ -155,15 +187,18 @@ std::string comparison_grid_text(const TraceComparison& c) {
     s += "\n";
   }
   s += "cells: cosine similarity; * first stage below " + format_threshold(c.min_cosine) +
-       ", ! later ones; only-A/only-B: UNMEASURED; . not traced\n";
+       ", ! later ones; only-A/only-B/missing: UNMEASURED; . not traced\n";
   return s;
 }
 
 std::string divergence_summary(const TraceComparison& c) {
-  const size_t unmeasured = c.rows.size() - c.measured;
+  const size_t unmeasured = c.unmeasured();
   std::string tail = " (" + std::to_string(c.measured) + " stages measured, " +
                      std::to_string(c.below) + " below " + format_threshold(c.min_cosine) + ", " +
                      std::to_string(unmeasured) + " unmeasured)\n";
+  if (!c.first_divergence && unmeasured > 0)
+    return "incomplete: no measured stage is below " + format_threshold(c.min_cosine) + ", but " +
+           std::to_string(unmeasured) + " stage(s) are UNMEASURED, so no verdict" + tail;
   if (!c.first_divergence)
     return "no divergence: every measured stage has cosine >= " + format_threshold(c.min_cosine) +
            tail;
@@ -178,6 +213,12 @@ std::string divergence_summary(const TraceComparison& c) {
   } else {
     s += "; it is the first stage measured";
   }
+  size_t unmeasured_before = 0;
+  for (size_t i = 0; i < c.first_divergence->row; ++i)
+    if (c.rows[i].status != PairStatus::kMeasured) ++unmeasured_before;
+  if (unmeasured_before)
+    s += "; " + std::to_string(unmeasured_before) +
+         " earlier stage(s) are UNMEASURED, so an earlier divergence is not ruled out";
   return s + tail;
 }
 
@@ -190,7 +231,9 @@ std::string comparison_json(const TraceComparison& c, const std::string& schema,
               {"stage", std::string(stage_name(r.stage))},
               {"status", r.status == PairStatus::kMeasured ? "measured" : "unmeasured"}};
     if (r.status != PairStatus::kMeasured) {
-      j["present_in"] = r.status == PairStatus::kOnlyA ? "a" : "b";
+      j["present_in"] = r.status == PairStatus::kOnlyA   ? json("a")
+                        : r.status == PairStatus::kOnlyB ? json("b")
+                                                         : json(nullptr);
       return j;
     }
     const DiffMetrics& m = r.metrics;
@@ -205,8 +248,15 @@ std::string comparison_json(const TraceComparison& c, const std::string& schema,
     j["below_threshold"] = !m.passes(c.min_cosine);
     return j;
   };
-  json j = {{"schema", schema},           {"dir_a", c.dir_a},       {"dir_b", c.dir_b},
-            {"min_cosine", c.min_cosine}, {"measured", c.measured}, {"below", c.below}};
+  json j = {{"schema", schema},
+            {"dir_a", c.dir_a},
+            {"dir_b", c.dir_b},
+            {"min_cosine", c.min_cosine},
+            {"measured", c.measured},
+            {"below", c.below},
+            {"unmeasured", c.unmeasured()},
+            {"complete", c.unmeasured() == 0},
+            {"notes", c.notes}};
   for (const auto& [k, v] : extra) j[k] = v;
   json rows = json::array();
   for (const auto& r : c.rows) rows.push_back(row_json(r));

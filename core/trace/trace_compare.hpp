@@ -16,7 +16,9 @@
 
 namespace apr::trace {
 
-enum class PairStatus { kMeasured, kOnlyA, kOnlyB };
+// kNeither: both manifests list the stage (or one lists it and the other side has no manifest)
+// but neither file exists.
+enum class PairStatus { kMeasured, kOnlyA, kOnlyB, kNeither };
 
 struct StageRow {
   uint32_t layer = APR_LAYER_NONE;
@@ -37,7 +39,16 @@ struct TraceComparison {
   std::optional<Divergence> first_divergence;
   size_t measured = 0;
   size_t below = 0;  // measured rows that fail the threshold
+  // Said on stderr: a side without a manifest, files its manifest lists but lacks.
+  std::vector<std::string> notes;
+
+  size_t unmeasured() const { return rows.size() - measured; }
+  // Exit status of diff and bisect: 1 when a measured stage is below the threshold, else 3 when
+  // any stage is UNMEASURED (no verdict can be given for it), else 0.
+  int exit_status() const { return below ? 1 : unmeasured() ? 3 : 0; }
 };
+
+constexpr int kExitIncomplete = 3;
 
 // Throws apr::Error when a pair's layers or element counts differ, when both manifests record
 // token ids that differ, or when no stage is present on both sides.

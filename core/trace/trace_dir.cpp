@@ -5,6 +5,8 @@
 #include <string>
 
 #include "common/error.hpp"
+#include "trace/aprt.hpp"
+#include "trace/stage_diff.hpp"
 #include "trace/stages.hpp"
 
 namespace apr::trace {
@@ -60,11 +62,29 @@ TraceDirectory list_trace_directory(const fs::path& dir) {
   TraceDirectory t;
   t.dir = dir;
   const fs::path manifest = dir / kManifestFileName;
-  if (fs::exists(manifest, ec)) {
+  if (fs::exists(fs::symlink_status(manifest, ec))) {
     t.manifest = read_manifest(manifest);
-    for (const auto& f : t.manifest->files) {
+    for (size_t i = 0; i < t.manifest->files.size(); ++i) {
+      const ManifestFile& f = t.manifest->files[i];
       fs::path p = dir / f.path;
-      if (fs::is_regular_file(p, ec)) t.files.push_back({f.layer, f.stage, p});
+      if (!fs::exists(fs::symlink_status(p, ec))) {
+        t.missing.push_back({f.layer, f.stage, p});
+        continue;
+      }
+      // Only the header is read here: it must agree with what the manifest says about it.
+      const AprtHeader h = read_aprt_header(p);
+      const std::string field =
+          manifest.string() + ": files[" + std::to_string(i) + "] (" + f.path + ")";
+      auto layer_text = [](uint32_t l) {
+        return l == APR_LAYER_NONE ? std::string("null") : std::to_string(l);
+      };
+      if (h.layer != f.layer)
+        throw Error(field + ": layer " + layer_text(f.layer) + " but the file's header says " +
+                    layer_text(h.layer));
+      if (h.count != element_count(f))
+        throw Error(field + ": shape holds " + std::to_string(element_count(f)) +
+                    " elements but the file has " + std::to_string(h.count));
+      t.files.push_back({f.layer, f.stage, p});
     }
   } else {
     scan_tree(t);

@@ -22,11 +22,13 @@ struct TraceFile {
 struct TraceDirectory {
   std::filesystem::path dir;
   std::optional<Manifest> manifest;
-  std::vector<TraceFile> files;  // in forward order
+  std::vector<TraceFile> files;    // present, in forward order
+  std::vector<TraceFile> missing;  // listed in the manifest but absent (count as unmeasured)
 };
 
-// Throws apr::Error when `dir` is not a directory or its manifest is malformed. Files the
-// manifest lists but that are missing are left out (they count as unmeasured).
+// Throws apr::Error when `dir` is not a directory, its manifest is malformed, or a file the
+// manifest lists disagrees with it (layer, element count, size, not a regular file). Without a
+// manifest the plain tree is scanned (see above).
 TraceDirectory list_trace_directory(const std::filesystem::path& dir);
 
 }  // namespace apr::trace

@@ -6,26 +6,13 @@
 #include "host/plugin_host.hpp"
 #include "model/model.hpp"
 #include "runtime/session.hpp"
+#include "trace/interrupt.hpp"
 #include "trace/sha256.hpp"
 #include "trace/stages.hpp"
+#include "trace/trace_txn.hpp"
 #include "trace/trace_writer.hpp"
 
 namespace apr::trace {
-
-namespace {
-
-void prepare_directory(const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw Error("cannot create trace directory " + dir.string() + ": " + ec.message());
-  if (!std::filesystem::is_directory(dir, ec))
-    throw Error("trace directory " + dir.string() + " exists and is not a directory");
-  // A manifest from an earlier run must not describe this run's files if it is interrupted.
-  std::filesystem::remove(dir / kManifestFileName, ec);
-  if (ec) throw Error("cannot remove the old manifest in " + dir.string() + ": " + ec.message());
-}
-
-}  // namespace
 
 std::filesystem::path default_trace_dir(const std::filesystem::path& model_path) {
   return model_path.parent_path() / (model_path.stem().string() + "-trace");
@@ -42,7 +29,6 @@ TraceResult trace_model(const host::Plugin& plugin, const Model& model,
                 std::to_string(layers.end) + " lies outside the model's " +
                 std::to_string(cfg.n_layer) + " layers (0.." + std::to_string(cfg.n_layer) + ")");
 
-  prepare_directory(dir);
   TraceResult result;
   Manifest& m = result.manifest;
   m.model_path = std::filesystem::absolute(options.model_path).lexically_normal().string();
@@ -60,21 +46,30 @@ TraceResult trace_model(const host::Plugin& plugin, const Model& model,
   so.device_index = options.device_index;
   Session session(model, plugin, so);
 
-  TraceWriter writer(dir, plan);
+  // From here on a signal or an error leaves `dir` as it was: the files go to a staging
+  // directory that replaces `dir` only once the manifest is written.
+  InterruptGuard guard;
+  TraceTransaction txn(dir);
+  result.notes = txn.notes();
+  TraceWriter writer(txn.staging(), plan);
   session.set_trace_sink(writer.sink());
   try {
     session.forward(tokens);
   } catch (const std::exception& e) {
     session.set_trace_sink(nullptr);
     // The sink's own failure (disk full) is the cause; the backend's abort is its echo.
+    throw_if_interrupted();
     if (writer.error()) throw Error(*writer.error());
     throw Error(std::string("forward pass failed on backend ") + m.backend + ": " + e.what());
   }
   session.set_trace_sink(nullptr);
   if (writer.error()) throw Error(*writer.error());
 
+  throw_if_interrupted();
   m.files = writer.files();
-  write_manifest(dir, m);
+  write_manifest(txn.staging(), m);
+  throw_if_interrupted();
+  txn.commit();
 
   for (apr_stage s : stages_in_forward_order()) {
     if (!plan.wants_stage(s)) continue;

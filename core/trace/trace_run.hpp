@@ -45,10 +45,14 @@ struct TraceResult {
     std::vector<uint32_t> layers;
   };
   std::vector<Missing> not_emitted;
+  // Remarks for stderr, e.g. a leftover of an interrupted run that was removed.
+  std::vector<std::string> notes;
 };
 
-// The whole prompt runs as one batch so every stage covers every token. Throws apr::Error when
-// the plan's layers lie outside the model, a file cannot be written, or the backend fails.
+// The whole prompt runs as one batch so every stage covers every token. The directory is
+// replaced as a whole when the trace is complete (see trace_txn.hpp); on any failure, or SIGINT
+// or SIGTERM, it is left as it was. Throws apr::Error when the plan's layers lie outside the
+// model, a file cannot be written, another trace is writing `dir`, or the backend fails.
 TraceResult trace_model(const host::Plugin& plugin, const Model& model,
                         std::span<const int32_t> tokens, const TracePlan& plan,
                         const std::filesystem::path& dir, const TraceOptions& options);

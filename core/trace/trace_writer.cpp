@@ -1,13 +1,46 @@
 #include "trace/trace_writer.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <span>
+#include <thread>
 
 #include "common/error.hpp"
 #include "trace/aprt.hpp"
+#include "trace/interrupt.hpp"
 #include "trace/stages.hpp"
 
 namespace apr::trace {
+
+namespace {
+
+// Test seam for the kill and signal tests: APR_TRACE_TEST_STALL=N:MS pauses for MS
+// milliseconds (or until a signal) after the Nth file, so a test can act mid-trace.
+struct Stall {
+  size_t after_files = 0;
+  long ms = 0;
+};
+
+Stall stall_from_environment() {
+  Stall s;
+  if (const char* v = std::getenv("APR_TRACE_TEST_STALL")) {
+    char* end = nullptr;
+    s.after_files = std::strtoul(v, &end, 10);
+    if (end && *end == ':') s.ms = std::strtol(end + 1, nullptr, 10);
+  }
+  return s;
+}
+
+void stall_if_asked(size_t files_written) {
+  static const Stall stall = stall_from_environment();
+  if (stall.ms <= 0 || files_written != stall.after_files) return;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(stall.ms);
+  while (std::chrono::steady_clock::now() < until && interrupt_signal() == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+}  // namespace
 
 TraceWriter::TraceWriter(std::filesystem::path dir, TracePlan plan)
     : dir_(std::move(dir)), plan_(plan) {
@@ -25,7 +58,9 @@ apr_status TraceWriter::emit_cb(void* self, const apr_trace_tensor* tensor) {
   auto* w = static_cast<TraceWriter*>(self);
   try {
     if (!tensor) throw Error("trace sink received a null tensor");
+    throw_if_interrupted();
     w->write(*tensor);
+    stall_if_asked(w->files_.size());
     return APR_OK;
   } catch (const std::exception& e) {
     if (!w->error_) w->error_ = e.what();

@@ -82,8 +82,10 @@ def test_unmeasured_and_nans(run_apr, traces, tmp_path):
     (a / "manifest.json").unlink()  # a plain APRT tree, as aprender writes it
     (b / "manifest.json").unlink()
     (b / "layer-0" / "attn_out.bin").unlink()
-    proc = run_apr("diff", "--values", a, b, exit_code=0)
+    # A stage on one side only leaves the comparison without a verdict: exit 3, never 0.
+    proc = run_apr("diff", "--values", a, b, exit_code=3)
     assert "attn_out            UNMEASURED (only in A)" in proc.stdout
+    assert "incomplete" in proc.stdout and "neither directory has a manifest.json" in proc.stderr
     j = json.loads(run_apr("diff", "--values", a, b, "--json").stdout)
     row = next(r for r in j["rows"] if r["stage"] == "attn_out" and r["layer"] == 0)
     assert row["status"] == "unmeasured" and "cosine_sim" not in row
