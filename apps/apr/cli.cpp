@@ -24,6 +24,11 @@ host::PluginHost& Context::plugins() {
   return *host_;
 }
 
+namespace {
+// --force as parsed, so every verb's load_model() honours it without passing it along.
+bool g_force_model_loads = false;
+}  // namespace
+
 void add_global_options(po::options_description& desc, GlobalOptions& g) {
   auto add = desc.add_options();
   add("backend", po::value(&g.backend)->default_value("auto"),
@@ -40,6 +45,9 @@ void add_global_options(po::options_description& desc, GlobalOptions& g) {
       "-ngl N as in llama.cpp (meaningful for GPU backends only): apr runs every layer on one "
       "backend, so 0 selects cpu under --backend auto and any other value leaves the choice");
   add("verbose,v", po::bool_switch(&g.verbose), "log what the host and plugins do to stderr");
+  add("force", po::bool_switch(&g.force)->notifier([](bool on) { g_force_model_loads = on; }),
+      "load a model even when its values look broken (NaN/inf weights, special token ids beyond "
+      "the vocabulary, NaN token scores), with a warning for each");
 }
 
 void finish_global_options(GlobalOptions& g) {
@@ -208,7 +216,9 @@ std::unique_ptr<Model> load_model(const std::string& path) {
   if (!std::filesystem::exists(path, ec)) throw Error("model file '" + path + "' does not exist");
   if (std::filesystem::is_directory(path, ec))
     throw Error("model path '" + path + "' is a directory, not a GGUF file");
-  return Model::load(path);
+  LoadOptions options;
+  options.force = g_force_model_loads;
+  return Model::load(path, options);
 }
 
 std::string model_or_default(const po::variables_map& vm, const std::string& given) {

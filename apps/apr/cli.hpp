@@ -34,6 +34,7 @@ struct GlobalOptions {
   uint32_t device = 0;
   uint32_t threads = 0;
   bool verbose = false;
+  bool force = false;  // --force: load a model whose values look broken, with warnings
   // Whole numbers as typed: read signed so that "-3" is refused rather than wrapped around, and
   // turned into the fields above by finish_global_options().
   int64_t device_arg = 0, threads_arg = 0, gpu_layers_arg = -1;
@@ -98,6 +99,7 @@ bool parse_verb_args(const std::vector<std::string>& args, po::options_descripti
 std::vector<int32_t> parse_token_list(const std::string& text);
 
 // Loads and validates a model, with a clear message when the path is not a readable file.
+// Global --force turns refusals of suspicious values (core/model/model_checks.hpp) into warnings.
 std::unique_ptr<Model> load_model(const std::string& path);
 
 // The model a verb was given, or the default model (see default_model.hpp) when none was.

@@ -47,7 +47,7 @@ class TensorChecker {
 
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
+std::unique_ptr<Model> Model::load(const std::filesystem::path& path, const LoadOptions& options) {
   auto m = std::unique_ptr<Model>(new Model());
   m->file_ = gguf::File::open(path);
   const gguf::File& f = *m->file_;
@@ -61,6 +61,10 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
   m->rope_freqs_ = tc.optional("rope_freqs.weight", c.n_rot / 2);
   if (f.find_tensor("blk.0.attn_qkv.weight") && !f.find_tensor("blk.0.attn_q.weight"))
     throw Error(fname + ": fused 'attn_qkv' tensors are not supported yet");
+  if (const gguf::TensorInfo* e = f.find_tensor("token_embd.weight");
+      e && e->n_dims == 2 && e->ne[0] == c.n_embd && e->ne[1] != c.n_vocab)
+    throw Error(fname + ": tensor 'token_embd.weight' has " + std::to_string(e->ne[1]) +
+                " rows but tokenizer.ggml.tokens has " + std::to_string(c.n_vocab) + " tokens");
   m->token_embd_ = tc.require("token_embd.weight", c.n_embd, c.n_vocab);
   m->output_norm_ = tc.require("output_norm.weight", c.n_embd);
   m->output_ = tc.optional("output.weight", c.n_embd, c.n_vocab);
@@ -93,6 +97,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
     t.w_down = tc.require(p + "ffn_down.weight", c.n_ff, c.n_embd);
     m->layers_.push_back(t);
   }
+  check_model_values(*m, options);
   return m;
 }
 

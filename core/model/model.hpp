@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gguf/gguf_file.hpp"
+#include "model/model_checks.hpp"
 #include "model/model_config.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -30,8 +31,10 @@ struct LayerTensors {
 
 class Model {
  public:
-  // Maps and validates the file; throws apr::Error naming the file, key or tensor at fault.
-  static std::unique_ptr<Model> load(const std::filesystem::path& path);
+  // Maps and validates the file, structure and values (model_checks.hpp); throws apr::Error
+  // naming the file, key or tensor at fault.
+  static std::unique_ptr<Model> load(const std::filesystem::path& path,
+                                     const LoadOptions& options = {});
 
   const gguf::File& file() const { return *file_; }
   const ModelConfig& config() const { return config_; }

@@ -3,6 +3,7 @@
 #include <apr/plugin.h>
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "common/error.hpp"
@@ -47,6 +48,13 @@ class MetadataReader {
   const gguf::File& f_;
   std::string prefix_;
 };
+
+// "1e+39", "nan", "1e-06": short and exact enough for a message.
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
 
 }  // namespace
 
@@ -97,10 +105,13 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
                 ": required key is missing");
   if (!(*eps > 0 && *eps < 1))
     throw Error(md.where(c.arch_name + ".attention.layer_norm_rms_epsilon") + ": " +
-                std::to_string(*eps) + " is not in (0, 1)");
+                number_text(*eps) + " is not in (0, 1)");
   c.rms_eps = static_cast<float>(*eps);
   if (auto base = md.number("rope.freq_base")) {
-    if (!(*base > 1)) throw Error(md.where(c.arch_name + ".rope.freq_base") + ": must be > 1");
+    // A float must hold it too: 1e39 would become infinity.
+    if (!(*base > 1) || !(*base <= std::numeric_limits<float>::max()))
+      throw Error(md.where(c.arch_name + ".rope.freq_base") + ": " + number_text(*base) +
+                  " is not a finite number > 1 that a float can hold");
     c.rope_freq_base = static_cast<float>(*base);
   }
   if (auto type = file.get_string(c.arch_name + ".rope.scaling.type")) {
@@ -111,8 +122,9 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
   auto factor = md.number("rope.scaling.factor");
   if (!factor) factor = md.number("rope.scale_linear");
   if (factor && *factor != 0) {
-    if (!(*factor > 0) || !std::isfinite(*factor))
-      throw Error(md.where(c.arch_name + ".rope.scaling.factor") + ": must be positive");
+    if (!(*factor > 0) || !(*factor <= std::numeric_limits<float>::max()))
+      throw Error(md.where(c.arch_name + ".rope.scaling.factor") + ": " + number_text(*factor) +
+                  " is not a finite positive number");
     c.rope_freq_scale = static_cast<float>(1.0 / *factor);
   }
   return c;

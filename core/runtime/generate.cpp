@@ -1,12 +1,25 @@
 #include "runtime/generate.hpp"
 
 #include <chrono>
+#include <cmath>
+
+#include "common/error.hpp"
 
 namespace apr {
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// NaN or infinite logits mean broken weights (forced past the load checks) or a broken backend;
+// sampling from them would silently pick token 0 over and over.
+void check_finite(const std::vector<float>& logits, size_t generated) {
+  for (size_t i = 0; i < logits.size(); ++i)
+    if (!std::isfinite(logits[i]))
+      throw Error("the forward pass produced a non-finite logit (token id " + std::to_string(i) +
+                  ", after " + std::to_string(generated) +
+                  " generated tokens): the model's weights or the backend are broken");
 }
 
 }  // namespace
@@ -28,6 +41,7 @@ GenerationResult generate(Session& session, std::span<const int32_t> prompt,
 
   t0 = std::chrono::steady_clock::now();
   for (;;) {
+    check_finite(*logits, r.generated.size());
     if (params.keep_logits) r.logits.push_back(*logits);
     const int32_t next = sampler.sample(*logits);
     r.generated.push_back(next);
