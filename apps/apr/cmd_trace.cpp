@@ -95,6 +95,7 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
   host::Plugin& plugin = ctx.plugins().select(ctx.global.backend);
   const trace::TraceResult r = trace::trace_model(plugin, *model, ids, plan, out, options);
 
+  for (const auto& note : r.notes) std::cerr << "apr: note: " << note << "\n";
   const auto& m = r.manifest;
   if (json) {
     nlohmann::json j;
