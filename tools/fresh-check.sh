@@ -180,12 +180,12 @@ if want build; then
     cd /root/src/apr-engine
     apt-get build-dep -y -qq ./ >/dev/null
     dpkg-buildpackage -us -uc -b
-    cd ..
-    ls -l ./*.deb
-    lintian --fail-on error,warning --display-info ./*.changes'
+    ls -l ../*.deb'
+  # Kept outside the root, for the install stage and for a look when lintian fails.
   rm -rf "$debs"
   mkdir -p "$debs"
   cp "$work"/build/root/src/*.deb "$debs/"
+  in_root build 'cd /root/src && lintian --fail-on error,warning --display-info ./*.changes'
   say "build: packages built and lintian-clean in $(($(date +%s) - t0)) s"
   unmount_root "$work/build"
 fi
