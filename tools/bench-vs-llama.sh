@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Side-by-side speed of apr and llama.cpp on the same GGUF files, runs interleaved.
 #
 # llama.cpp comes from the source that the PyPI sdist llama-cpp-python carries (its

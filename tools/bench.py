@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Benchmarks apr: prefill and decode tok/s per model, weight type and backend.
 
 Generates the models it needs with tools/gen_model.py (cached in --models-dir), runs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Memory read bandwidth of this machine: the roofline for decode, which streams every weight once
  * per token. STREAM-like: T threads each sum their own slice of a buffer much larger than the
  * caches (256-bit loads, four independent accumulators); the best of R passes is reported, as

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Turns the JSON files written by tools/bench-vs-llama.sh into the side-by-side table.
 
 Each file holds one invocation of llama-bench (-o json) or `apr bench --json`, named

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Configures and builds apr into build/ (binary: build/bin/apr, plugins: build/lib/apr/plugins).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Proves that CTest reports a failing pytest-driven test as failed and a genuine skip as skipped:
 # every CTest entry that runs pytest (it loads tests/ctest/ctest_skip.py) is run twice through
 # ctest itself,

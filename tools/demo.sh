@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Command 1 of the README: install, build, then show apr on a real model in one screen: a chat
 # answer from SmolLM2-135M-Instruct (the default model), a trace of that prompt, and a bisect of
 # the cpu backend against Vulkan (Mesa's lavapipe where there is no GPU) with its HTML report.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the libFuzzer harnesses of tests/fuzz with clang (ASan + UBSan, every UB report fatal)
 # into build-fuzz/ and runs each for a bounded time. Seeds: tests/fuzz/corpus/<target>/ (checked
 # in), tests/fuzz/regressions/<target>/, and GGUF models written by tools/gen_model.py. A crash,

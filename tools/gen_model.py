@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Writes a random-weight llama or qwen2 GGUF model for apr's tests.
 
 Same arguments give a byte-identical file. Example:

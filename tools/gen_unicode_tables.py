@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Generate core/tokenizer/unicode_tables.cpp: the code point classes the BPE pre-tokenizer
 regexes need (\\p{L}, \\p{N}, \\p{P} and \\s), as sorted, merged ranges.
 

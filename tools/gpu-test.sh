@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # One command for a machine with an NVIDIA GPU, run from the repository root:
 #   tools/gpu-test.sh
 # Builds everything into build-gpu with the CUDA plugin, runs the whole ctest suite with the CUDA

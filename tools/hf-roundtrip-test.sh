@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Opt-in end-to-end test of tracing against Hugging Face transformers: for qwen2 and llama, make a
 # small randomly initialised transformers model with a byte-level BPE tokenizer, convert it with
 # tools/hf_to_gguf.py, trace it with tools/hf_trace.py, and require `apr bisect --reference` on

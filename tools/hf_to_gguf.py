@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Converts a small Hugging Face Qwen2 or Llama checkpoint to a GGUF F32 file apr can load.
 
 Reads HF_DIR/config.json, the weights (model.safetensors or pytorch_model.bin) and the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Traces a Hugging Face transformers Qwen2 or Llama model into an apr trace directory.
 
 Runs one forward pass on the CPU with forward hooks and writes the same stages, in the same

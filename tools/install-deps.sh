@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs what apr needs on Debian 12: the Debian packages of the build and test toolchain and a
 # Python virtual environment (.venv) for the test-model generator and the reference checks.
 # Idempotent: packages already present are not reinstalled and an existing .venv is reused.

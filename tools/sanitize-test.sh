@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The sanitizer pass: builds apr, libaprcore, the cpu and Vulkan plugins and the tests with
 # AddressSanitizer + UndefinedBehaviorSanitizer (every UB report is fatal) into build-asan/ and
 # runs the suite there, Vulkan on lavapipe included. CUDA stays off (no GPU in CI).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Command 2 of the README: build if needed, then run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."

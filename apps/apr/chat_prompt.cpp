@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "chat_prompt.hpp"
 
 #include "cli.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What `apr run --chat` and `apr chat` share: the chat template chosen for a model.
 #pragma once
 

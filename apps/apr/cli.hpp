@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What every verb of the `apr` command line shares: the global options, the plugin host, and
 // the conventions for errors and exit codes.
 #pragma once

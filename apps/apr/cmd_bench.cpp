@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // apr bench: the tests of llama.cpp's llama-bench, so that both tools' numbers compare one to one.
 //   pp N  prefill: one batch of N prompt tokens, timed from an empty cache (or from depth D);
 //   tg N  decode: N tokens fed one at a time, timed from an empty cache (or from depth D).

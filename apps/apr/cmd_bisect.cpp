@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // apr bisect: traces every stage of every layer on two backends (or one backend against a
 // reference trace) and names the first (layer, stage) in forward order where they part.
 #include <cmath>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // apr chat: an interactive conversation on the terminal. The history stays in the KV cache: each
 // turn prefills only the tokens that follow what is cached. Ctrl-C ends the answer being written
 // (not the program); Ctrl-D (end of input) quits.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // apr diff --values: how far apart two APRT files, or two trace directories, are.
 #include <cmath>
 #include <filesystem>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // apr info: what a GGUF file holds and whether apr can run it.
 #include <nlohmann/json.hpp>
 

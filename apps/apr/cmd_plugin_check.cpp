@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // apr plugin-check: the conformance suite for a backend plugin, run the way a plugin author
 // needs it: from the installed apr, against any .so, one line per check. The checks are the same
 // code as the in-tree kernel suite (core/conformance); each runs in a child process, so a crash

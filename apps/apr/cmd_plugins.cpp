@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // apr plugins: what the host found, what it can offer, what is shadowed and why it refused the
 // rest. Every file was judged by a probe child (or its cached answer); none is loaded here.
 #include <nlohmann/json.hpp>

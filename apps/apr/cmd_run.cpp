@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // apr run: prompt in, generated text out (streamed), or one JSON object with --json.
 #include <nlohmann/json.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // apr trace: one forward pass with the chosen stages of the chosen layers saved as APRT files.
 #include <nlohmann/json.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "default_model.hpp"
 
 #include <unistd.h>

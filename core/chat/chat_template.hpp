@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Chat templates: turning a conversation into the prompt text a chat model was trained on.
 //
 // GGUF files carry the Hugging Face Jinja template in `tokenizer.chat_template`. No C++ Jinja

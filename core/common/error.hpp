@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Error types shared by every part of the core.
 #pragma once
 

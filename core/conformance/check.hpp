@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The conformance suite's own small check framework: TEST_CASE, REQUIRE, INFO and WARN with the
 // meaning they have in Catch2, so the checks read like ordinary tests, but no test framework is
 // linked into `apr plugin-check`. A check is a function; REQUIRE throws CheckFailure carrying the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The ABI's struct_size rules and the capability query, from the host's side: structs of the
 // least 1.0 size and structs larger than the plugin's header are accepted, smaller ones refused
 // without a crash, output structs are written only inside the caller's struct_size, and what the

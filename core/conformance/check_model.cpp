@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Whole-model checks: a tiny transformer run through the plugin under test and through the
 // reference (cpu) plugin must give the same logits, emit every trace stage with the right shape
 // and layer and the same values, and give the same result with step markers as without.

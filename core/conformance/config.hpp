@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What the conformance checks run against: set by the runner (apr plugin-check, the in-tree
 // kernel suite) before any check starts.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Loads the backend plugin under test (config().plugin_path), opens config().device and offers
 // guarded device buffers. The suite talks to the plugin only through the C table, exactly as the
 // host does, so it runs unchanged against any backend; weight types the plugin does not claim

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Float64 references for the kernels, written from plugin.h's definitions and independent of any
 // plugin's code.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Runs conformance checks, each in a child process (fork) so that a plugin that crashes, hangs or
 // corrupts memory fails that one check and is reported, instead of taking the checker down.
 // Shared by `apr plugin-check` and the in-tree kernel suite (tests/kernels).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Causal GQA attention over the cache (4 query heads on 2 KV heads, pos0 > 0, several rows) and
 // the scores/softmax it emits through the trace sink.
 #include <random>

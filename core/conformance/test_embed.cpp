@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // embed for every weight type: rows come out exactly as the reference decoder gives them (ggml's
 // dequantization has at most one rounding, so any correct f32 evaluation is exact to 1 ulp).
 #include <random>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Only meaningful against the cpu-fault test plugin with APR_CPU_FAULT set (see CMakeLists.txt):
 // the named stage's tensor must be perturbed in place by +m, -m, +m, ... along each row, and every
 // other (stage, layer) left alone. Against any other plugin these cases have nothing to check.

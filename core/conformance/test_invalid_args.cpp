@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Bad arguments come back as an error status with a message; nothing crashes and no buffer is
 // written outside its bounds.
 #include <random>

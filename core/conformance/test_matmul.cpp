@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // matmul for every weight type, decode and prefill row counts, with and without bias, packed and
 // strided x/y, against a float64 product of the reference-dequantized weights.
 #include <random>

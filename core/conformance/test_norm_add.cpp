@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rms_norm (separate and in place) and add (full, periodic, in place).
 #include <random>
 

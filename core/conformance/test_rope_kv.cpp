@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rope (both pairings, pos0 > 0, n_rot < head_dim, strided rows) and kv_store.
 #include <random>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // swiglu (+ the FFN_SILU it emits), trace_emit of strided views, and the sink's wants() being
 // honoured by every emitting kernel.
 #include <random>

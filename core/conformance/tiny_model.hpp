@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A tiny transformer (random weights, two layers, GQA, QKV bias) driven through the plugin C API
 // exactly as the host's forward pass drives it (core/runtime/session.cpp, docs/PLUGIN-ABI.md §6).
 // The whole-model checks run it on the plugin under test and on the reference (cpu) plugin.

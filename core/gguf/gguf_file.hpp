@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Read-only, memory-mapped GGUF v2/v3 file: validated header, metadata and tensor directory.
 //
 // Everything a file declares is bounds-checked when it is opened; a malformed file throws

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "gguf/mapped_file.hpp"
 
 #include <fcntl.h>

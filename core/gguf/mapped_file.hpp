@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A whole file mapped read-only with POSIX mmap.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Typed access to metadata values, the tensor lookup and the printable summary.
 #include <charconv>
 #include <cstring>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Parsing and validation of the GGUF header, metadata and tensor directory (GGUF-FACTS §1).
 // Every count, length and offset is checked against the bytes that remain before it is used, so
 // no malformed file can make the reader allocate absurdly or read outside the mapping.

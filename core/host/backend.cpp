@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "host/backend.hpp"
 
 #include <spdlog/spdlog.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // RAII wrappers over an opened plugin device: buffers, weights and checked kernel calls. Every
 // failed plugin call becomes a BackendError carrying the plugin's own message.
 #pragma once

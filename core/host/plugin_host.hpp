@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Finds backend plugins and judges each file in a child process (plugin_probe.hpp), so a plugin
 // that crashes, hangs, exits or floods memory is refused with its reason and never touches the
 // apr process. Only the plugin a command selects is then loaded into this process, with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What the host knows about a plugin once it was probed: its identity, probe answer and devices,
 // each string and count already checked against the bounds below. The same record comes from a
 // probe child, from the probe cache, or from loading a plugin into this process.

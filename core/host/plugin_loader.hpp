@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Loads one plugin library into the calling process and runs the start-up sequence the host
 // relies on (entry point, table checks, probe, init, devices), checking every string and count
 // the plugin returns. The probe child runs it to judge a plugin; the host runs it again in its own

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "host/plugin_probe.hpp"
 
 #include <spdlog/spdlog.h>

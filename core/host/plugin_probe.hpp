@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Judges one plugin file in a child process (the apr-plugin-probe helper), so a plugin that
 // crashes, hangs, exits or floods memory is refused with that reason instead of taking apr down.
 #pragma once

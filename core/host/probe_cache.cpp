@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "host/probe_cache.hpp"
 
 #include <spdlog/spdlog.h>

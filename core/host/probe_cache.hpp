@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Remembers probe reports per plugin file so a command does not start a probe child for every
 // plugin every time. An entry is used only while everything that could change the answer is the
 // same: the file (path, size, modification time, inode), the host (apr and ABI version), the boot

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // apr-plugin-probe PLUGIN.so: loads one plugin file, runs the host's start-up sequence on it and
 // reports to the host on file descriptor 3, one line per step:
 //   phase NAME        before each step, so the host can say where a crash or hang happened

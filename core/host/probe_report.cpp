@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "host/probe_report.hpp"
 
 #include <nlohmann/json.hpp>

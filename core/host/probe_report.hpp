@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The answer about one plugin file that a probe child sends to the host and the probe cache keeps:
 // usable with its PluginInfo, or refused with the phase and a one-line reason.
 #pragma once

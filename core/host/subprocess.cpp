@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "host/subprocess.hpp"
 
 #include <fcntl.h>

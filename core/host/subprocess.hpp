@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Runs a helper executable in a child process with a time limit and a memory limit, and collects
 // what it reports, so code that may crash, hang, exit or flood memory (a plugin under test) can
 // never take the calling process down with it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A llama/qwen2 model mapped from a GGUF file: its configuration, tokenizer and the tensors of
 // every layer, each checked for presence, shape and a type apr can decode.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Checks a model's values, not just its structure, when it is loaded: numbers a file can hold
 // but no working model has (NaN or infinite weights, a vocab_size key that disagrees with the
 // tokenizer, special token ids beyond the vocabulary, NaN token scores). Each finding is one line

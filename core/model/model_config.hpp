@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Hyper-parameters of a llama or qwen2 model, read from GGUF metadata (GGUF-FACTS §3).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Block decoders for the 13 supported types. Every product below is exact in f32 (fp16
 // significands have 11 bits and the integer factors are small), so the only rounding is the final
 // add of a min, which makes the results bit-identical with ggml whatever the evaluation order.

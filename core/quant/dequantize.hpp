@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Reference dequantization to f32, bit-identical with ggml's dequantize_row_* functions.
 #pragma once
 

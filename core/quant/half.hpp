@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // IEEE binary16 and bfloat16 conversion, exact in the widening direction and round-to-nearest-even
 // in the narrowing one; subnormals, infinities and NaNs are preserved.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Block formats of ggml tensor types: the type table, fp16/bf16 conversion and dequantization.
 #pragma once
 

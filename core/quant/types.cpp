@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "quant/types.hpp"
 
 #include <array>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The ggml type table: ids, names and block geometry for every id a GGUF file may carry.
 #pragma once
 

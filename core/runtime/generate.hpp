@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The prompt → tokens → text loop: prefill, then one token at a time until an end-of-generation
 // token, the token limit or the end of the context.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "runtime/sampler.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Chooses the next token from logits: greedy at temperature 0, otherwise temperature, top-k and
 // top-p (nucleus) filtering, drawn from a seeded generator so runs are reproducible.
 #pragma once

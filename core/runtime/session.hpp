@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A model's weights uploaded to one backend device, its KV cache, and the forward pass that
 // drives the plugin's kernels and reports every stage to an optional trace sink.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tokenizer/bpe_encoder.hpp"
 
 #include <queue>

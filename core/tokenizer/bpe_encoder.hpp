@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Byte-level BPE (tokenizer.ggml.model = "gpt2"): pre-tokenizer split, GPT-2 byte alphabet,
 // then merges by rank within each piece.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The GPT-2 byte-level alphabet: every byte maps to one printable code point, so that any byte
 // string can be written as text in a BPE vocabulary and merged like text.
 #pragma once

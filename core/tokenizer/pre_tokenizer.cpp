@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tokenizer/pre_tokenizer.hpp"
 
 #include <span>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Splitting text into the pieces byte-level BPE merges within, as the regexes of the model's
 // `tokenizer.ggml.pre` would, implemented by hand (std::regex has no \p{L}).
 #pragma once

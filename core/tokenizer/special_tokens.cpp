@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tokenizer/special_tokens.hpp"
 
 #include <algorithm>

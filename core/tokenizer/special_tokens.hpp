@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Splitting text around special tokens written literally in it, before any BPE.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tokenizer/spm_encoder.hpp"
 
 #include <cstdio>

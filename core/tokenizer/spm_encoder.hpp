@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SentencePiece BPE (tokenizer.ggml.model = "llama"): characters merged by the score of the
 // token they form, highest first; characters no token covers become <0xXX> byte tokens.
 #pragma once

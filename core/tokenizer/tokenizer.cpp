@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tokenizer/tokenizer.hpp"
 
 #include <cstdlib>

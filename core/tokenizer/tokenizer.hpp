@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Text <-> token ids for llama/qwen2 GGUF models, giving the ids llama.cpp gives.
 #pragma once
 

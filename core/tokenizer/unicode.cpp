@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tokenizer/unicode.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // UTF-8 decoding that never fails, and the code point classes the pre-tokenizers need.
 #pragma once
 

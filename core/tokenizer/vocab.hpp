@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The vocabulary in the form the encoders look things up in.
 #pragma once
 

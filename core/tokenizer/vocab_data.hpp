@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A tokenizer vocabulary as a GGUF file declares it (the `tokenizer.ggml.*` keys), independent of
 // where it came from, so tokenizers can also be built from vocabularies made in memory.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tokenizer/vocab_from_gguf.hpp"
 
 #include <cstdint>

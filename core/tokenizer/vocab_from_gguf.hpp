@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Reading the tokenizer.ggml.* keys of a GGUF file into a VocabData.
 #pragma once
 

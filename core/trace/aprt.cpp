@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "trace/aprt.hpp"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // APRT tensor files, byte-compatible with aprender's `apr trace --save-tensor`: the 4 bytes
 // "APRT", the layer as u32 LE (APR_LAYER_NONE for whole-model stages), the element count as
 // u32 LE, then that many f32 LE values, row-major. Values travel as raw bits, so NaN payloads

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "trace/atomic_file.hpp"
 
 #include <fcntl.h>

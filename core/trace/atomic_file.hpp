@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Writes a whole file so that a reader sees either the old file, or none, or the complete new
 // one: the bytes go to a temporary file in the same directory, are flushed to disk, and the
 // temporary is renamed over the target.

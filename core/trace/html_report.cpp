@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "trace/html_report.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A self-contained HTML page (inline CSS, no scripts or external resources) with a heat map of
 // cosine similarity per layer and stage, for `apr bisect --report`.
 #pragma once

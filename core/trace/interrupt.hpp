@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SIGINT/SIGTERM while a trace is being written: instead of dying with a half-written temporary
 // directory, the run notes the signal, the trace sink aborts the forward pass at its next
 // tensor, and the transaction removes what was written. A second signal kills as usual (the

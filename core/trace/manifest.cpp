@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "trace/manifest.hpp"
 
 #include <fcntl.h>

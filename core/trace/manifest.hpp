@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // DIR/manifest.json of a trace directory: where the trace came from (model, backend, prompt)
 // and, for every file, what it holds. Written without timestamps so reruns are byte-identical.
 #pragma once

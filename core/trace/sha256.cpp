@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "trace/sha256.hpp"
 
 #include <openssl/evp.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SHA-256 of a file, so a trace's manifest says exactly which model produced it.
 #pragma once
 

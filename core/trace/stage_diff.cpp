@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "trace/stage_diff.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // How far apart two traces of the same stage are: the largest and RMS difference, the cosine
 // similarity, and the elements that differ most.
 #pragma once

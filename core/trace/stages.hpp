@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The trace stages of the forward pass: their file names, their order, and which of them belong
 // to a layer. Names are those of APRT trace directories (aprender's layout), so they never change.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Compares two trace directories stage by stage in forward order and finds the first stage
 // whose cosine similarity drops below a threshold: the core of `apr diff` on directories and of
 // `apr bisect`.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The stage files of a trace directory: from its manifest when it has one, otherwise from the
 // plain APRT tree (DIR/layer-N/<stage>.bin and DIR/<stage>.bin, as aprender writes it).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Which stages of which layers a trace saves, as given by --save-tensor and
 // --save-tensor-layers.
 #pragma once

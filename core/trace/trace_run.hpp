@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Runs one forward pass of a model on a backend with a trace sink attached, writing the planned
 // stages and the manifest into a trace directory.
 #pragma once

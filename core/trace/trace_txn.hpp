@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Makes writing a trace directory all-or-nothing. A trace is written into a fresh hidden
 // directory beside the target (".NAME.trace-tmp-XXXXXX") and only swapped into place, with one
 // atomic rename, once every file and the manifest are on disk. A lock file beside the target

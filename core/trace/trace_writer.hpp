@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The host's trace sink: asks the plan which (stage, layer) pairs to copy and writes each one
 // it receives as an APRT file in the trace directory, remembering its shape for the manifest.
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A complete, minimal apr backend plugin in plain C99: every ABI 1.2 entry point, scalar code,
  * F32 and F16 weights only (said through device_caps). It is the starting point for third-party

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Compiled with -std=c99 -Wall -Wextra -Werror -pedantic: the header must be plain C99. */
 #include <apr/plugin.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Compiled once against each frozen header in frozen/ (the include path picks which): the copies
 // kept in the tree have exactly the offsets the current header is held to.
 #include <apr/plugin.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Freezes the ABI layout: a plugin built today must keep working with every later 1.x host, and
 // a plugin built against an older 1.x header with this host. Member offsets of 1.0 and 1.1 are in
 // abi_offsets.inc; the least struct_size of each minor version is checked here.

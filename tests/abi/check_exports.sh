@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Every plugin given must export exactly one dynamic symbol, apr_plugin_entry (nm -D --defined-only),
 # and no GNU unique symbol.
 status=0

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A host that speaks only an older ABI: built against a frozen header (frozen/v1_0 or
 // frozen/v1_1), it loads a current plugin by path and drives it the way a 1.0/1.1 host does, with
 // argument structs of the old sizes. The plugin must accept them, ignore what it cannot see, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Chat templates: family detection on the templates real models ship, and the rendered prompt
 // of each family against strings written out by hand from the Jinja templates' semantics.
 #include <catch2/catch.hpp>

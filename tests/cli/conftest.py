@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fixtures for the command-line tests: the apr binary, plugin dirs and generated models."""
 
 import importlib.util

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # cmake --install lays out bin/apr, lib*/apr/plugins/*.so and include/apr/plugin.h, and the
 # installed apr finds its plugins with no flag or variable.
 set -eu

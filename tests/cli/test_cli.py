@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """End-to-end tests of the apr command line: apr run --json, argument errors and malformed models.
 
 Every error must be one line on stderr, exit status 2, and nothing on stdout that could pass for

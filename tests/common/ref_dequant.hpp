@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Independent float64 reference decoder for the ggml tensor types apr supports.
 //
 // Written element by element from the per-element formulas of the GGUF fact sheet (§2), with no

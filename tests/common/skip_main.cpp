@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // main() for Catch2 test programs that use apr_test::skip (test_skip.hpp): Catch's status when a
 // test failed (never 77, which would read as a skip), 77 when a test skipped and none failed.
 #define CATCH_CONFIG_RUNNER

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Skipping a Catch2 test program whose precondition is missing (no device, a plugin that is not
 // usable here). A test calls apr_test::skip(reason) and returns; the program's main
 // (skip_main.cpp) then exits with 77, which CTest's SKIP_RETURN_CODE reports as skipped, but only

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """apr bench: llama-bench's tests and output fields (no speed is asserted, only shape and sense)."""
 
 import csv

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The CPU plugin's decode matmul on 8-bit activations (APR_CPU_ACT=q8) against a
 // float64 product of the reference-dequantized weights and the unquantized x.
 //

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pytest plugin for the CTest entries that run a pytest file (loaded with `-p ctest_skip`).
 
 CTest reports such an entry as skipped only through its exit status (SKIP_RETURN_CODE 77),

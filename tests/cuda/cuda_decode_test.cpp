@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The CUDA kernels' block decoder (plugins/cuda/src/block_decode.cuh), compiled here as plain
 // C++, against the float64 reference decoder: every element of random blocks of all 13 types must
 // decode to exactly the reference value rounded to f32 (GGUF-FACTS §2.5: the formulas are exact or

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Numerical checks of every CUDA kernel against float64 references written here (weights decoded
 // by tests/common/ref_dequant.hpp). They need a GPU: without one (and none expected) each test
 // says so and returns; with APR_EXPECT_CUDA_GPU=1 a missing device is a failure.

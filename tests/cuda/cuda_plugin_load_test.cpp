@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The CUDA plugin loads on any machine (its runtime is static and it never links libcuda) and
 // tells the truth in probe(): score 0 with "no CUDA device: ..." without a GPU, positive with one.
 #include <catch2/catch.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "cuda/plugin_handle.hpp"
 
 #include <boost/dll/shared_library.hpp>

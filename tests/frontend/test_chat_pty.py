@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`apr chat` on a pseudo-terminal, as a person uses it: two turns where the second prefills only
 its own tokens (the history stays in the KV cache), Ctrl-C that stops an answer but not the
 program, and Ctrl-D that quits with status 0."""

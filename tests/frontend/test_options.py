@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Command-line habits and number checks: every bad number is a one-line error with exit 2,
 found before any work; llama.cpp's short options mean what they mean there."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """No Python script in tests/ or tools/ that imports anything beyond the standard library may run
 through `#!/usr/bin/env python3`: that finds the system Python, which on a fresh Debian 12 has
 no numpy or gguf. Such scripts are run with the venv's interpreter explicitly (CTest passes

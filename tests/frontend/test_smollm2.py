@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The default model, SmolLM2-135M-Instruct (llama architecture, 30 layers, Q4_1 matrices, a Q8_0
 embedding that is also the output head), on every backend:
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // APRT reader and trace manifest: the same bytes are read as an APRT tensor file (from memory and
 // from disk) and as a manifest.json, whose writer must then reproduce what it accepted.
 #include <span>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The command line: the input is one argument per line, given to the real `apr` entry point
 // (apps/apr/main.cpp compiled with `main` renamed to apr_cli_main), so the global options, verb
 // dispatch, every verb's option parsing and numeric validation run exactly as in the binary.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // GGUF reader, model loader and tokenizer: the input is a GGUF file. Model::load runs the whole
 // chain (header, metadata, tensor table, hyper-parameters, tensor shapes, vocabulary); the
 // reader and the tokenizer are also driven on their own, so a file the model loader refuses

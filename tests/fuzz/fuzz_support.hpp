@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shared by the libFuzzer harnesses: a scratch file or directory per process, so the readers
 // under test see real paths (they open, stat and map files), and the one exception type a
 // malformed input may raise. Anything else escaping a harness (std::length_error,

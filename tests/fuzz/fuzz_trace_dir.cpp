@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The trace-directory reader: the input is unpacked into a small directory tree, which is then
 // listed (manifest or plain APRT tree), every listed file read, and the directory compared with
 // itself as `apr diff` would.

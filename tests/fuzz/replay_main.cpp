@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Replays inputs through a fuzz harness without libFuzzer (GCC builds, CTest): every argument is
 // a file, or a directory whose files are all replayed. A crash, a sanitizer report or an
 // exception escaping the harness fails the run, exactly as it would under libFuzzer.

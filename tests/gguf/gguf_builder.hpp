@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Writes GGUF bytes for tests, independently of the reader in core/gguf: a description of
 // header, metadata and tensors that a test can bend into any malformed shape before encoding.
 #pragma once

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Writes a GGUF file with gguf-py's GGUFWriter and a manifest of what gguf-py's GGUFReader sees.
 
 Usage: gguf_py_roundtrip.py OUT.gguf OUT.manifest

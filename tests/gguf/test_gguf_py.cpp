@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Cross-check with gguf-py: a file written by GGUFWriter must read back with the keys, values,
 // tensor names, shapes, types and offsets that gguf-py's own GGUFReader reports.
 #include <catch2/catch.hpp>

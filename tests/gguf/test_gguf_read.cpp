@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The reader on valid files written by the independent builder.
 #include <catch2/catch.hpp>
 #include <cmath>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Malformed files: each must throw apr::Error with a one-line message naming the problem.
 #include <catch2/catch.hpp>
 #include <functional>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The plugin host against the bad-plugin corpus (plugins built broken on purpose, see
 // CMakeLists.txt): each must be refused with its one-line reason, judged in a child process, while
 // a good plugin in the search path still loads, alone, into this process and computes.

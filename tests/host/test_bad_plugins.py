@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The bad-plugin corpus through the apr command line: every file is refused with its one-line
 reason, `apr plugins` lists the rest, and `apr --backend cpu run` works with all of them in
 --plugin-dir. Only the selected plugin is loaded into apr: the corpus holds a plugin whose library

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A deliberately defective plugin. Each build picks one defect with a TEST_DEFECT_* macro, so the
  * host's refusal of every kind of broken plugin can be tested: bad answers, and also crashes,
  * hangs, exits and memory floods that the host must survive because it probes in a child

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The in-tree kernel suite: the conformance checks of `apr plugin-check` (core/conformance), run
 // against APR_TEST_PLUGIN (default: the cpu plugin built alongside) on device APR_TEST_DEVICE.
 //   apr_kernel_tests            every check but the [fault] ones

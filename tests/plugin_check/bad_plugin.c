@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Defective plugins for the tests of `apr plugin-check`: the example plugin with exactly one
  * defect, chosen by BAD_KIND when compiling. plugin-check must fail each, naming the check:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The host uses the capability query (ABI 1.2): a model whose weight types the chosen backend
 does not claim is refused before loading, with the type and tensor named, and --backend=auto
 passes over such a backend for the next best one.

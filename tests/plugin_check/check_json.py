@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """apr plugin-check --json prints one JSON document: every check with its result, and a summary
 that agrees with them; exit 0 for a plugin that passes."""
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Runs `apr plugin-check PLUGIN` and requires exit status 1 and a line matching EXPECT.
 execute_process(COMMAND "${APR}" plugin-check "${PLUGIN}" RESULT_VARIABLE rc OUTPUT_VARIABLE out
                 ERROR_VARIABLE err)

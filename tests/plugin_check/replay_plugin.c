@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A plugin that really uses step capture (ABI 1.2), to prove the protocol is enough to replay a
  * recorded step without re-instantiating it: the example plugin, plus

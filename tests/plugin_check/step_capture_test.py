@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The host's side of step capture (ABI 1.2): `apr run` brackets every forward batch with
 step_begin/step_end and the scalars buffer, so a plugin that replays recorded steps
 (example-replay) generates exactly what the eager example plugin generates, and does replay.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared fixtures: import paths for the generator and the reference, and a model cache.
 
 Models are generated at test time into $APR_TEST_MODELS_DIR (default /tmp/apr-test-models; CTest

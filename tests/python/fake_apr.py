@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A stand-in for `apr run` and `apr trace` built on the reference, used only to prove that
 test_model_logits.py and test_trace_cli.py pass a correct engine and fail a wrong one.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The generated GGUF files: structure, metadata types, weights, tokenizer, determinism."""
 
 import subprocess

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """test_model_logits.py and test_trace_cli.py must pass a correct engine and fail a wrong one:
 run them against fake_apr.py (the reference behind apr's CLI contract) with and without injected
 errors."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """End-to-end: apr's logits and greedy ids against the float64 reference, with teacher forcing.
 
 apr is found through $APR_BIN (else build/bin/apr); the backend through $APR_TEST_BACKEND (default

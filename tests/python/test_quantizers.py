@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Round trips of every generator encoding through gguf-py's independent decoders.
 
 Stated bounds, per block of the type (32 elements, 256 for K types), with A = max|x| in the block:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Self-checks of the float64 reference forward pass (tests/reference/ref_forward.py)."""
 
 import json

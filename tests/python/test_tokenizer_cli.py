@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """apr's prompt tokenization against independent tokenizers over the generated vocabularies:
 HF `tokenizers` configured as Qwen2's tokenizer.json (gpt2 files) and the score-ordered
 SentencePiece merge of test_generator.py (llama files). Skipped until apr exists."""

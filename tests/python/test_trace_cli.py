@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`apr trace --save-tensor all` against the reference's trace of the same prompt: the same APRT
 files (DIR/layer-N/<stage>.bin, DIR/<stage>.bin) with the same element counts and values within
 1e-4 · max(1, max|stage|). Skipped until apr and its trace verb exist."""

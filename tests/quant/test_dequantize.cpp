@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // dequantize_row against the independent float64 decoder of tests/common/ref_dequant.hpp.
 #include <bit>
 #include <catch2/catch.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <bit>
 #include <catch2/catch.hpp>
 #include <cmath>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Independent float64 reference forward pass for llama / qwen2 GGUF models.
 
 Uses only numpy and gguf-py (GGUFReader for the container, gguf.quants.dequantize for weights),

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The plugin SDK from an installed prefix alone: `cmake --install` this build into a temporary
 # prefix, build the installed example plugin out of tree with CMake (find_package(AprPlugin)) and
 # with a plain compiler and `pkg-config apr-plugin`, then check both with the installed

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Malformed tokenizer metadata in GGUF files must give one-line errors naming the file and the
 key (and index), never a crash: each case is written with gguf.GGUFWriter and fed to
 tokenize_cli, which must exit with status 2 and that message on stderr. A valid file is

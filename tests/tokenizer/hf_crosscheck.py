@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Cross-checks apr's tokenizer against Hugging Face `tokenizers` on the same vocabularies.
 
 Vocabularies come from GGUF files: two written here with gguf.GGUFWriter from merges learned on

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tokenizer::from_gguf on GGUF files written byte by byte here (independently of core/gguf).
 #include <catch2/catch.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Randomised checks: the merge loops against naive reimplementations, and encode/decode round
 // trips on random text with emoji, CJK, combining marks and invalid UTF-8.
 #include <catch2/catch.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Arbitrary bytes and odd vocabularies must neither crash nor lose input.
 #include <catch2/catch.hpp>
 

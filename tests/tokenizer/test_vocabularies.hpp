@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Small vocabularies built in memory for the tokenizer tests.
 #pragma once
 

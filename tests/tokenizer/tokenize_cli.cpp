@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Test helper: tokenizes texts with the vocabulary of a GGUF file.
 //
 //   tokenize_cli MODEL.gguf [--no-add-special] [--no-parse-special]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Helpers shared by the trace tests: scratch directories and random tensors.
 #pragma once
 

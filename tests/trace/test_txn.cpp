@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // TraceTransaction: staging beside the target, atomic replacement, the lock, leftovers.
 #include <catch2/catch.hpp>
 

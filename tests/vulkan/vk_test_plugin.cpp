@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "vk_test_plugin.hpp"
 
 #include <dlfcn.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Loads the Vulkan plugin once per test process and gives tests small helpers around it.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Every kernel of the Vulkan plugin against float64 references on random data, run on lavapipe.
 // Tolerances: weight decoding is exact in f32 (GGUF-FACTS.md 2.5), so embed allows 1e-6
 // relative; sums allow 4e-6 of the sum of absolute terms, far above f32 accumulation error and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The plugin's table, and what probe and the device list say with and without a Vulkan driver.
 // Tests tagged [no-driver] run in a process whose VK_ICD_FILENAMES names a missing file; the
 // others run on lavapipe (see CMakeLists.txt).

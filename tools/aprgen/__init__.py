@@ -1,1 +1,2 @@
+# SPDX-License-Identifier: MIT
 """Generator of small random-weight GGUF models (llama, qwen2) for apr's tests."""

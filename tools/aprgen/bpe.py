@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Deterministic pair-count BPE learning, shared by both tokenizer styles.
 
 Each round merges the most frequent adjacent symbol pair; ties go to the lexicographically

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Model shapes: the presets and the checks that a combination of overrides is buildable."""
 
 from dataclasses import dataclass, replace

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The text the test tokenizers learn their merges from.
 
 It mixes English prose, C++ and Python code, numbers, CJK and emoji so that the learned vocabulary

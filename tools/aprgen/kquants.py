@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Numpy encoders for the K-quant block formats (Q2_K .. Q6_K), which gguf-py cannot quantize.
 
 Each encoder takes float32 blocks of shape (n, 256) and returns uint8 blocks of the ggml layout

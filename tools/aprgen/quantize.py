@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Per-tensor type choice (including the Q4_K_M mix) and encoding to GGUF tensor bytes."""
 
 import re

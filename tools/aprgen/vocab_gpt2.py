@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Byte-level BPE vocabulary in the GPT-2 byte alphabet, Qwen2 style."""
 
 import re

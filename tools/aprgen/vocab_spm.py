@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """SentencePiece-style BPE vocabulary (llama style): <unk>, <s>, </s>, 256 byte tokens, pieces."""
 
 import re

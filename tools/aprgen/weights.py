@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The tensor list of a model and its random weights.
 
 Every tensor draws from its own generator seeded by (seed, crc32(name)), so a tensor's values do

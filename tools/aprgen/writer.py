@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Writes a model as GGUF: metadata, tokenizer, then tensors generated one at a time."""
 
 import os

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Optional header-only C++17 helpers for writing an apr backend plugin in C++: the glue every
 // plugin needs around its kernels, written once. Nothing here is part of the ABI: plugin.h alone
 // is the contract, and a plugin may ignore this file.

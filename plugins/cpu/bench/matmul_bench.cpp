@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Usage: apr_cpu_matmul_bench [plugin.so] [n_threads]
 // Times decode (1 row) and prefill (128 rows) matmuls of 896x4864 and 4864x896 weights in
 // every weight type (APR_BENCH_TYPES="Q4_0 Q8_0" picks some) with random blocks, and prints weight

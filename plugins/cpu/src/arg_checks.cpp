@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "arg_checks.hpp"
 
 namespace apr_cpu {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Validation of kernel arguments: every pointer, size and byte range is checked before any
 // memory is touched, and failures say which argument is wrong.
 #pragma once

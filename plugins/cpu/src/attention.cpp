@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Causal grouped-query attention over the KV cache. Each (head, query row) pair is one
 // independent task, so the result does not depend on the thread count.
 #include <algorithm>

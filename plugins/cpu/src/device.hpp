@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The plugin's opaque objects: a device (thread pool, kernel set, trace sink), its buffers and its
 // weights. They live in the global namespace because plugin.h declares them there.
 #pragma once

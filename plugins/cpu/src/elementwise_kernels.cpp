@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Row-wise and element-wise kernels: embed, rms_norm, add, rope, kv_store, swiglu.
 #include <algorithm>
 #include <cmath>

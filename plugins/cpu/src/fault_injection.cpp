@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #ifdef APR_CPU_FAULT_INJECTION
 
 #include "fault_injection.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Test-only fault injection (the cpu-fault plugin): APR_CPU_FAULT="<layer>:<stage>[:<magnitude>]"
 // perturbs one stage's tensor in place so that it and every later stage diverge. In the normal
 // plugin the hooks are empty inline functions.

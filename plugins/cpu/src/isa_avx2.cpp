@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // AVX2 + FMA + F16C kernels, used only after a run-time check of CPU and OS support.
 #include <cstddef>
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Kernel bodies shared by every instruction set. Included (deliberately without an include guard)
 // by isa_scalar.cpp, isa_avx2.cpp and isa_avx512.cpp inside a `#pragma GCC target` region, with
 // APR_ISA_NS naming the namespace and APR_ISA_LEVEL 0 (scalar), 1 (AVX2+FMA) or 2 (AVX-512).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The inner loops of every kernel, compiled once per instruction set (scalar, AVX2+FMA, AVX-512)
 // and picked at run time, so one binary runs on any x86-64 and uses what the machine has.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Decode kernels on 8-bit activations (q8_activations.hpp) for the 32-element block types. Part of
 // isa_impl.hpp (included inside its namespace, once per instruction set).
 //

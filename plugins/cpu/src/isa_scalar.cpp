@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Portable kernels: any CPU, any architecture.
 #include <cstddef>
 #include <cstdint>

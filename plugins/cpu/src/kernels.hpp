@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The kernels behind the plugin table. Each validates its arguments and throws Failure on error;
 // the table's wrappers in plugin_entry.cpp turn that into a status.
 #pragma once

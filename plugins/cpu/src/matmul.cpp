@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // y = W x (+ bias) for every weight encoding. Few rows (decode): each output row is decoded block
 // by block and dotted with each x row straight away. Many rows (prefill): a tile of W rows is
 // decoded once to f32 and reused for a chunk of x rows. The partition of outputs into tasks

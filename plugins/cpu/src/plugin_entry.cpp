@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The plugin table: lifecycle, probe, devices, buffers and weights, and the C wrappers around the
 // kernels. Nothing thrown inside ever crosses this boundary.
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Activations quantized to 8 bits in blocks of 32 (one f32 scale per block), so that the decode
 // matmul of the 32-element weight types can multiply integers: llama.cpp's Q8_0/Q8_1 idea.
 // Quantizing x changes results; the bound is stated where the kernels are tested

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Failure reporting across the C boundary: kernels throw Failure, the API wrappers turn it into a
 // status code and a thread-local message. The machinery is the SDK's (apr/plugin_sdk.hpp).
 #pragma once

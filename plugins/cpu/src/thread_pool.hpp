@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A persistent pool of worker threads. The calling thread takes part in every job.
 #pragma once
 

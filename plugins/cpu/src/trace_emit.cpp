@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // trace_emit and the common path by which every kernel hands tensors to the host's sink.
 #include <cstring>
 #include <vector>

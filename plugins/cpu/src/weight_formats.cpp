@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "weight_formats.hpp"
 
 namespace apr_cpu {

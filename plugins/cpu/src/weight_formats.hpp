@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The ggml weight encodings this plugin decodes: block geometry and per-block decoders.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Device-side decoding of GGUF weight rows, 16 elements at a time (block layouts: ggml's, as in
 // docs GGUF-FACTS §2). Every quantized block size (32, 256) is a multiple of 16, so a 16-element
 // chunk never straddles two blocks; the float types decode element-wise with a bound check.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "cuda_backend.hpp"
 
 #include <apr/plugin_sdk.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Host side of the CUDA plugin: device, buffer and weight objects and one function per entry
 // point of apr_plugin_api. These functions throw apr_cuda::Failure; plugin_entry.cpp turns that
 // into a status and an error message at the ABI boundary.

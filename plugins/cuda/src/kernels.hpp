@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Launchers for the plugin's CUDA kernels. Plain C++ so the host-side files compile with g++;
 // every launcher only enqueues work on `stream` and returns the launch error, never waiting.
 #pragma once

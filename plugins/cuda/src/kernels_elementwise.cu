@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Kernels on f32 activations: RMS norm, add, RoPE, causal GQA attention, SwiGLU.
 #include <cfloat>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Kernels that read weights in their GGUF encoding: embedding lookup and matrix multiplication.
 // Decode (few rows of x): one warp per output feature, lanes walk the row in 16-element chunks so
 // neighbouring lanes read neighbouring bytes, then a warp-shuffle reduction. Prefill (many rows):

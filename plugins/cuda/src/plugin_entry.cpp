@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The plugin's only exported symbol and its function table. Every entry point converts the
 // C++ failures of cuda_backend.cpp into a status code plus a per-thread message, so nothing ever
 // unwinds across the C ABI.

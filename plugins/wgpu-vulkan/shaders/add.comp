@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // out[i] = a[i] + b[i % b_period]; out may alias a (same element per invocation).

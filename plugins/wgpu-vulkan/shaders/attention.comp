@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // Causal grouped-query attention for one (head, query row) per workgroup, over the cache in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Helpers shared by every kernel. Included after the #version line.
 
 // Large 1-D problems are dispatched as a 2-D grid of workgroups because one grid dimension may

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Element decoding of every supported GGUF weight type, straight from the raw bytes.
 //
 // The weight is bound as a plain uint array and read byte by byte, so the kernels need neither

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // out[c] = dequantized element c of one table row; one dispatch per token, the row bound alone.

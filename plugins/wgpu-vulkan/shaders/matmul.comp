@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // y[r][o] = sum_i W[o][i] * x[r][i] (+ bias[o]) with W dequantized on the fly.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // out[r][c] = x[r][c] * (1 / sqrt(mean(x[r]^2) + eps)) * w[c]; one workgroup per row.

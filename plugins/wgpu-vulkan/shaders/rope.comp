@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // Rotary embedding in place. The per-(row, pair) cos/sin come precomputed from the host in

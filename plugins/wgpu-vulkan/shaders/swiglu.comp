@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // out = silu(gate) * up; the silu values also go to the trace scratch when asked for.

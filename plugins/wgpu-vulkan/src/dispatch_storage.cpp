@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Storage for Vulkan-Hpp's default dynamic dispatcher, filled by vulkan_instance.cpp.
 #include "vulkan_hpp.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Kernels on f32 activations: rms_norm, add, rope, kv_store, swiglu.
 #include <array>
 #include <cmath>

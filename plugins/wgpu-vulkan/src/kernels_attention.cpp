@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Attention, and the trace path: trace_emit and the sink hand-off.
 #include <array>
 #include <string>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Weight upload and the two kernels that decode weights: embed and matmul.
 #include <algorithm>
 #include <array>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The C ABI surface: the function table, and the translation of C++ failures into status codes
 // and messages. Nothing may throw past these functions.
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The error type that carries an apr_status and a one-line message up to the C entry points.
 #pragma once
 

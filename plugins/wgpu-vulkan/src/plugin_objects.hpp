@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The plugin's opaque ABI objects and the argument checks every kernel shares.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "spirv_table.hpp"
 
 #include <cstdint>

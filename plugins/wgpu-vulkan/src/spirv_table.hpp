@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The embedded SPIR-V of every kernel.
 #pragma once
 

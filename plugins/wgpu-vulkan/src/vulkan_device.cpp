@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "vulkan_device.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One open Vulkan device: memory, the compute pipelines, and batched command recording.
 //
 // Kernels and copies are recorded into one command buffer, each behind a full

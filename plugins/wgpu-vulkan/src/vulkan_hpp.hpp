@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The one place that includes Vulkan-Hpp, so every file sees the same configuration.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The process-wide Vulkan loader and instance, and the physical devices it offers.
 #pragma once
 

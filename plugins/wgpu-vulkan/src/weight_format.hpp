@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Block geometry of the weight types the shaders decode (GGUF-FACTS.md section 2.1).
 #pragma once
 

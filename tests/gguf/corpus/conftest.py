@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fixtures of the malformed-input corpus: the apr binary and a valid tiny model to mutate."""
 
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A GGUF byte writer that can also write what no valid writer would: every count, type, offset
 and length is the caller's to choose. Valid models are read with gguf-py (the format's own
 package) and re-encoded field by field, so a malformed case differs from a real model in exactly

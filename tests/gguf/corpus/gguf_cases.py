@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The malformed GGUF corpus: each case makes one file from a valid tiny qwen2 model (generated
 by tools/gen_model.py and re-encoded by gguf_bytes) and names the one line apr must print for it.
 `{path}` in an expected line stands for the file's full path, `{name}` for its file name.

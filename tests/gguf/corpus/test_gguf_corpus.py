@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Every malformed GGUF file of the corpus is refused by `apr info` (the reader) or `apr run`
 (the model loader) with exactly its expected one-line error and exit status 2 — never a crash, a
 hang or a silent success."""

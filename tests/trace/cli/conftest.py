@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fixtures for the trace/diff/bisect command-line tests: the apr binary, the plugin directory
 holding the cpu-fault test plugin, and tiny F32 models made by tools/gen_model.py."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`apr bisect`: names the injected fault's layer and stage, is clean against the float64
 reference, writes a self-contained HTML report, and exits 0/1/2."""
 

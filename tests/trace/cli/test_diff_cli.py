@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`apr diff --values` on files and directories: metrics, UNMEASURED, JSON, exit codes."""
 
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`apr trace`: layout, manifest, byte-identical reruns, and one-line errors with exit 2."""
 
 import json

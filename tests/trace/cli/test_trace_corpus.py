@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Malformed APRT files and trace manifests: `apr diff --values` refuses each with exactly its
 expected one-line error and exit status 2 — never a crash, a hang on a FIFO, or a huge read."""
 

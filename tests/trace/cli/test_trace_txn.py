@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`apr trace` is all-or-nothing: a run killed with SIGKILL at any point, a killed re-trace, four
 traces racing for one directory, and SIGINT/SIGTERM all leave either the previous complete trace
 or the new complete one, never a mix; and `apr diff` on what is left never reports a false

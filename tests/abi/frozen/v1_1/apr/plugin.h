@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * apr backend plugin ABI, version 1.
  *
