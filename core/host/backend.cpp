@@ -58,6 +58,14 @@ Weight& Weight::operator=(Weight&& o) noexcept {
   return *this;
 }
 
+// The one message for a --device the backend does not have, whichever call meets it first.
+void require_device(const host::Plugin& plugin, uint32_t index) {
+  if (index >= plugin.devices().size())
+    throw Error("device " + std::to_string(index) + " does not exist: backend '" +
+                std::string(plugin.name()) + "' has " + std::to_string(plugin.devices().size()) +
+                " device(s)");
+}
+
 void Weight::reset() {
   if (handle_) device_->api().weight_free(device_->handle(), handle_);
   handle_ = nullptr;
@@ -65,10 +73,7 @@ void Weight::reset() {
 
 Device::Device(const host::Plugin& plugin, uint32_t device_index, uint32_t n_threads)
     : plugin_(plugin), api_(plugin.api()), index_(device_index) {
-  if (device_index >= plugin.devices().size())
-    throw Error("device " + std::to_string(device_index) + " does not exist: backend '" +
-                std::string(plugin.name()) + "' has " + std::to_string(plugin.devices().size()) +
-                " device(s)");
+  require_device(plugin, device_index);
   auto options = abi_struct<apr_device_options>();
   options.n_threads = n_threads;
   check(api_.device_open(device_index, &options, &handle_), "device_open");
@@ -135,6 +140,7 @@ int backend_rank(std::string_view name) {
 }  // namespace
 
 std::optional<apr_device_caps> device_caps(const host::Plugin& plugin, uint32_t index) {
+  require_device(plugin, index);
   if (plugin.abi_minor() < 2) return std::nullopt;
   // The probe child's answer, so `auto` judges a plugin without loading it into this process.
   if (!plugin.loaded() && plugin.info().caps_probed && index < plugin.devices().size() &&

@@ -114,6 +114,10 @@ struct WeightNeed {
   std::string tensor;
 };
 
+// Throws apr::Error ("device N does not exist: backend 'x' has K device(s)") unless `index` is
+// one of the plugin's devices.
+void require_device(const host::Plugin& plugin, uint32_t index);
+
 // The ABI 1.2 capability query of device `index`; nullopt when the plugin predates it (then
 // weight_create is the only judge).
 std::optional<apr_device_caps> device_caps(const host::Plugin& plugin, uint32_t index);
