@@ -6,14 +6,16 @@
 #include <filesystem>
 #include <iostream>
 
+#include "check.hpp"
 #include "cli.hpp"
 #include "common/error.hpp"
 #include "host/plugin_host.hpp"
-#include "check.hpp"
 #include "runner.hpp"
 
 namespace apr::cli {
 namespace {
+
+constexpr int kExitNothingChecked = 77;  // the automake/CTest convention for "skipped"
 
 constexpr const char* kUsage = R"(Usage: apr plugin-check PLUGIN.so [--device N] [--json]
 
@@ -22,7 +24,9 @@ host does, then runs every kernel against float64 references on random data for 
 the plugin claims (stated per-type tolerances; guard bytes around every buffer; NaN fails), bad
 arguments and struct_size edge cases, trace emission of every stage, and a tiny model compared
 with the cpu plugin. Each check runs in its own process. Prints one line per check and a summary.
-Exit status: 0 every check passed, 1 a check failed, 2 the check could not run.)";
+Exit status: 0 every check passed, 1 a check failed, 2 an error (bad arguments, a file that is
+not a plugin), 77 nothing could be checked on this machine (every check skipped, e.g. no usable
+device).)";
 
 // "loads like the host does": the host's own loader (table checks, probe, init, devices).
 void check_host_loads() {
@@ -97,8 +101,11 @@ int cmd_plugin_check(Context& ctx, const std::vector<std::string>& args) {
   }
   if (failed > 0) return 1;
   if (passed == 0) {
-    if (!json) std::cerr << "apr: error: no check could run (see the SKIP reasons)\n";
-    return kExitError;
+    // Its own status, so a test harness can tell "this machine cannot run the plugin" (a skip)
+    // from an error, which must never read as one.
+    if (!json)
+      std::cerr << "apr: nothing could be checked on this machine (see the SKIP reasons)\n";
+    return kExitNothingChecked;
   }
   return kExitOk;
 }
