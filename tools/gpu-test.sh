@@ -163,6 +163,9 @@ run_apr() {
   [ -n "$APR" ] || { echo "the apr binary was not built"; return 1; }
   "$APR" "$@"
 }
+# The plugin ABI's own conformance checks, as a third-party plugin author would run them.
+step plugin-check-cuda run_apr plugin-check "$CUDA_PLUGIN"
+
 MODELS="$BUILD_DIR/gpu-test-models"
 mkdir -p "$MODELS"
 
