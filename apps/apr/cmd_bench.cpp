@@ -213,7 +213,8 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
     throw UsageError("depth + test tokens (" + std::to_string(n_ctx) +
                      ") exceed the model's context of " + std::to_string(cfg.n_ctx_train));
 
-  host::Plugin& plugin = ctx.plugins().select(ctx.global.backend);
+  host::Plugin& plugin =
+      select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, weight_needs(*model));
   SessionOptions so;
   so.n_ctx = n_ctx;
   so.n_batch = std::min<uint32_t>(n_batch, 512);

@@ -10,6 +10,7 @@
 #include "cli.hpp"
 #include "common/error.hpp"
 #include "model/model.hpp"
+#include "runtime/session.hpp"
 #include "trace/atomic_file.hpp"
 #include "trace/html_report.hpp"
 #include "trace/trace_compare.hpp"
@@ -139,8 +140,10 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
 
   const trace::TracePlan plan = trace::TracePlan::everything(n_layer);
   // Both backends are chosen before any tracing, so a typo in B fails at once.
-  host::Plugin& plugin_a = ctx.plugins().select(backend_a);
-  host::Plugin* plugin_b = ref ? nullptr : &ctx.plugins().select(backend_b);
+  const std::vector<WeightNeed> needs = weight_needs(*model);
+  host::Plugin& plugin_a = select_backend(ctx.plugins(), backend_a, ctx.global.device, needs);
+  host::Plugin* plugin_b =
+      ref ? nullptr : &select_backend(ctx.plugins(), backend_b, ctx.global.device, needs);
   std::cerr << "apr: tracing " << ids.size() << " tokens, " << n_layer << " layers on "
             << plugin_a.name() << "\n";
   const auto trace_a = trace::trace_model(plugin_a, *model, ids, plan, root / "a", options);

@@ -123,7 +123,8 @@ int cmd_chat(Context& ctx, const std::vector<std::string>& args) {
               << model->config().n_ctx_train << " tokens; using that\n";
     n_ctx = model->config().n_ctx_train;
   }
-  host::Plugin& plugin = ctx.plugins().select(ctx.global.backend);
+  host::Plugin& plugin =
+      select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, weight_needs(*model));
   SessionOptions so;
   so.n_ctx = n_ctx;
   so.n_threads = ctx.global.threads;

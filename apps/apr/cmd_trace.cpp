@@ -8,6 +8,7 @@
 #include "cli.hpp"
 #include "common/error.hpp"
 #include "model/model.hpp"
+#include "runtime/session.hpp"
 #include "trace/stages.hpp"
 #include "trace/trace_plan.hpp"
 #include "trace/trace_run.hpp"
@@ -93,7 +94,8 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
   const std::filesystem::path out = vm.count("save-tensor-dir")
                                         ? std::filesystem::path(dir)
                                         : trace::default_trace_dir(model_path);
-  host::Plugin& plugin = ctx.plugins().select(ctx.global.backend);
+  host::Plugin& plugin =
+      select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, weight_needs(*model));
   const trace::TraceResult r = trace::trace_model(plugin, *model, ids, plan, out, options);
 
   for (const auto& note : r.notes) std::cerr << "apr: note: " << note << "\n";

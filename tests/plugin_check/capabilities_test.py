@@ -36,4 +36,18 @@ with tempfile.TemporaryDirectory() as tmp:
     passed_over = run(models["Q8_0"], "--plugin-dir", fast_dir)
     assert passed_over.returncode == 0, passed_over.stderr
     assert json.loads(passed_over.stdout)["backend"] == "cpu", passed_over.stdout
-    print("ok: refused early, chosen, and passed over by auto")
+
+    # Every verb that loads a model chooses the same way, not only run.
+    trace_dir = os.path.join(tmp, "trace")
+    traced = subprocess.run([apr, "--plugin-dir", fast_dir, "trace", models["Q8_0"], "--tokens",
+                             "1,2,3", "--save-tensor", "lm_head", "--save-tensor-dir", trace_dir,
+                             "--json"],
+                            capture_output=True, text=True, env=env)
+    assert traced.returncode == 0, traced.stderr
+    assert json.loads(traced.stdout)["backend"] == "cpu", traced.stdout
+    bench = subprocess.run([apr, "--plugin-dir", fast_dir, "bench", models["Q8_0"], "-p", "4",
+                            "-n", "2", "-r", "1", "--json"], capture_output=True, text=True,
+                           env=env)
+    assert bench.returncode == 0, bench.stderr
+    assert "example" not in bench.stdout, bench.stdout
+    print("ok: refused early, chosen, and passed over by auto (run, trace, bench)")
