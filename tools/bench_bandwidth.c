@@ -65,9 +65,10 @@ int main(int argc, char** argv) {
     if (cpu_gbs > best_cpu) best_cpu = cpu_gbs;
     printf("pass %d: %.2f GB/s wall, %.2f GB/s by thread CPU time\n", p + 1, gbs, cpu_gbs);
   }
-  printf("read bandwidth, %d threads, %zu MiB: best %.2f GB/s wall, %.2f GB/s by CPU time "
-         "(checksum %g)\n",
-         threads, mib, best, best_cpu, sink);
+  printf(
+      "read bandwidth, %d threads, %zu MiB: best %.2f GB/s wall, %.2f GB/s by CPU time "
+      "(checksum %g)\n",
+      threads, mib, best, best_cpu, sink);
   free(a);
   return 0;
 }

@@ -415,7 +415,7 @@ typedef struct apr_device_caps {
 
 typedef struct apr_step_args {
   size_t struct_size;
-  uint64_t shape_key; /* equal keys: identical calls apart from the per-step scalars */
+  uint64_t shape_key;        /* equal keys: identical calls apart from the per-step scalars */
   const apr_buffer* scalars; /* device copy of the scalars, APR_STEP_SCALARS_BYTES(n_rows) */
   uint64_t scalars_offset;   /* bytes, a multiple of 4 */
   uint32_t n_rows;           /* the same values as in the scalars buffer, for convenience */
