@@ -2,6 +2,7 @@
 // apr chat: an interactive conversation on the terminal. The history stays in the KV cache: each
 // turn prefills only the tokens that follow what is cached. Ctrl-C ends the answer being written
 // (not the program); Ctrl-D (end of input) quits.
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -54,9 +55,16 @@ class SigintGuard {
 enum class Input { line, interrupted, end };
 
 // One line from standard input, read with read(2) so that Ctrl-C at the prompt returns at once.
+// A Ctrl-C that lands just before the read would not interrupt it (the handler only sets the
+// flag), so the wait is a poll that wakes every 100 ms to look at the flag.
 Input read_line(std::string& line) {
   line.clear();
   for (;;) {
+    if (g_interrupted.exchange(false)) return Input::interrupted;
+    pollfd pfd{STDIN_FILENO, POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, 100);
+    if (ready < 0 && errno != EINTR) throw Error("cannot read standard input");
+    if (ready <= 0) continue;
     char c = 0;
     const ssize_t n = ::read(STDIN_FILENO, &c, 1);
     if (n == 1) {
