@@ -210,6 +210,12 @@ static void replay_device_close(apr_device* d) {
 /* With APR_REPLAY_REPORT set, says on stderr how many steps were replayed (for the tests). */
 static void replay_shutdown(void) {
   if (getenv("APR_REPLAY_REPORT")) fprintf(stderr, "replayed steps: %d\n", g_replayed_steps);
+  for (int i = 0; i < MAX_RECORDINGS; ++i) {
+    free(g_recordings[i].calls);
+    g_recordings[i].calls = NULL;
+  }
+  g_n_recordings = 0;
+  g_recording = g_replaying = NULL;
   shutdown_plugin();
 }
 
