@@ -64,7 +64,7 @@ cli_dictionary() {
   grep -ohE '\("[a-z][a-z0-9-]+(,[a-z])?"' apps/apr/*.cpp | sed -E 's/^\("//; s/(,[a-z])?"$//' |
     sort -u | sed 's/.*/"--&"/'
   printf '"%s"\n' run info plugins trace diff bisect bench help --help --version -1 0 4294967296 \
-    nan inf 1e309 ""
+    nan inf 1e309
 }
 
 status=0
