@@ -24,11 +24,15 @@ int apr_cli_main(int argc, char** argv);
 namespace {
 
 std::filesystem::path scratch_root;
+// libFuzzer reads seed and corpus files by the (often relative) paths it was given while it runs
+// inputs, so every input starts and ends in the directory the fuzzer was started in.
+std::filesystem::path start_dir;
 
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   scratch_root = apr::fuzz::scratch_path("cli");
+  start_dir = std::filesystem::current_path();
   if (!std::freopen("/dev/null", "r", stdin)) std::abort();
   ::unsetenv("APR_PLUGIN_PATH");
   return 0;
@@ -58,5 +62,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::filesystem::current_path(scratch_root);
   spdlog::drop_all();  // main registers its logger by name on every call
   (void)apr_cli_main(static_cast<int>(args.size()), argv.data());
+  std::filesystem::current_path(start_dir);
   return 0;
 }
