@@ -28,6 +28,23 @@ host::PluginHost& Context::plugins() {
 namespace {
 // --force as parsed, so every verb's load_model() honours it without passing it along.
 bool g_force_model_loads = false;
+
+// Boost.Program_options fills its message template by replacing "%value%", "%option%" and the
+// like until none is left, so a value that itself contains such a token ("--threads %value%")
+// makes what() loop forever. The user's text is put in with its '%' signs changed to a look-alike
+// (U+FF05) before the message is built.
+struct SafeOptionError : po::error_with_option_name {
+  static std::string message(const po::error& e) {
+    if (auto* named = dynamic_cast<const po::error_with_option_name*>(&e)) {
+      po::error_with_option_name copy = *named;
+      for (auto& [token, value] : copy.*(&SafeOptionError::m_substitutions))
+        for (size_t pos; (pos = value.find('%')) != std::string::npos;)
+          value.replace(pos, 1, "\xef\xbc\x85");
+      return copy.what();
+    }
+    return e.what();
+  }
+};
 }  // namespace
 
 void add_global_options(po::options_description& desc, GlobalOptions& g) {
@@ -107,7 +124,7 @@ CommandLine parse_command_line(std::vector<std::string> argv) {
     po::notify(vm);
     cl.args = po::collect_unrecognized(parsed.options, po::include_positional);
   } catch (const po::error& e) {
-    throw UsageError(e.what());
+    throw UsageError(SafeOptionError::message(e));
   }
   finish_global_options(cl.global);
   cl.help = vm.count("help") != 0;
@@ -186,7 +203,7 @@ bool parse_verb_args(const std::vector<std::string>& args, po::options_descripti
   } catch (const po::too_many_positional_options_error&) {
     throw UsageError("too many arguments");
   } catch (const po::error& e) {
-    throw UsageError(e.what());
+    throw UsageError(SafeOptionError::message(e));
   }
   for (size_t i = 0; i < positionals.size() && i < required; ++i)
     if (!vm.count(positionals[i])) throw UsageError("missing argument " + positionals[i]);

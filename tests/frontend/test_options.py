@@ -49,6 +49,18 @@ def test_non_integers_are_refused(run_apr, tiny, value):
     assert_one_line_error(run_apr("run", tiny, "-p", "hi", "--max-tokens", value), "max-tokens")
 
 
+@pytest.mark.parametrize("args", [
+    ["--threads", "%value%", "run"],
+    ["run", "--max-tokens", "a%value%b%option%"],
+    ["run", "--temperature", "%canonical_option%%value%"],
+])
+def test_values_holding_message_placeholders(run_apr, args):
+    # Boost.Program_options builds its message by replacing "%value%" until none is left: a value
+    # holding that token made apr hang (found by tests/fuzz, cli target).
+    proc = run_apr(*args, timeout=30)
+    assert_one_line_error(proc, "is invalid", "\uff05")
+
+
 def test_threads_before_the_verb_too(run_apr, tiny):
     assert_one_line_error(run_apr("--threads", "-3", "run", tiny, "-p", "hi"), "--threads")
 
