@@ -13,7 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-build=${APR_FUZZ_BUILD_DIR:-build-fuzz}
+# Absolute paths throughout: a harness may change directory while an input runs, and libFuzzer
+# writes a finding (and reads seeds) by the paths it was given, at that moment.
+build=$(realpath -m "${APR_FUZZ_BUILD_DIR:-build-fuzz}")
 seconds=${APR_FUZZ_SECONDS:-60}
 jobs=${APR_JOBS:-$(nproc)}
 targets=("$@")
@@ -73,7 +75,7 @@ for t in "${targets[@]}"; do
   artifacts="$work/artifacts/$t/"
   mkdir -p "$corpus" "$artifacts"
   seeds=()
-  for d in tests/fuzz/corpus/$t tests/fuzz/regressions/$t; do [ -d "$d" ] && seeds+=("$d"); done
+  for d in "$root/tests/fuzz/corpus/$t" "$root/tests/fuzz/regressions/$t"; do [ -d "$d" ] && seeds+=("$d"); done
   extra=()
   if [ "$t" = gguf ]; then
     seed_models
