@@ -4,9 +4,11 @@
 # prefix, build the installed example plugin out of tree with CMake (find_package(AprPlugin)) and
 # with a plain compiler and `pkg-config apr-plugin`, then check both with the installed
 # `apr plugin-check`. Also compiles a C++ translation unit against plugin_sdk.hpp.
-#   out_of_tree_plugin.sh BUILD_DIR CMAKE CC CXX
+#   out_of_tree_plugin.sh BUILD_DIR CMAKE CC CXX GENERATOR MAKE_PROGRAM
+# The out-of-tree build uses this build's generator and compiler: a machine set up by
+# tools/install-deps.sh has Ninja but not necessarily make, CMake's default.
 set -eu
-build=$1 cmake=$2 cc=$3 cxx=$4
+build=$1 cmake=$2 cc=$3 cxx=$4 generator=$5 make_program=$6
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 prefix="$work/prefix"
@@ -20,8 +22,9 @@ export APR_PLUGIN_PATH=  # only what the prefix holds
 export XDG_CACHE_HOME="$work/cache"
 
 echo "== CMake: find_package(AprPlugin CONFIG) from $prefix"
-"$cmake" -S "$src" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
-  -DCMAKE_BUILD_TYPE=Release >"$work/configure.log"
+"$cmake" -S "$src" -B "$work/cmake-build" -G "$generator" -DCMAKE_MAKE_PROGRAM="$make_program" \
+  -DCMAKE_C_COMPILER="$cc" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+  >"$work/configure.log"
 "$cmake" --build "$work/cmake-build" >"$work/build.log"
 "$apr" plugin-check "$work/cmake-build/apr-plugin-example.so"
 
