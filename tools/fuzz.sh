@@ -75,7 +75,9 @@ for t in "${targets[@]}"; do
   artifacts="$work/artifacts/$t/"
   mkdir -p "$corpus" "$artifacts"
   seeds=()
-  for d in "$root/tests/fuzz/corpus/$t" "$root/tests/fuzz/regressions/$t"; do [ -d "$d" ] && seeds+=("$d"); done
+  for d in "$root/tests/fuzz/corpus/$t" "$root/tests/fuzz/regressions/$t"; do
+    [ -d "$d" ] && seeds+=("$d")
+  done
   extra=()
   if [ "$t" = gguf ]; then
     seed_models
