@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "isa_kernels.hpp"
+#include "packed_weights.hpp"
 #include "thread_pool.hpp"
 #include "weight_formats.hpp"
 
@@ -26,6 +27,8 @@ struct apr_weight {
   uint64_t row_bytes = 0;
   const uint8_t* data = nullptr;  // owned_ or the host's persistent bytes
   std::unique_ptr<uint8_t[]> owned;
+  // The full 16-row groups repacked for the device's integer kernels (empty where it has none).
+  apr_cpu::PackedWeight packed;
   std::string name;
 
   const uint8_t* row(uint64_t r) const { return data + r * row_bytes; }

@@ -778,6 +778,9 @@ void dot_tile(const float* w, size_t ws, size_t n_w, const float* x, size_t xs, 
 }
 
 #include "isa_q8_impl.hpp"
+#if defined(APR_ISA_VNNI)
+#include "isa_packed_impl.hpp"
+#endif
 
 void axpy(float a, const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
@@ -786,10 +789,17 @@ void axpy(float a, const float* x, float* y, size_t n) {
 }  // namespace
 
 #if APR_ISA_LEVEL == 0
-const IsaKernels kernels = {"scalar", decode_row, dot_row, dot_tile, dot, dot_row_q8, axpy};
+const IsaKernels kernels = {"scalar",   decode_row, dot_row, dot_tile, dot,
+                            dot_row_q8, nullptr,    nullptr, axpy};
 #else
 const IsaKernels* kernels() {
-  static const IsaKernels k = {APR_ISA_NAME, decode_row, dot_row, dot_tile, dot, dot_row_q8, axpy};
+#if defined(APR_ISA_VNNI)
+  static const IsaKernels k = {APR_ISA_NAME, decode_row,     dot_row,         dot_tile, dot,
+                               dot_row_q8,   packed_gemm_q8, packed_gemm_q16, axpy};
+#else
+  static const IsaKernels k = {APR_ISA_NAME, decode_row, dot_row, dot_tile, dot,
+                               dot_row_q8,   nullptr,    nullptr, axpy};
+#endif
   return &k;
 }
 #endif

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "q16_activations.hpp"
 #include "q8_activations.hpp"
 
 namespace apr_cpu {
@@ -25,6 +26,13 @@ struct IsaKernels {
   // Integer dot product of an encoded row with 8-bit activations (n / 32 blocks of x), for the
   // types q8_supported() names; 0 for any other.
   float (*dot_row_q8)(apr_type type, const uint8_t* row, const BlockQ8* x, size_t n);
+  // Weights repacked by pack_weight (packed_weights.hpp), where this instruction set has kernels
+  // for them (else both nullptr): y[r * y_stride + i] = row i of one 16-row group . x row r, for
+  // r < nx rows of 8- or 16-bit activations (n_cols / 32 blocks each).
+  void (*packed_gemm_q8)(apr_type type, const uint8_t* group, size_t n_cols, const BlockQ8* x,
+                         size_t nx, float* y, size_t y_stride);
+  void (*packed_gemm_q16)(apr_type type, const uint8_t* group, size_t n_cols, const BlockQ16* x,
+                          size_t nx, float* y, size_t y_stride);
   // y += a * x
   void (*axpy)(float a, const float* x, float* y, size_t n);
 };
@@ -38,8 +46,12 @@ extern const IsaKernels* kernels();  // nullptr where not compiled in
 namespace avx512 {
 extern const IsaKernels* kernels();
 }
+namespace avx512vnni {
+extern const IsaKernels* kernels();
+}
 
-// The best set this CPU (and OS) supports; `requested` ("scalar", "avx2", "avx512"), when not
+// The best set this CPU (and OS) supports; `requested` ("scalar", "avx2", "avx512",
+// "avx512vnni"), when not
 // null or empty, caps the choice so tests can exercise the lower paths.
 const IsaKernels& select_isa_kernels(const char* requested);
 

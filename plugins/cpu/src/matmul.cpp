@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
-// y = W x (+ bias) for every weight encoding. Few rows (decode): each output row is decoded block
-// by block and dotted with each x row straight away. Many rows (prefill): a tile of W rows is
-// decoded once to f32 and reused for a chunk of x rows. The partition of outputs into tasks
-// depends only on the shapes, never on the thread count, so results are bit-identical for any
-// number of threads.
+// y = W x (+ bias) for every weight encoding. With quantized activations on repacked weights
+// (decode and prefill alike): integer kernels on 16-row groups. Otherwise, few rows (decode): each
+// output row is decoded block by block and dotted with each x row straight away; many rows
+// (prefill): a tile of W rows is decoded once to f32 and reused for a chunk of x rows. The
+// partition of outputs into tasks depends only on the shapes, never on the thread count, so results
+// are bit-identical for any number of threads.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "arg_checks.hpp"
@@ -33,44 +35,119 @@ struct MatmulView {
   uint64_t y_stride;
 };
 
-// APR_CPU_ACT: "f32" (default) keeps every product in f32, the precision class the conformance
-// suite and the end-to-end float64 checks hold every backend to; "q8" quantizes decode activations
-// to 8 bits for the types with an integer kernel (q8_activations.hpp), faster and within the bound
-// stated in tests/cpu/test_q8_matmul.cpp.
-bool q8_activations() {
+// APR_CPU_ACT chooses how x meets block-quantized weights:
+//  - "auto" (default, also when unset): where the weights are repacked for integer kernels
+//    (packed_weights.hpp), x is quantized to 16 bits per block of 32 (q16_activations.hpp),
+//    within a few 1e-5 of f32; elsewhere f32;
+//  - "q8": 8 bits per block of 32 (q8_activations.hpp), for every type with an 8-bit kernel:
+//    fastest, with llama.cpp's precision (about 1e-2 of the logits on small models);
+//  - "f32": f32 always, the precision class the conformance suite and the float64 end-to-end
+//    checks hold every backend to (1e-6 of sum |w x|).
+// The bounds are stated and tested in tests/cpu/test_q8_matmul.cpp.
+enum class Act { kF32, kQ8, kQ16 };
+
+Act activation_mode(const apr_weight& w) {
   const char* act = std::getenv("APR_CPU_ACT");
-  if (!act || !*act || std::strcmp(act, "f32") == 0) return false;
-  if (std::strcmp(act, "q8") == 0) return true;
-  invalid(std::string("APR_CPU_ACT must be f32 or q8, got '") + act + "'");
+  const bool packed = w.packed.n_groups > 0;
+  if (!act || !*act || std::strcmp(act, "auto") == 0) return packed ? Act::kQ16 : Act::kF32;
+  if (std::strcmp(act, "f32") == 0) return Act::kF32;
+  if (std::strcmp(act, "q8") == 0) return q8_supported(w.format->type) ? Act::kQ8 : Act::kF32;
+  invalid(std::string("APR_CPU_ACT must be auto, f32 or q8, got '") + act + "'");
 }
 
-void matmul_decode(apr_device& device, const MatmulView& m) {
+void quantize(const float* x, BlockQ8* out, size_t n) {
+  quantize_q8(x, out, n);
+}
+void quantize(const float* x, BlockQ16* out, size_t n) {
+  quantize_q16(x, out, n);
+}
+
+// Quantizes the n_rows rows of x into xq (nb blocks per row), in parallel when there are many.
+template <class Block>
+const Block* quantize_rows(apr_device& device, const MatmulView& m) {
+  thread_local std::vector<Block> xq;
+  const uint64_t n_cols = m.w->n_cols, nb = n_cols / 32;
+  if (xq.size() < m.n_rows * nb) xq.resize(m.n_rows * nb);
+  Block* out = xq.data();
+  if (m.n_rows <= kMaxDecodeRows) {
+    for (uint32_t r = 0; r < m.n_rows; ++r) quantize(m.x + r * m.x_stride, out + r * nb, n_cols);
+  } else {
+    device.pool.run(m.n_rows,
+                    [&](size_t r) { quantize(m.x + r * m.x_stride, out + r * nb, n_cols); });
+  }
+  return out;
+}
+
+void add_bias(const MatmulView& m, uint64_t o0, uint64_t o1) {
+  if (!m.bias) return;
+  for (uint32_t r = 0; r < m.n_rows; ++r)
+    for (uint64_t o = o0; o < o1; ++o) m.y[r * m.y_stride + o] += m.bias[o];
+}
+
+// Rows [o0, o1) one by one, each dotted with every x row: in f32, or on 8-bit activations when
+// xq is given.
+void rows_one_by_one(const IsaKernels& k, const MatmulView& m, const BlockQ8* xq, uint64_t o0,
+                     uint64_t o1) {
+  const apr_weight& w = *m.w;
+  const uint64_t nb = w.n_cols / 32;
+  for (uint64_t o = o0; o < o1; ++o) {
+    const uint8_t* row = w.row(o);
+    for (uint32_t r = 0; r < m.n_rows; ++r)
+      m.y[r * m.y_stride + o] = xq ? k.dot_row_q8(w.format->type, row, xq + r * nb, w.n_cols)
+                                   : k.dot_row(w.format->type, row, m.x + r * m.x_stride, w.n_cols);
+  }
+  add_bias(m, o0, o1);
+}
+
+void packed_gemm(const IsaKernels& k, const apr_weight& w, uint64_t g, const BlockQ8* x,
+                 uint32_t nx, float* y, uint64_t y_stride) {
+  k.packed_gemm_q8(w.format->type, w.packed.group(g), w.n_cols, x, nx, y, y_stride);
+}
+void packed_gemm(const IsaKernels& k, const apr_weight& w, uint64_t g, const BlockQ16* x,
+                 uint32_t nx, float* y, uint64_t y_stride) {
+  k.packed_gemm_q16(w.format->type, w.packed.group(g), w.n_cols, x, nx, y, y_stride);
+}
+
+// Quantized activations on repacked weights: tasks of whole 16-row groups, and the rows after
+// the last full group (if any) as one more task, row by row (8-bit activations there too, f32
+// under 16-bit ones, which have no row kernel). Within a task, x is taken 16 rows at a time so
+// the task's weights are reused from cache while x streams.
+template <class Block>
+void matmul_packed(apr_device& device, const MatmulView& m) {
   const apr_weight& w = *m.w;
   const IsaKernels& k = device.kernels;
-  const apr_type type = w.format->type;
-  // x is quantized once here, on the calling thread, and read by every task.
-  thread_local std::vector<BlockQ8> xq;
-  const bool q8 = q8_supported(type) && q8_activations();
+  const Block* xq = quantize_rows<Block>(device, m);
   const uint64_t nb = w.n_cols / 32;
-  if (q8) {
-    if (xq.size() < m.n_rows * nb) xq.resize(m.n_rows * nb);
-    for (uint32_t r = 0; r < m.n_rows; ++r)
-      quantize_q8(m.x + r * m.x_stride, xq.data() + r * nb, w.n_cols);
-  }
-  const BlockQ8* xq_data = xq.data();
+  const uint64_t groups_per_task = std::max<uint64_t>(
+      1, kDecodeTaskBytes / w.packed.group_bytes / (m.n_rows <= kMaxDecodeRows ? 1 : 4));
+  const uint64_t n_group_tasks = (w.packed.n_groups + groups_per_task - 1) / groups_per_task;
+  const bool tail = w.n_rows > w.packed.n_groups * kPackRows;
+  device.pool.run(n_group_tasks + (tail ? 1 : 0), [&](size_t task) {
+    if (task == n_group_tasks) {
+      const BlockQ8* xq8 = nullptr;
+      if constexpr (std::is_same_v<Block, BlockQ8>) xq8 = xq;
+      rows_one_by_one(k, m, xq8, w.packed.n_groups * kPackRows, w.n_rows);
+      return;
+    }
+    const uint64_t g0 = task * groups_per_task;
+    const uint64_t g1 = std::min(w.packed.n_groups, g0 + groups_per_task);
+    constexpr uint32_t kXChunk = 16;
+    for (uint32_t r0 = 0; r0 < m.n_rows; r0 += kXChunk) {
+      const uint32_t nx = std::min(kXChunk, m.n_rows - r0);
+      for (uint64_t g = g0; g < g1; ++g)
+        packed_gemm(k, w, g, xq + r0 * nb, nx, m.y + r0 * m.y_stride + g * kPackRows, m.y_stride);
+    }
+    add_bias(m, g0 * kPackRows, g1 * kPackRows);
+  });
+}
+
+void matmul_decode(apr_device& device, const MatmulView& m, const BlockQ8* xq) {
+  const apr_weight& w = *m.w;
   const uint64_t rows_per_task = std::max<uint64_t>(16, kDecodeTaskBytes / w.row_bytes);
   const size_t n_tasks = (w.n_rows + rows_per_task - 1) / rows_per_task;
   device.pool.run(n_tasks, [&](size_t task) {
-    const uint64_t o_end = std::min<uint64_t>(w.n_rows, (task + 1) * rows_per_task);
-    for (uint64_t o = task * rows_per_task; o < o_end; ++o) {
-      const uint8_t* row = w.row(o);
-      for (uint32_t r = 0; r < m.n_rows; ++r) {
-        float v = q8 ? k.dot_row_q8(type, row, xq_data + r * nb, w.n_cols)
-                     : k.dot_row(type, row, m.x + r * m.x_stride, w.n_cols);
-        if (m.bias) v += m.bias[o];
-        m.y[r * m.y_stride + o] = v;
-      }
-    }
+    const uint64_t o0 = task * rows_per_task;
+    rows_one_by_one(device.kernels, m, xq, o0, std::min<uint64_t>(w.n_rows, o0 + rows_per_task));
   });
 }
 
@@ -126,8 +203,14 @@ void run_matmul(apr_device& device, const apr_matmul_args& a) {
       invalid("bias and y overlap");
   }
   if (a.n_rows == 0) return;
-  if (a.n_rows <= kMaxDecodeRows)
-    matmul_decode(device, m);
+  const Act act = activation_mode(w);
+  const bool packed = w.packed.n_groups > 0;
+  if (act == Act::kQ16)
+    matmul_packed<BlockQ16>(device, m);
+  else if (act == Act::kQ8 && packed)
+    matmul_packed<BlockQ8>(device, m);
+  else if (a.n_rows <= kMaxDecodeRows)
+    matmul_decode(device, m, act == Act::kQ8 ? quantize_rows<BlockQ8>(device, m) : nullptr);
   else
     matmul_prefill(device, m);
 }

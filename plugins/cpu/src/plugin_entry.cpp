@@ -243,6 +243,8 @@ apr_status api_weight_create(apr_device* device, const apr_weight_desc* desc, ap
       std::memcpy(w->owned.get(), d.data, total);
       w->data = w->owned.get();
     }
+    if (device->kernels.packed_gemm_q16 && packable(d.type))
+      w->packed = pack_weight(d.type, w->data, w->n_rows, w->n_cols, w->row_bytes);
     *weight = w.release();
   });
 }

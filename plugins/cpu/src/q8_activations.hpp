@@ -2,7 +2,7 @@
 // Activations quantized to 8 bits in blocks of 32 (one f32 scale per block), so that the decode
 // matmul of the 32-element weight types can multiply integers: llama.cpp's Q8_0/Q8_1 idea.
 // Quantizing x changes results; the bound is stated where the kernels are tested
-// (tests/cpu/test_q8_matmul.cpp). APR_CPU_ACT=q8 selects this path; f32 is the default.
+// (tests/cpu/test_q8_matmul.cpp). APR_CPU_ACT (matmul.cpp) selects where it is used.
 #pragma once
 
 #include <apr/plugin.h>
@@ -27,17 +27,25 @@ inline bool q8_supported(apr_type type) {
 
 // n is a multiple of 32. Round to nearest (ties to even), d = max|x| / 127, so |x - d q| <= d / 2.
 // One portable implementation for every instruction set: the same x quantizes the same way.
+// Written without library calls (fmax, nearbyint) so that the compiler can vectorise it: adding
+// and then subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, to
+// nearest with ties to even, in the default rounding mode.
 inline void quantize_q8(const float* x, BlockQ8* out, size_t n) {
+  constexpr float kRound = 12582912.0f;
   for (size_t b = 0; b < n / 32; ++b) {
     const float* xb = x + 32 * b;
     float amax = 0.0f;
-    for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
+    for (int i = 0; i < 32; ++i) {
+      const float a = std::fabs(xb[i]);
+      amax = a > amax ? a : amax;
+    }
     const float d = amax / 127.0f;
     const float id = d > 0.0f ? 1.0f / d : 0.0f;
     int32_t sum = 0;
     for (int i = 0; i < 32; ++i) {
-      const int v = static_cast<int>(std::nearbyint(xb[i] * id));
-      out[b].q[i] = static_cast<int8_t>(v < -127 ? -127 : (v > 127 ? 127 : v));
+      float v = (xb[i] * id + kRound) - kRound;
+      v = v < -127.0f ? -127.0f : (v > 127.0f ? 127.0f : v);
+      out[b].q[i] = static_cast<int8_t>(v);
       sum += out[b].q[i];
     }
     out[b].d = d;

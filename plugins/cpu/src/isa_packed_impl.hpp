@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+// Integer kernels on repacked weights (packed_weights.hpp) and 8- or 16-bit activations, for CPUs
+// with AVX-512 VNNI. Part of isa_impl.hpp (included inside its namespace by isa_avx512vnni.cpp
+// only).
+//
+// For one group of 16 rows and up to 4 activation rows, block by block: vpdpbusd multiplies the
+// 16 rows' unsigned quants (4 per 32-bit lane) by 4 activation bytes broadcast to every lane and
+// adds to int32 lanes, exactly; the block's integer sum is then scaled once by the weight scale
+// (16 lanes) times the activation scale. Offsets are folded into the integer start value: a Q4_0
+// quant q stands for q - 8, so the sum starts at -8 * sum(x_q) (sum(x_q) comes with each
+// activation block); Q8_0 quants are stored as q + 128 and start at -128 * sum(x_q).
+
+inline __m512i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _mm512_set1_epi32(v);
+}
+
+inline __m512i load512i(const uint8_t* p) {
+  return _mm512_loadu_si512(reinterpret_cast<const void*>(p));
+}
+
+inline __m512 load_half16(const uint8_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+struct PackedQ4 {
+  static constexpr uint64_t kQuantBytes = 256;
+  static constexpr bool kHigh = false, kMin = false;
+  static constexpr int kStart = -8;
+};
+struct PackedQ4_1 : PackedQ4 {
+  static constexpr bool kMin = true;
+  static constexpr int kStart = 0;
+};
+struct PackedQ5 : PackedQ4 {
+  static constexpr bool kHigh = true;
+  static constexpr int kStart = -16;
+};
+struct PackedQ5_1 : PackedQ5 {
+  static constexpr bool kMin = true;
+  static constexpr int kStart = 0;
+};
+struct PackedQ8 {
+  static constexpr uint64_t kQuantBytes = 512;
+  static constexpr bool kHigh = false, kMin = false;
+  static constexpr int kStart = -128;
+};
+
+// Fifth bits of group g (0..7) at bit 4 of each byte (layout: bit g of byte e).
+template <int G>
+inline __m512i high_bits(__m512i h) {
+  const __m512i mask = _mm512_set1_epi8(0x10);
+  if constexpr (G <= 4)
+    return _mm512_and_si512(_mm512_slli_epi32(h, 4 - G), mask);
+  else
+    return _mm512_and_si512(_mm512_srli_epi32(h, G - 4), mask);
+}
+
+// lo/hi accumulate the products of quant register k of a nibble type.
+template <class T, int K, int NX>
+inline void nibble_step(const uint8_t* q, const uint8_t* h, const BlockQ8* const* xb, __m512i* lo,
+                        __m512i* hi) {
+  const __m512i m4 = _mm512_set1_epi8(15);
+  const __m512i v = load512i(q + 64 * K);
+  __m512i a = _mm512_and_si512(v, m4);
+  __m512i c = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+  if constexpr (T::kHigh) {
+    const __m512i bits = load512i(h);
+    a = _mm512_or_si512(a, high_bits<K>(bits));
+    c = _mm512_or_si512(c, high_bits<K + 4>(bits));
+  }
+  for (int r = 0; r < NX; ++r) {
+    lo[r] = _mm512_dpbusd_epi32(lo[r], a, bcast4(xb[r]->q + 4 * K));
+    hi[r] = _mm512_dpbusd_epi32(hi[r], c, bcast4(xb[r]->q + 16 + 4 * K));
+  }
+}
+
+// y[r * y_stride + i] = row i of the group . x row r, for i < 16, r < NX.
+template <class T, int NX>
+void packed_group(const uint8_t* group, size_t nb, const BlockQ8* x, float* y, size_t y_stride) {
+  const uint8_t* quants = group;
+  const uint8_t* high = quants + nb * T::kQuantBytes;
+  const uint8_t* scales = high + (T::kHigh ? nb * 64 : 0);
+  const uint8_t* mins = scales + nb * 32;
+  __m512 acc[NX];
+  for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const BlockQ8* xb[NX];
+    __m512i lo[NX], hi[NX];
+    for (int r = 0; r < NX; ++r) {
+      xb[r] = x + r * nb + b;
+      lo[r] = _mm512_set1_epi32(T::kStart * xb[r]->sum);
+      hi[r] = _mm512_setzero_si512();
+    }
+    const uint8_t* q = quants + b * T::kQuantBytes;
+    const uint8_t* h = high + b * 64;
+    if constexpr (T::kQuantBytes == 256) {
+      nibble_step<T, 0, NX>(q, h, xb, lo, hi);
+      nibble_step<T, 1, NX>(q, h, xb, lo, hi);
+      nibble_step<T, 2, NX>(q, h, xb, lo, hi);
+      nibble_step<T, 3, NX>(q, h, xb, lo, hi);
+    } else {
+      for (int k = 0; k < 8; k += 2) {
+        const __m512i v0 = load512i(q + 64 * k), v1 = load512i(q + 64 * (k + 1));
+        for (int r = 0; r < NX; ++r) {
+          lo[r] = _mm512_dpbusd_epi32(lo[r], v0, bcast4(xb[r]->q + 4 * k));
+          hi[r] = _mm512_dpbusd_epi32(hi[r], v1, bcast4(xb[r]->q + 4 * (k + 1)));
+        }
+      }
+    }
+    const __m512 d = load_half16(scales + b * 32);
+    for (int r = 0; r < NX; ++r)
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo[r], hi[r])),
+                               _mm512_mul_ps(d, _mm512_set1_ps(xb[r]->d)), acc[r]);
+    if constexpr (T::kMin) {
+      const __m512 m = load_half16(mins + b * 32);
+      for (int r = 0; r < NX; ++r)
+        acc[r] =
+            _mm512_fmadd_ps(m, _mm512_set1_ps(xb[r]->d * static_cast<float>(xb[r]->sum)), acc[r]);
+    }
+  }
+  for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);
+}
+
+template <class T>
+void packed_group_rows(const uint8_t* group, size_t nb, const BlockQ8* x, size_t nx, float* y,
+                       size_t y_stride) {
+  for (; nx >= 4; nx -= 4, x += 4 * nb, y += 4 * y_stride)
+    packed_group<T, 4>(group, nb, x, y, y_stride);
+  switch (nx) {
+    case 3:
+      return packed_group<T, 3>(group, nb, x, y, y_stride);
+    case 2:
+      return packed_group<T, 2>(group, nb, x, y, y_stride);
+    case 1:
+      return packed_group<T, 1>(group, nb, x, y, y_stride);
+    default:
+      return;
+  }
+}
+
+void packed_gemm_q8(apr_type type, const uint8_t* group, size_t n_cols, const BlockQ8* x, size_t nx,
+                    float* y, size_t y_stride) {
+  const size_t nb = n_cols / 32;
+  switch (type) {
+    case APR_TYPE_Q4_0:
+      return packed_group_rows<PackedQ4>(group, nb, x, nx, y, y_stride);
+    case APR_TYPE_Q4_1:
+      return packed_group_rows<PackedQ4_1>(group, nb, x, nx, y, y_stride);
+    case APR_TYPE_Q5_0:
+      return packed_group_rows<PackedQ5>(group, nb, x, nx, y, y_stride);
+    case APR_TYPE_Q5_1:
+      return packed_group_rows<PackedQ5_1>(group, nb, x, nx, y, y_stride);
+    case APR_TYPE_Q8_0:
+      return packed_group_rows<PackedQ8>(group, nb, x, nx, y, y_stride);
+    default:
+      return;
+  }
+}
+
+// 16-bit activations (q16_activations.hpp): the 32-bit lanes of a packed register are split into
+// 16-bit words, each word's two bytes give two weights per lane (even bytes, odd bytes), and
+// vpdpwssd multiplies them by a broadcast pair of x values. Per lane and block the integer sums
+// stay below 2^28 (8 steps of 2 x 255 x 32767, plus 128 x 32 x 32767).
+
+inline __m512i bcast_pair(const int16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _mm512_set1_epi32(v);
+}
+
+// Fifth bits at bit 4 of each 16-bit word, for the word-split weights of nibble register K:
+// part 0 = low nibbles of even bytes (group K, e = 0 and 2), 1 = low nibbles of odd bytes (group K,
+// e = 1 and 3), 2 = high nibbles of even bytes (group K + 4), 3 = of odd bytes (group K + 4).
+template <int Bit>
+inline __m512i word_bit4(__m512i h) {
+  const __m512i mask = _mm512_set1_epi16(0x10);
+  if constexpr (Bit <= 4)
+    return _mm512_and_si512(_mm512_slli_epi16(h, 4 - Bit), mask);
+  else
+    return _mm512_and_si512(_mm512_srli_epi16(h, Bit - 4), mask);
+}
+
+template <class T, int K, int NX>
+inline void nibble_step16(const uint8_t* q, const uint8_t* h, const BlockQ16* const* xb,
+                          __m512i* a0, __m512i* a1, __m512i* a2, __m512i* a3) {
+  const __m512i m4 = _mm512_set1_epi16(15);
+  const __m512i v = load512i(q + 64 * K);
+  __m512i w0 = _mm512_and_si512(v, m4);                        // elements 4K, 4K+2
+  __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(v, 8), m4);  // 4K+1, 4K+3
+  __m512i w2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);  // 16+4K, 16+4K+2
+  __m512i w3 = _mm512_srli_epi16(v, 12);                       // 16+4K+1, 16+4K+3
+  if constexpr (T::kHigh) {
+    // Bit g of byte e is the fifth bit of element 4g + e; a word holds bytes e = 0, 1 or 2, 3.
+    const __m512i bits = load512i(h);
+    w0 = _mm512_or_si512(w0, word_bit4<K>(bits));
+    w1 = _mm512_or_si512(w1, word_bit4<8 + K>(bits));
+    w2 = _mm512_or_si512(w2, word_bit4<4 + K>(bits));
+    w3 = _mm512_or_si512(w3, word_bit4<12 + K>(bits));
+  }
+  for (int r = 0; r < NX; ++r) {
+    const int16_t* x = xb[r]->q;
+    a0[r] = _mm512_dpwssd_epi32(a0[r], w0, bcast_pair(x + 4 * K));
+    a1[r] = _mm512_dpwssd_epi32(a1[r], w1, bcast_pair(x + 4 * K + 2));
+    a2[r] = _mm512_dpwssd_epi32(a2[r], w2, bcast_pair(x + 4 * (K + 4)));
+    a3[r] = _mm512_dpwssd_epi32(a3[r], w3, bcast_pair(x + 4 * (K + 4) + 2));
+  }
+}
+
+template <class T, int NX>
+void packed_group16(const uint8_t* group, size_t nb, const BlockQ16* x, float* y, size_t y_stride) {
+  const uint8_t* quants = group;
+  const uint8_t* high = quants + nb * T::kQuantBytes;
+  const uint8_t* scales = high + (T::kHigh ? nb * 64 : 0);
+  const uint8_t* mins = scales + nb * 32;
+  __m512 acc[NX];
+  for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const BlockQ16* xb[NX];
+    // Four integer chains per x row: vpdpwssd's latency would otherwise bound the loop.
+    __m512i a0[NX], a1[NX], a2[NX], a3[NX];
+    for (int r = 0; r < NX; ++r) {
+      xb[r] = x + r * nb + b;
+      a0[r] = _mm512_set1_epi32(T::kStart * xb[r]->sum);
+      a1[r] = a2[r] = a3[r] = _mm512_setzero_si512();
+    }
+    const uint8_t* q = quants + b * T::kQuantBytes;
+    const uint8_t* h = high + b * 64;
+    if constexpr (T::kQuantBytes == 256) {
+      nibble_step16<T, 0, NX>(q, h, xb, a0, a1, a2, a3);
+      nibble_step16<T, 1, NX>(q, h, xb, a0, a1, a2, a3);
+      nibble_step16<T, 2, NX>(q, h, xb, a0, a1, a2, a3);
+      nibble_step16<T, 3, NX>(q, h, xb, a0, a1, a2, a3);
+    } else {
+      const __m512i m8 = _mm512_set1_epi16(255);
+      for (int k = 0; k < 8; k += 2) {
+        const __m512i v0 = load512i(q + 64 * k), v1 = load512i(q + 64 * (k + 1));
+        const __m512i e0 = _mm512_and_si512(v0, m8), o0 = _mm512_srli_epi16(v0, 8);
+        const __m512i e1 = _mm512_and_si512(v1, m8), o1 = _mm512_srli_epi16(v1, 8);
+        for (int r = 0; r < NX; ++r) {
+          const int16_t* xq = xb[r]->q + 4 * k;
+          a0[r] = _mm512_dpwssd_epi32(a0[r], e0, bcast_pair(xq));
+          a1[r] = _mm512_dpwssd_epi32(a1[r], o0, bcast_pair(xq + 2));
+          a2[r] = _mm512_dpwssd_epi32(a2[r], e1, bcast_pair(xq + 4));
+          a3[r] = _mm512_dpwssd_epi32(a3[r], o1, bcast_pair(xq + 6));
+        }
+      }
+    }
+    const __m512 d = load_half16(scales + b * 32);
+    for (int r = 0; r < NX; ++r) {
+      const __m512i sum =
+          _mm512_add_epi32(_mm512_add_epi32(a0[r], a1[r]), _mm512_add_epi32(a2[r], a3[r]));
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, _mm512_set1_ps(xb[r]->d)),
+                               acc[r]);
+    }
+    if constexpr (T::kMin) {
+      const __m512 m = load_half16(mins + b * 32);
+      for (int r = 0; r < NX; ++r)
+        acc[r] =
+            _mm512_fmadd_ps(m, _mm512_set1_ps(xb[r]->d * static_cast<float>(xb[r]->sum)), acc[r]);
+    }
+  }
+  for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);
+}
+
+template <class T>
+void packed_group16_rows(const uint8_t* group, size_t nb, const BlockQ16* x, size_t nx, float* y,
+                         size_t y_stride) {
+  for (; nx >= 4; nx -= 4, x += 4 * nb, y += 4 * y_stride)
+    packed_group16<T, 4>(group, nb, x, y, y_stride);
+  switch (nx) {
+    case 3:
+      return packed_group16<T, 3>(group, nb, x, y, y_stride);
+    case 2:
+      return packed_group16<T, 2>(group, nb, x, y, y_stride);
+    case 1:
+      return packed_group16<T, 1>(group, nb, x, y, y_stride);
+    default:
+      return;
+  }
+}
+
+void packed_gemm_q16(apr_type type, const uint8_t* group, size_t n_cols, const BlockQ16* x,
+                     size_t nx, float* y, size_t y_stride) {
+  const size_t nb = n_cols / 32;
+  switch (type) {
+    case APR_TYPE_Q4_0:
+      return packed_group16_rows<PackedQ4>(group, nb, x, nx, y, y_stride);
+    case APR_TYPE_Q4_1:
+      return packed_group16_rows<PackedQ4_1>(group, nb, x, nx, y, y_stride);
+    case APR_TYPE_Q5_0:
+      return packed_group16_rows<PackedQ5>(group, nb, x, nx, y, y_stride);
+    case APR_TYPE_Q5_1:
+      return packed_group16_rows<PackedQ5_1>(group, nb, x, nx, y, y_stride);
+    case APR_TYPE_Q8_0:
+      return packed_group16_rows<PackedQ8>(group, nb, x, nx, y, y_stride);
+    default:
+      return;
+  }
+}

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+#include "packed_weights.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "weight_formats.hpp"
+
+namespace apr_cpu {
+
+namespace {
+
+struct Geometry {
+  uint32_t block_bytes;
+  uint32_t d_offset;      // f16 scale within the original block
+  int32_t m_offset;       // f16 minimum, or -1
+  int32_t high_offset;    // 32 fifth bits, or -1
+  uint32_t quant_offset;  // nibbles or int8 values
+  bool nibbles;
+};
+
+bool geometry(apr_type type, Geometry& g) {
+  switch (type) {
+    case APR_TYPE_Q4_0:
+      g = {18, 0, -1, -1, 2, true};
+      return true;
+    case APR_TYPE_Q4_1:
+      g = {20, 0, 2, -1, 4, true};
+      return true;
+    case APR_TYPE_Q5_0:
+      g = {22, 0, -1, 2, 6, true};
+      return true;
+    case APR_TYPE_Q5_1:
+      g = {24, 0, 2, 4, 8, true};
+      return true;
+    case APR_TYPE_Q8_0:
+      g = {34, 0, -1, -1, 2, false};
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Bit g of byte e of the result = bit 4g + e of bits: the fifth bits of the four elements of group
+// g sit in bit g of four consecutive bytes, ready for one shift and mask per group.
+uint32_t regroup_high_bits(uint32_t bits) {
+  uint32_t out = 0;
+  for (uint32_t i = 0; i < 32; ++i)
+    if ((bits >> i) & 1u) out |= 1u << (8 * (i % 4) + i / 4);
+  return out;
+}
+
+}  // namespace
+
+bool packable(apr_type type) {
+  Geometry g;
+  return geometry(type, g);
+}
+
+void PackedWeight::FreeAligned::operator()(uint8_t* p) const {
+  std::free(p);
+}
+
+PackedWeight pack_weight(apr_type type, const uint8_t* rows, uint64_t n_rows, uint64_t n_cols,
+                         uint64_t row_bytes) {
+  PackedWeight packed;
+  Geometry geo;
+  if (!geometry(type, geo) || n_rows < kPackRows) return packed;
+  const uint64_t nb = n_cols / 32;
+  const uint64_t quant_bytes = geo.nibbles ? 256 : 512;
+  packed.n_groups = n_rows / kPackRows;
+  packed.group_bytes = (kPackRows * row_bytes + 63) / 64 * 64;  // every group 64-byte aligned
+  // 64-byte alignment for the quants' 512-bit loads (a load across two cache lines costs two).
+  void* mem = std::aligned_alloc(64, packed.n_groups * packed.group_bytes);
+  if (!mem) throw std::bad_alloc();
+  packed.data.reset(static_cast<uint8_t*>(mem));
+
+  for (uint64_t g = 0; g < packed.n_groups; ++g) {
+    uint8_t* quants = packed.data.get() + g * packed.group_bytes;
+    uint8_t* high = quants + nb * quant_bytes;
+    uint8_t* d = high + (geo.high_offset >= 0 ? nb * 64 : 0);
+    uint8_t* m = d + nb * 32;
+    for (uint64_t r = 0; r < kPackRows; ++r) {
+      const uint8_t* row = rows + (g * kPackRows + r) * row_bytes;
+      for (uint64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = row + b * geo.block_bytes;
+        std::memcpy(d + b * 32 + 2 * r, blk + geo.d_offset, 2);
+        if (geo.m_offset >= 0) std::memcpy(m + b * 32 + 2 * r, blk + geo.m_offset, 2);
+        if (geo.high_offset >= 0) {
+          uint32_t bits;
+          std::memcpy(&bits, blk + geo.high_offset, 4);
+          bits = regroup_high_bits(bits);
+          std::memcpy(high + b * 64 + 4 * r, &bits, 4);
+        }
+        const uint8_t* q = blk + geo.quant_offset;
+        uint8_t* dst = quants + b * quant_bytes + 4 * r;
+        for (uint64_t k = 0; k < quant_bytes / 64; ++k)
+          for (int e = 0; e < 4; ++e)
+            dst[64 * k + e] =
+                geo.nibbles ? q[4 * k + e] : static_cast<uint8_t>(q[4 * k + e] ^ 0x80);
+      }
+    }
+  }
+  return packed;
+}
+
+}  // namespace apr_cpu

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+// Weights repacked at load for the integer (8-bit activation) kernels: 16 consecutive rows are
+// interleaved so that one 512-bit register holds the same 4 elements of all 16 rows, and a VNNI
+// instruction (vpdpbusd) multiplies them by 4 activation bytes broadcast to every lane. The 16
+// outputs come out in one register, with no horizontal sums, and each activation load and each
+// block scale conversion serves 16 rows instead of one.
+//
+// Layout of one group of 16 rows (all blocks b = 0 .. nb-1 of one region before the next region,
+// so the 64-byte loads of the quants stay aligned):
+//   quants  nb x kQuantBytes  lane r of the 64 bytes at (b, k) holds row r's quants of block b
+//                             for k = 0..3: Q4/Q5 nibble bytes 4k..4k+3 (low nibbles: elements
+//                             4k..4k+3, high nibbles: 16+4k..16+4k+3);
+//                             for k = 0..7: Q8_0 bytes 4k..4k+3, stored as q + 128 (unsigned)
+//   high    nb x 64           Q5 only: lane r = row r's 32 fifth bits, rearranged so that bit g
+//                             of byte e is the bit of element 4g + e
+//   d       nb x 32           the 16 rows' f16 block scales
+//   m       nb x 32           Q4_1/Q5_1 only: the 16 rows' f16 block minimums
+// A group is as large as its 16 rows were, rounded up to 64 bytes. Rows past the last full group
+// are not packed.
+#pragma once
+
+#include <apr/plugin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace apr_cpu {
+
+constexpr uint64_t kPackRows = 16;
+
+// The types the packed kernels handle.
+bool packable(apr_type type);
+
+struct PackedWeight {
+  struct FreeAligned {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t, FreeAligned> data;
+  uint64_t n_groups = 0;     // full groups of kPackRows rows
+  uint64_t group_bytes = 0;  // kPackRows * row bytes, rounded up to 64
+
+  const uint8_t* group(uint64_t g) const { return data.get() + g * group_bytes; }
+};
+
+// Packs the full groups of n_rows rows of row_bytes each (n_cols / 32 blocks of `type`).
+// Returns an empty PackedWeight when fewer than kPackRows rows exist.
+PackedWeight pack_weight(apr_type type, const uint8_t* rows, uint64_t n_rows, uint64_t n_cols,
+                         uint64_t row_bytes);
+
+}  // namespace apr_cpu

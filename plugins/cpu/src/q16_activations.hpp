@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+// Activations quantized to 16 bits in blocks of 32 (one f32 scale per block) for the integer
+// kernels on repacked weights (isa_packed_impl.hpp), the cpu plugin's default for block-quantized
+// weights. |x - d q| <= d / 2 with d = max|x_b| / 32767: 258 times finer than 8 bits, so results
+// stay within a few 1e-5 of the f32 computation (the bound is stated and tested in
+// tests/cpu/test_q8_matmul.cpp) while the products are still exact integer arithmetic (vpdpwssd).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+namespace apr_cpu {
+
+// q holds the 32 values in pair order: for k = 0..7, x[4k], x[4k+2], x[4k+1], x[4k+3]. A 32-bit
+// lane of packed weights split into 16-bit words holds elements (4k, 4k+2) in its even bytes and
+// (4k+1, 4k+3) in its odd ones, so each pair is one broadcast for vpdpwssd.
+struct BlockQ16 {
+  float d;
+  int32_t sum;  // sum of q, for the weight types with an offset or a minimum
+  int16_t q[32];
+};
+
+// n is a multiple of 32. Rounds to nearest, ties to even (see quantize_q8).
+inline void quantize_q16(const float* x, BlockQ16* out, size_t n) {
+  constexpr float kRound = 12582912.0f;
+  for (size_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + 32 * b;
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) {
+      const float a = std::fabs(xb[i]);
+      amax = a > amax ? a : amax;
+    }
+    const float d = amax / 32767.0f;
+    const float id = d > 0.0f ? 1.0f / d : 0.0f;
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      float v = (xb[i] * id + kRound) - kRound;
+      v = v < -32767.0f ? -32767.0f : (v > 32767.0f ? 32767.0f : v);
+      const int16_t q = static_cast<int16_t>(v);
+      // Element i = 4k + j goes to 4k + {0, 2, 1, 3}[j].
+      const int j = i % 4;
+      out[b].q[i - j + (j == 1 ? 2 : (j == 2 ? 1 : j))] = q;
+      sum += q;
+    }
+    out[b].d = d;
+    out[b].sum = sum;
+  }
+}
+
+}  // namespace apr_cpu
