@@ -193,17 +193,6 @@ void decode_q3_k(const uint8_t* b, float* y) {
       }
 }
 
-// Q4_K/Q5_K 6-bit scale and min of sub-block j (ggml's get_scale_min_k4).
-inline void k4_scale_min(int j, const uint8_t* S, int& sc, int& m) {
-  if (j < 4) {
-    sc = S[j] & 63;
-    m = S[j + 4] & 63;
-  } else {
-    sc = (S[j + 4] & 15) | ((S[j - 4] >> 6) << 4);
-    m = (S[j + 4] >> 4) | ((S[j] >> 6) << 4);
-  }
-}
-
 void decode_q4_k(const uint8_t* b, float* y) {
   const float d = load_half(b), dmin = load_half(b + 2);
   const uint8_t* S = b + 4;

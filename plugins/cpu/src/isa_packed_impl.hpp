@@ -281,10 +281,115 @@ void packed_group16_rows(const uint8_t* group, size_t nb, const BlockQ16* x, siz
   }
 }
 
+// Q4_K / Q5_K: per sub-block pair, integer sums for both sub-blocks (two chains each), then per
+// sub-block the f32 scale d * sc (16 rows) times x's block scale, and the minimum term
+// dmin * m * (x's block scale * sum of x's block).
+template <bool High, int NX>
+void packed_k4_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, float* y,
+                       size_t y_stride) {
+  constexpr size_t kQuants = 4 * 8 * 64, kHigh = 4 * 2 * 64, kScales = 8 * 16;
+  const uint8_t* quants = group;
+  const uint8_t* highs = quants + nsb * kQuants;
+  const uint8_t* scales = highs + (High ? nsb * kHigh : 0);
+  const uint8_t* mins = scales + nsb * kScales;
+  const uint8_t* ds = mins + nsb * kScales;
+  const uint8_t* dmins = ds + nsb * 32;
+  const size_t nb = nsb * 8;
+  const __m512i m4 = _mm512_set1_epi16(15);
+  __m512 acc[NX];
+  for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
+  for (size_t s = 0; s < nsb; ++s) {
+    const __m512 d = load_half16(ds + s * 32), dmin = load_half16(dmins + s * 32);
+    for (int c = 0; c < 4; ++c) {
+      __m512i a0[NX], a1[NX], b0[NX], b1[NX];
+      const BlockQ16* xa[NX];
+      for (int r = 0; r < NX; ++r) {
+        a0[r] = a1[r] = b0[r] = b1[r] = _mm512_setzero_si512();
+        xa[r] = x + r * nb + s * 8 + 2 * c;
+      }
+      const uint8_t* q = quants + s * kQuants + c * 8 * 64;
+      __m512i h0 = _mm512_setzero_si512(), h1 = _mm512_setzero_si512();
+      if constexpr (High) {
+        h0 = load512i(highs + s * kHigh + 2 * c * 64);
+        h1 = load512i(highs + s * kHigh + (2 * c + 1) * 64);
+      }
+      auto step = [&](auto kc) {
+        constexpr int k = decltype(kc)::value;
+        const __m512i v = load512i(q + 64 * k);
+        __m512i w0 = _mm512_and_si512(v, m4);                        // sub 2c: 4k, 4k+2
+        __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(v, 8), m4);  // sub 2c: 4k+1, 4k+3
+        __m512i w2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);  // sub 2c+1: 4k, 4k+2
+        __m512i w3 = _mm512_srli_epi16(v, 12);                       // sub 2c+1: 4k+1, 4k+3
+        if constexpr (High) {
+          w0 = _mm512_or_si512(w0, word_bit4<k>(h0));
+          w1 = _mm512_or_si512(w1, word_bit4<8 + k>(h0));
+          w2 = _mm512_or_si512(w2, word_bit4<k>(h1));
+          w3 = _mm512_or_si512(w3, word_bit4<8 + k>(h1));
+        }
+        for (int r = 0; r < NX; ++r) {
+          const int16_t* qa = xa[r]->q + 4 * k;
+          const int16_t* qb = xa[r][1].q + 4 * k;
+          a0[r] = _mm512_dpwssd_epi32(a0[r], w0, bcast_pair(qa));
+          a1[r] = _mm512_dpwssd_epi32(a1[r], w1, bcast_pair(qa + 2));
+          b0[r] = _mm512_dpwssd_epi32(b0[r], w2, bcast_pair(qb));
+          b1[r] = _mm512_dpwssd_epi32(b1[r], w3, bcast_pair(qb + 2));
+        }
+      };
+      step(std::integral_constant<int, 0>{});
+      step(std::integral_constant<int, 1>{});
+      step(std::integral_constant<int, 2>{});
+      step(std::integral_constant<int, 3>{});
+      step(std::integral_constant<int, 4>{});
+      step(std::integral_constant<int, 5>{});
+      step(std::integral_constant<int, 6>{});
+      step(std::integral_constant<int, 7>{});
+      for (int half = 0; half < 2; ++half) {
+        const int j = 2 * c + half;
+        const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + s * kScales + 16 * j))));
+        const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + s * kScales + 16 * j))));
+        const __m512 dsc = _mm512_mul_ps(d, sc), dmn = _mm512_mul_ps(dmin, mn);
+        for (int r = 0; r < NX; ++r) {
+          const BlockQ16& xb = xa[r][half];
+          const __m512i sum =
+              half ? _mm512_add_epi32(b0[r], b1[r]) : _mm512_add_epi32(a0[r], a1[r]);
+          acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
+                                   _mm512_mul_ps(dsc, _mm512_set1_ps(xb.d)), acc[r]);
+          acc[r] = _mm512_fnmadd_ps(dmn, _mm512_set1_ps(xb.d * static_cast<float>(xb.sum)), acc[r]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);
+}
+
+template <bool High>
+void packed_k4_rows(const uint8_t* group, size_t nsb, const BlockQ16* x, size_t nx, float* y,
+                    size_t y_stride) {
+  const size_t nb = nsb * 8;
+  for (; nx >= 4; nx -= 4, x += 4 * nb, y += 4 * y_stride)
+    packed_k4_group16<High, 4>(group, nsb, x, y, y_stride);
+  switch (nx) {
+    case 3:
+      return packed_k4_group16<High, 3>(group, nsb, x, y, y_stride);
+    case 2:
+      return packed_k4_group16<High, 2>(group, nsb, x, y, y_stride);
+    case 1:
+      return packed_k4_group16<High, 1>(group, nsb, x, y, y_stride);
+    default:
+      return;
+  }
+}
+
 void packed_gemm_q16(apr_type type, const uint8_t* group, size_t n_cols, const BlockQ16* x,
                      size_t nx, float* y, size_t y_stride) {
   const size_t nb = n_cols / 32;
   switch (type) {
+    case APR_TYPE_Q4_K:
+      return packed_k4_rows<false>(group, n_cols / 256, x, nx, y, y_stride);
+    case APR_TYPE_Q5_K:
+      return packed_k4_rows<true>(group, n_cols / 256, x, nx, y, y_stride);
     case APR_TYPE_Q4_0:
       return packed_group16_rows<PackedQ4>(group, nb, x, nx, y, y_stride);
     case APR_TYPE_Q4_1:

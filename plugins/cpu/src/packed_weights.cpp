@@ -51,11 +51,53 @@ uint32_t regroup_high_bits(uint32_t bits) {
   return out;
 }
 
+// Q4_K / Q5_K (packed_weights.hpp): per super-block of 256, 4 pairs of 32-element sub-blocks.
+constexpr uint64_t kK4Quants = 4 * 8 * 64, kK4High = 4 * 2 * 64, kK4Scales = 8 * 16;
+
+uint64_t k4_group_bytes(bool high, uint64_t nsb) {
+  return nsb * (kK4Quants + (high ? kK4High : 0) + 2 * kK4Scales + 2 * 32);
+}
+
+void pack_k4_group(bool high, const uint8_t* rows, uint64_t row_bytes, uint64_t nsb, uint8_t* out) {
+  uint8_t* quants = out;
+  uint8_t* highs = quants + nsb * kK4Quants;
+  uint8_t* scales = highs + (high ? nsb * kK4High : 0);
+  uint8_t* mins = scales + nsb * kK4Scales;
+  uint8_t* d = mins + nsb * kK4Scales;
+  uint8_t* dmin = d + nsb * 32;
+  const uint32_t block_bytes = high ? 176 : 144;
+  for (uint64_t r = 0; r < kPackRows; ++r)
+    for (uint64_t s = 0; s < nsb; ++s) {
+      const uint8_t* blk = rows + r * row_bytes + s * block_bytes;
+      std::memcpy(d + s * 32 + 2 * r, blk, 2);
+      std::memcpy(dmin + s * 32 + 2 * r, blk + 2, 2);
+      for (int j = 0; j < 8; ++j) {
+        int sc, m;
+        k4_scale_min(j, blk + 4, sc, m);
+        scales[s * kK4Scales + 16 * j + r] = static_cast<uint8_t>(sc);
+        mins[s * kK4Scales + 16 * j + r] = static_cast<uint8_t>(m);
+      }
+      const uint8_t* qh = blk + 16;
+      const uint8_t* qs = blk + (high ? 48 : 16);
+      for (int c = 0; c < 4; ++c) {
+        for (int k = 0; k < 8; ++k)
+          std::memcpy(quants + s * kK4Quants + (8 * c + k) * 64 + 4 * r, qs + 32 * c + 4 * k, 4);
+        if (!high) continue;
+        for (int half = 0; half < 2; ++half) {
+          uint32_t bits = 0;
+          for (uint32_t l = 0; l < 32; ++l) bits |= ((qh[l] >> (2 * c + half)) & 1u) << l;
+          bits = regroup_high_bits(bits);
+          std::memcpy(highs + s * kK4High + (2 * c + half) * 64 + 4 * r, &bits, 4);
+        }
+      }
+    }
+}
+
 }  // namespace
 
 bool packable(apr_type type) {
   Geometry g;
-  return geometry(type, g);
+  return geometry(type, g) || type == APR_TYPE_Q4_K || type == APR_TYPE_Q5_K;
 }
 
 void PackedWeight::FreeAligned::operator()(uint8_t* p) const {
@@ -66,15 +108,25 @@ PackedWeight pack_weight(apr_type type, const uint8_t* rows, uint64_t n_rows, ui
                          uint64_t row_bytes) {
   PackedWeight packed;
   Geometry geo;
-  if (!geometry(type, geo) || n_rows < kPackRows) return packed;
+  const bool k4 = type == APR_TYPE_Q4_K || type == APR_TYPE_Q5_K;
+  if (!packable(type) || n_rows < kPackRows) return packed;
   const uint64_t nb = n_cols / 32;
-  const uint64_t quant_bytes = geo.nibbles ? 256 : 512;
   packed.n_groups = n_rows / kPackRows;
-  packed.group_bytes = (kPackRows * row_bytes + 63) / 64 * 64;  // every group 64-byte aligned
+  const uint64_t bytes =
+      k4 ? k4_group_bytes(type == APR_TYPE_Q5_K, n_cols / 256) : kPackRows * row_bytes;
+  packed.group_bytes = (bytes + 63) / 64 * 64;  // every group 64-byte aligned
   // 64-byte alignment for the quants' 512-bit loads (a load across two cache lines costs two).
   void* mem = std::aligned_alloc(64, packed.n_groups * packed.group_bytes);
   if (!mem) throw std::bad_alloc();
   packed.data.reset(static_cast<uint8_t*>(mem));
+  if (k4) {
+    for (uint64_t g = 0; g < packed.n_groups; ++g)
+      pack_k4_group(type == APR_TYPE_Q5_K, rows + g * kPackRows * row_bytes, row_bytes,
+                    n_cols / 256, packed.data.get() + g * packed.group_bytes);
+    return packed;
+  }
+  geometry(type, geo);
+  const uint64_t quant_bytes = geo.nibbles ? 256 : 512;
 
   for (uint64_t g = 0; g < packed.n_groups; ++g) {
     uint8_t* quants = packed.data.get() + g * packed.group_bytes;

@@ -15,8 +15,17 @@
 //                             of byte e is the bit of element 4g + e
 //   d       nb x 32           the 16 rows' f16 block scales
 //   m       nb x 32           Q4_1/Q5_1 only: the 16 rows' f16 block minimums
-// A group is as large as its 16 rows were, rounded up to 64 bytes. Rows past the last full group
-// are not packed.
+// Q4_K and Q5_K, per super-block s of 256 elements (regions in this order, each nsb times):
+//   quants  4 x 8 x 64        for sub-block pair c = 0..3 and k = 0..7: lane r holds row r's
+//                             bytes qs[32c + 4k .. 32c + 4k + 3] (low nibbles: sub-block 2c,
+//                             elements 4k..4k+3; high nibbles: sub-block 2c + 1, the same)
+//   high    4 x 2 x 64        Q5_K only: per pair c and half (sub-block 2c + half), lane r = the
+//                             32 fifth bits of that sub-block, regrouped as for Q5_0
+//   scales  8 x 16            the 16 rows' 6-bit sub-block scales, one byte each
+//   mins    8 x 16            the same for the minimums
+//   d, dmin 32 + 32           the 16 rows' f16 super-block scales
+// The legacy types' groups are as large as their 16 rows were, the K types' 1-3 % larger (scales
+// in bytes); every group is rounded up to 64 bytes. Rows past the last full group are not packed.
 #pragma once
 
 #include <apr/plugin.h>

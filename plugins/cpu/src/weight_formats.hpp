@@ -61,4 +61,16 @@ inline float load_half(const uint8_t* p) {
   return half_to_float(load_u16(p));
 }
 
+// Q4_K/Q5_K 6-bit scale and min of sub-block j from the block's 12 scale bytes S (ggml's
+// get_scale_min_k4).
+inline void k4_scale_min(int j, const uint8_t* S, int& sc, int& m) {
+  if (j < 4) {
+    sc = S[j] & 63;
+    m = S[j + 4] & 63;
+  } else {
+    sc = (S[j + 4] & 15) | ((S[j - 4] >> 6) << 4);
+    m = (S[j + 4] >> 4) | ((S[j] >> 6) << 4);
+  }
+}
+
 }  // namespace apr_cpu
