@@ -107,7 +107,7 @@ void PackedWeight::FreeAligned::operator()(uint8_t* p) const {
 PackedWeight pack_weight(apr_type type, const uint8_t* rows, uint64_t n_rows, uint64_t n_cols,
                          uint64_t row_bytes) {
   PackedWeight packed;
-  Geometry geo;
+  Geometry geo{};
   const bool k4 = type == APR_TYPE_Q4_K || type == APR_TYPE_Q5_K;
   if (!packable(type) || n_rows < kPackRows) return packed;
   const uint64_t nb = n_cols / 32;
@@ -125,7 +125,7 @@ PackedWeight pack_weight(apr_type type, const uint8_t* rows, uint64_t n_rows, ui
                     n_cols / 256, packed.data.get() + g * packed.group_bytes);
     return packed;
   }
-  geometry(type, geo);
+  if (!geometry(type, geo)) return PackedWeight{};
   const uint64_t quant_bytes = geo.nibbles ? 256 : 512;
 
   for (uint64_t g = 0; g < packed.n_groups; ++g) {
