@@ -173,13 +173,18 @@ inline __m512i bcast_pair(const int16_t* p) {
 // Fifth bits at bit 4 of each 16-bit word, for the word-split weights of nibble register K:
 // part 0 = low nibbles of even bytes (group K, e = 0 and 2), 1 = low nibbles of odd bytes (group K,
 // e = 1 and 3), 2 = high nibbles of even bytes (group K + 4), 3 = of odd bytes (group K + 4).
+// Bit `Bit` of each 16-bit word moved to bit `Pos`, all other bits cleared.
+template <int Pos, int Bit>
+inline __m512i word_bit(__m512i h) {
+  const __m512i mask = _mm512_set1_epi16(1 << Pos);
+  if constexpr (Bit <= Pos)
+    return _mm512_and_si512(_mm512_slli_epi16(h, Pos - Bit), mask);
+  else
+    return _mm512_and_si512(_mm512_srli_epi16(h, Bit - Pos), mask);
+}
 template <int Bit>
 inline __m512i word_bit4(__m512i h) {
-  const __m512i mask = _mm512_set1_epi16(0x10);
-  if constexpr (Bit <= 4)
-    return _mm512_and_si512(_mm512_slli_epi16(h, 4 - Bit), mask);
-  else
-    return _mm512_and_si512(_mm512_srli_epi16(h, Bit - 4), mask);
+  return word_bit<4, Bit>(h);
 }
 
 template <class T, int K, int NX>
@@ -382,6 +387,110 @@ void packed_k4_rows(const uint8_t* group, size_t nsb, const BlockQ16* x, size_t 
   }
 }
 
+// Q6_K: per nibble-byte pair of chunks A (t = u) and B (t = u + 2) of half h, integer sums per
+// 16-element sub-block (k < 4: elements 0..15), each starting at -32 * that half's sum of x;
+// then per sub-block the int8 scale times d times x's block scale.
+template <int NX>
+void packed_k6_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, float* y,
+                       size_t y_stride) {
+  constexpr size_t kQuants = 4 * 8 * 64, kHigh = 4 * 4 * 64, kScales = 16 * 16;
+  const uint8_t* quants = group;
+  const uint8_t* highs = quants + nsb * kQuants;
+  const uint8_t* scales = highs + nsb * kHigh;
+  const uint8_t* ds = scales + nsb * kScales;
+  const size_t nb = nsb * 8;
+  const __m512i m4 = _mm512_set1_epi16(15);
+  __m512 acc[NX];
+  for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
+  for (size_t s = 0; s < nsb; ++s) {
+    const __m512 d = load_half16(ds + s * 32);
+    for (int p = 0; p < 4; ++p) {
+      const int h = p / 2, u = p % 2;
+      const BlockQ16* xa[NX];
+      __m512i alo[NX], ahi[NX], blo[NX], bhi[NX];
+      for (int r = 0; r < NX; ++r) {
+        xa[r] = x + r * nb + s * 8 + 4 * h + u;
+        const BlockQ16& a = xa[r][0];
+        const BlockQ16& b = xa[r][2];
+        alo[r] = _mm512_set1_epi32(-32 * a.sum_lo);
+        ahi[r] = _mm512_set1_epi32(-32 * (a.sum - a.sum_lo));
+        blo[r] = _mm512_set1_epi32(-32 * b.sum_lo);
+        bhi[r] = _mm512_set1_epi32(-32 * (b.sum - b.sum_lo));
+      }
+      const uint8_t* q = quants + s * kQuants + p * 8 * 64;
+      const uint8_t* hb = highs + s * kHigh + p * 4 * 64;
+      const __m512i ha0 = load512i(hb), ha1 = load512i(hb + 64);
+      const __m512i hb0 = load512i(hb + 128), hb1 = load512i(hb + 192);
+      auto step = [&](auto kc) {
+        constexpr int k = decltype(kc)::value;
+        const __m512i v = load512i(q + 64 * k);
+        const __m512i w0 = _mm512_or_si512(
+            _mm512_and_si512(v, m4), _mm512_or_si512(word_bit<4, k>(ha0), word_bit<5, k>(ha1)));
+        const __m512i w1 =
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 8), m4),
+                            _mm512_or_si512(word_bit<4, 8 + k>(ha0), word_bit<5, 8 + k>(ha1)));
+        const __m512i w2 =
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
+                            _mm512_or_si512(word_bit<4, k>(hb0), word_bit<5, k>(hb1)));
+        const __m512i w3 =
+            _mm512_or_si512(_mm512_srli_epi16(v, 12),
+                            _mm512_or_si512(word_bit<4, 8 + k>(hb0), word_bit<5, 8 + k>(hb1)));
+        for (int r = 0; r < NX; ++r) {
+          const int16_t* qa = xa[r][0].q + 4 * k;
+          const int16_t* qb = xa[r][2].q + 4 * k;
+          __m512i& ta = k < 4 ? alo[r] : ahi[r];
+          __m512i& tb = k < 4 ? blo[r] : bhi[r];
+          ta = _mm512_dpwssd_epi32(ta, w0, bcast_pair(qa));
+          ta = _mm512_dpwssd_epi32(ta, w1, bcast_pair(qa + 2));
+          tb = _mm512_dpwssd_epi32(tb, w2, bcast_pair(qb));
+          tb = _mm512_dpwssd_epi32(tb, w3, bcast_pair(qb + 2));
+        }
+      };
+      step(std::integral_constant<int, 0>{});
+      step(std::integral_constant<int, 1>{});
+      step(std::integral_constant<int, 2>{});
+      step(std::integral_constant<int, 3>{});
+      step(std::integral_constant<int, 4>{});
+      step(std::integral_constant<int, 5>{});
+      step(std::integral_constant<int, 6>{});
+      step(std::integral_constant<int, 7>{});
+      // Sub-block scale indices: 8h + 2t + (second 16 elements).
+      const uint8_t* sc = scales + s * kScales;
+      auto scale = [&](int j) {
+        return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                                    reinterpret_cast<const __m128i*>(sc + 16 * j)))));
+      };
+      const __m512 sa_lo = scale(8 * h + 2 * u), sa_hi = scale(8 * h + 2 * u + 1);
+      const __m512 sb_lo = scale(8 * h + 2 * u + 4), sb_hi = scale(8 * h + 2 * u + 5);
+      for (int r = 0; r < NX; ++r) {
+        const __m512 dxa = _mm512_set1_ps(xa[r][0].d), dxb = _mm512_set1_ps(xa[r][2].d);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(alo[r]), _mm512_mul_ps(sa_lo, dxa), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ahi[r]), _mm512_mul_ps(sa_hi, dxa), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(blo[r]), _mm512_mul_ps(sb_lo, dxb), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(bhi[r]), _mm512_mul_ps(sb_hi, dxb), acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);
+}
+
+void packed_k6_rows(const uint8_t* group, size_t nsb, const BlockQ16* x, size_t nx, float* y,
+                    size_t y_stride) {
+  const size_t nb = nsb * 8;
+  for (; nx >= 4; nx -= 4, x += 4 * nb, y += 4 * y_stride)
+    packed_k6_group16<4>(group, nsb, x, y, y_stride);
+  switch (nx) {
+    case 3:
+      return packed_k6_group16<3>(group, nsb, x, y, y_stride);
+    case 2:
+      return packed_k6_group16<2>(group, nsb, x, y, y_stride);
+    case 1:
+      return packed_k6_group16<1>(group, nsb, x, y, y_stride);
+    default:
+      return;
+  }
+}
+
 void packed_gemm_q16(apr_type type, const uint8_t* group, size_t n_cols, const BlockQ16* x,
                      size_t nx, float* y, size_t y_stride) {
   const size_t nb = n_cols / 32;
@@ -390,6 +499,8 @@ void packed_gemm_q16(apr_type type, const uint8_t* group, size_t n_cols, const B
       return packed_k4_rows<false>(group, n_cols / 256, x, nx, y, y_stride);
     case APR_TYPE_Q5_K:
       return packed_k4_rows<true>(group, n_cols / 256, x, nx, y, y_stride);
+    case APR_TYPE_Q6_K:
+      return packed_k6_rows(group, n_cols / 256, x, nx, y, y_stride);
     case APR_TYPE_Q4_0:
       return packed_group16_rows<PackedQ4>(group, nb, x, nx, y, y_stride);
     case APR_TYPE_Q4_1:

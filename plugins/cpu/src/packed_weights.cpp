@@ -93,11 +93,50 @@ void pack_k4_group(bool high, const uint8_t* rows, uint64_t row_bytes, uint64_t 
     }
 }
 
+// Q6_K (packed_weights.hpp): per super-block, 4 nibble-byte pairs of 32-element chunks.
+constexpr uint64_t kK6Quants = 4 * 8 * 64, kK6High = 4 * 4 * 64, kK6Scales = 16 * 16;
+
+uint64_t k6_group_bytes(uint64_t nsb) {
+  return nsb * (kK6Quants + kK6High + kK6Scales + 32);
+}
+
+void pack_k6_group(const uint8_t* rows, uint64_t row_bytes, uint64_t nsb, uint8_t* out) {
+  uint8_t* quants = out;
+  uint8_t* highs = quants + nsb * kK6Quants;
+  uint8_t* scales = highs + nsb * kK6High;
+  uint8_t* d = scales + nsb * kK6Scales;
+  for (uint64_t r = 0; r < kPackRows; ++r)
+    for (uint64_t s = 0; s < nsb; ++s) {
+      const uint8_t* blk = rows + r * row_bytes + s * 210;
+      const uint8_t* ql = blk;
+      const uint8_t* qh = blk + 128;
+      std::memcpy(d + s * 32 + 2 * r, blk + 208, 2);
+      for (int j = 0; j < 16; ++j) scales[s * kK6Scales + 16 * j + r] = blk[192 + j];
+      // Pair p = 2h + u: bytes ql[64h + 32u ..], low nibbles chunk t = u, high nibbles t = u + 2.
+      for (int p = 0; p < 4; ++p) {
+        const int h = p / 2, u = p % 2;
+        for (int k = 0; k < 8; ++k)
+          std::memcpy(quants + s * kK6Quants + (8 * p + k) * 64 + 4 * r,
+                      ql + 64 * h + 32 * u + 4 * k, 4);
+        for (int part = 0; part < 2; ++part)
+          for (int plane = 0; plane < 2; ++plane) {
+            const int t = u + 2 * part;
+            uint32_t bits = 0;
+            for (uint32_t l = 0; l < 32; ++l)
+              bits |= ((qh[32 * h + l] >> (2 * t + plane)) & 1u) << l;
+            bits = regroup_high_bits(bits);
+            std::memcpy(highs + s * kK6High + (4 * p + 2 * part + plane) * 64 + 4 * r, &bits, 4);
+          }
+      }
+    }
+}
+
 }  // namespace
 
 bool packable(apr_type type) {
   Geometry g;
-  return geometry(type, g) || type == APR_TYPE_Q4_K || type == APR_TYPE_Q5_K;
+  return geometry(type, g) || type == APR_TYPE_Q4_K || type == APR_TYPE_Q5_K ||
+         type == APR_TYPE_Q6_K;
 }
 
 void PackedWeight::FreeAligned::operator()(uint8_t* p) const {
@@ -112,8 +151,10 @@ PackedWeight pack_weight(apr_type type, const uint8_t* rows, uint64_t n_rows, ui
   if (!packable(type) || n_rows < kPackRows) return packed;
   const uint64_t nb = n_cols / 32;
   packed.n_groups = n_rows / kPackRows;
-  const uint64_t bytes =
-      k4 ? k4_group_bytes(type == APR_TYPE_Q5_K, n_cols / 256) : kPackRows * row_bytes;
+  const bool k6 = type == APR_TYPE_Q6_K;
+  const uint64_t bytes = k4   ? k4_group_bytes(type == APR_TYPE_Q5_K, n_cols / 256)
+                         : k6 ? k6_group_bytes(n_cols / 256)
+                              : kPackRows * row_bytes;
   packed.group_bytes = (bytes + 63) / 64 * 64;  // every group 64-byte aligned
   // 64-byte alignment for the quants' 512-bit loads (a load across two cache lines costs two).
   void* mem = std::aligned_alloc(64, packed.n_groups * packed.group_bytes);
@@ -123,6 +164,12 @@ PackedWeight pack_weight(apr_type type, const uint8_t* rows, uint64_t n_rows, ui
     for (uint64_t g = 0; g < packed.n_groups; ++g)
       pack_k4_group(type == APR_TYPE_Q5_K, rows + g * kPackRows * row_bytes, row_bytes,
                     n_cols / 256, packed.data.get() + g * packed.group_bytes);
+    return packed;
+  }
+  if (k6) {
+    for (uint64_t g = 0; g < packed.n_groups; ++g)
+      pack_k6_group(rows + g * kPackRows * row_bytes, row_bytes, n_cols / 256,
+                    packed.data.get() + g * packed.group_bytes);
     return packed;
   }
   if (!geometry(type, geo)) return PackedWeight{};

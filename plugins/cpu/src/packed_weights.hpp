@@ -24,6 +24,14 @@
 //   scales  8 x 16            the 16 rows' 6-bit sub-block scales, one byte each
 //   mins    8 x 16            the same for the minimums
 //   d, dmin 32 + 32           the 16 rows' f16 super-block scales
+// Q6_K, per super-block (nsb times each):
+//   quants  4 x 8 x 64        for pair p = 2h + u and k = 0..7: lane r holds row r's bytes
+//                             ql[64h + 32u + 4k ..] (low nibbles: chunk t = u of half h, i.e.
+//                             elements 128h + 32u + 4k..; high nibbles: chunk t = u + 2)
+//   high    4 x 4 x 64        per pair, for chunk u then u + 2, the bit planes of value 16 and 32
+//                             of the chunk's 32 elements, regrouped as for Q5_0
+//   scales  16 x 16           the 16 rows' int8 scales of each 16-element sub-block
+//   d       32                the 16 rows' f16 super-block scales
 // The legacy types' groups are as large as their 16 rows were, the K types' 1-3 % larger (scales
 // in bytes); every group is rounded up to 64 bytes. Rows past the last full group are not packed.
 #pragma once

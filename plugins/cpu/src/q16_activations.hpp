@@ -17,7 +17,8 @@ namespace apr_cpu {
 // (4k+1, 4k+3) in its odd ones, so each pair is one broadcast for vpdpwssd.
 struct BlockQ16 {
   float d;
-  int32_t sum;  // sum of q, for the weight types with an offset or a minimum
+  int32_t sum;     // sum of q, for the weight types with an offset or a minimum
+  int32_t sum_lo;  // sum of the first 16 (Q6_K's offset applies per 16 elements)
   int16_t q[32];
 };
 
@@ -33,7 +34,7 @@ inline void quantize_q16(const float* x, BlockQ16* out, size_t n) {
     }
     const float d = amax / 32767.0f;
     const float id = d > 0.0f ? 1.0f / d : 0.0f;
-    int32_t sum = 0;
+    int32_t sum = 0, sum_lo = 0;
     for (int i = 0; i < 32; ++i) {
       float v = (xb[i] * id + kRound) - kRound;
       v = v < -32767.0f ? -32767.0f : (v > 32767.0f ? 32767.0f : v);
@@ -42,9 +43,11 @@ inline void quantize_q16(const float* x, BlockQ16* out, size_t n) {
       const int j = i % 4;
       out[b].q[i - j + (j == 1 ? 2 : (j == 2 ? 1 : j))] = q;
       sum += q;
+      if (i < 16) sum_lo += q;
     }
     out[b].d = d;
     out[b].sum = sum;
+    out[b].sum_lo = sum_lo;
   }
 }
 
