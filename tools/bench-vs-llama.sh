@@ -25,8 +25,10 @@
 #   --no-real          skip the SmolLM2 Q4_1 model
 #   --reps N           interleaved repetitions (default 5); each tool invocation runs -r 1
 #   --threads N        threads for both tools (default 2)
-#   --act "A ..."      apr's CPU activation modes to run, each as its own column: f32 (the
-#                      default path) and/or q8 (APR_CPU_ACT=q8, 8-bit decode activations)
+#   --act "A ..."      apr's CPU activation modes to run, each as its own column: auto (the
+#                      default: 16-bit activations on repacked weights, column "apr"), f32
+#                      (APR_CPU_ACT=f32, column "apr-f32") and/or q8 (APR_CPU_ACT=q8, 8-bit
+#                      activations as llama.cpp uses, column "apr-q8")
 #   -p N / -n N        prompt and generated tokens (default 64 / 32)
 #   --build-only       stop after building llama.cpp
 #   --pack FILE        after building, write llama-bench + llama-quantize (+ libraries) to FILE
@@ -51,7 +53,7 @@ PACK=""
 PACK_CUBLAS=0
 FROM_PACK=""
 RESULTS=""
-ACTS="f32"
+ACTS="auto"
 PY="$REPO/.venv/bin/python"
 LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 
@@ -72,7 +74,7 @@ while [ $# -gt 0 ]; do
     --no-real) REAL=0 ;;
     --reps) REPS="${2:?--reps needs a number}"; shift ;;
     --threads) THREADS="${2:?--threads needs a number}"; shift ;;
-    --act) ACTS="${2:?--act needs f32 and/or q8}"; shift ;;
+    --act) ACTS="${2:?--act needs auto, f32 and/or q8}"; shift ;;
     -p) PROMPT="${2:?-p needs a number}"; shift ;;
     -n) GEN="${2:?-n needs a number}"; shift ;;
     --build-only) BUILD_ONLY=1 ;;
@@ -86,7 +88,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 for a in $ACTS; do
-  [ "$a" = f32 ] || [ "$a" = q8 ] || die "--act takes f32 and/or q8, got '$a'"
+  [ "$a" = auto ] || [ "$a" = f32 ] || [ "$a" = q8 ] ||
+    die "--act takes auto, f32 and/or q8, got '$a'"
 done
 for n in "$REPS" "$THREADS" "$PROMPT" "$GEN"; do
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || die "--reps, --threads, -p and -n need whole numbers >= 1, got '$n'"
@@ -275,7 +278,7 @@ for rep in $(seq 1 "$REPS"); do
     # Alternate which tool goes first, so neither always runs on a cooler or warmer machine.
     tools=(llama)
     for a in $ACTS; do
-      if [ "$a" = f32 ]; then tools+=(apr); else tools+=("apr-$a"); fi
+      if [ "$a" = auto ]; then tools+=(apr); else tools+=("apr-$a"); fi
     done
     if [ $((rep % 2)) = 0 ]; then # reversed order
       rev=()
@@ -290,7 +293,7 @@ for rep in $(seq 1 "$REPS"); do
           -o json > "$out" 2> "$RESULTS/$label.$tool.$rep.log" ||
           die "llama-bench failed on $f, see $RESULTS/$label.$tool.$rep.log"
       else
-        act=f32
+        act=auto
         [ "$tool" = apr ] || act="${tool#apr-}"
         APR_CPU_ACT="$act" "$APR" --backend="$APR_BACKEND" --threads "$THREADS" bench "$f" \
           -p "$PROMPT" -n "$GEN" \

@@ -3,7 +3,7 @@
 """Turns the JSON files written by tools/bench-vs-llama.sh into the side-by-side table.
 
 Each file holds one invocation of llama-bench (-o json) or `apr bench --json`, named
-RESULTS/<model>.<tool>.<rep>.json, where tool is "llama" or an apr variant ("apr", "apr-q8").
+RESULTS/<model>.<tool>.<rep>.json, where tool is "llama" or an apr variant ("apr", "apr-f32", "apr-q8").
 For every model, tool and test (ppN / tgN) the median over the repetitions of the runs' mean
 tokens per second is taken; the table shows the medians and each apr variant / llama.cpp.
 
