@@ -100,9 +100,9 @@ std::vector<float> random_x(std::mt19937_64& rng, size_t n) {
 // The types with an 8-bit kernel, and those with a repacked (16-bit activation) kernel.
 const uint32_t kQ8Types[] = {apr_test::kQ4_0, apr_test::kQ4_1, apr_test::kQ5_0, apr_test::kQ5_1,
                              apr_test::kQ8_0};
-const uint32_t kPackedTypes[] = {apr_test::kQ4_0, apr_test::kQ4_1, apr_test::kQ5_0,
-                                 apr_test::kQ5_1, apr_test::kQ8_0, apr_test::kQ4_K,
-                                 apr_test::kQ5_K, apr_test::kQ6_K};
+const uint32_t kPackedTypes[] = {apr_test::kQ4_0, apr_test::kQ4_1, apr_test::kQ5_0, apr_test::kQ5_1,
+                                 apr_test::kQ8_0, apr_test::kQ4_K, apr_test::kQ5_K, apr_test::kQ6_K,
+                                 apr_test::kQ2_K, apr_test::kQ3_K};
 
 bool has_q8_kernel(uint32_t type) {
   for (uint32_t t : kQ8Types)

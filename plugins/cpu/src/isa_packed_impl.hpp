@@ -491,6 +491,114 @@ void packed_k6_rows(const uint8_t* group, size_t nsb, const BlockQ16* x, size_t 
   }
 }
 
+// Q2_K / Q3_K: per chunk (h, j) of 32 elements, integer sums per 16-element sub-block from the
+// 2-bit fields at bits 2j of the half's quant bytes (Q3_K: plus the high bit, value - 4, so each
+// sum starts at -4 * that half's sum of x); then per sub-block d * scale * x's block scale, and
+// for Q2_K the minimum term dmin * m * (x's block scale * sum of x's half block).
+template <bool Q3, int NX>
+void packed_k2_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, float* y,
+                       size_t y_stride) {
+  constexpr size_t kQuants = 2 * 8 * 64, kHigh = 8 * 64, kScales = 16 * 16;
+  const uint8_t* quants = group;
+  const uint8_t* highs = quants + nsb * kQuants;
+  const uint8_t* scales = highs + (Q3 ? nsb * kHigh : 0);
+  const uint8_t* ds = scales + nsb * kScales;
+  const uint8_t* dmins = ds + nsb * 32;
+  const size_t nb = nsb * 8;
+  const __m512i m2 = _mm512_set1_epi16(3);
+  __m512 acc[NX];
+  for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
+  for (size_t s = 0; s < nsb; ++s) {
+    const __m512 d = load_half16(ds + s * 32);
+    __m512 dmin = _mm512_setzero_ps();
+    if constexpr (!Q3) dmin = load_half16(dmins + s * 32);
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* q = quants + s * kQuants + h * 8 * 64;
+      auto chunk = [&](auto jc) {
+        constexpr int j = decltype(jc)::value;
+        const BlockQ16* xb[NX];
+        __m512i lo[NX], hi[NX];
+        for (int r = 0; r < NX; ++r) {
+          xb[r] = x + r * nb + s * 8 + 4 * h + j;
+          const int start = Q3 ? -4 : 0;
+          lo[r] = _mm512_set1_epi32(start * xb[r]->sum_lo);
+          hi[r] = _mm512_set1_epi32(start * (xb[r]->sum - xb[r]->sum_lo));
+        }
+        __m512i hb = _mm512_setzero_si512();
+        if constexpr (Q3) hb = load512i(highs + s * kHigh + (4 * h + j) * 64);
+        auto step = [&](auto kc) {
+          constexpr int k = decltype(kc)::value;
+          const __m512i v = load512i(q + 64 * k);
+          __m512i w0 = _mm512_and_si512(_mm512_srli_epi16(v, 2 * j), m2);      // 4k, 4k+2
+          __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(v, 8 + 2 * j), m2);  // 4k+1, 4k+3
+          if constexpr (Q3) {
+            w0 = _mm512_or_si512(w0, word_bit<2, k>(hb));
+            w1 = _mm512_or_si512(w1, word_bit<2, 8 + k>(hb));
+          }
+          for (int r = 0; r < NX; ++r) {
+            __m512i& t = k < 4 ? lo[r] : hi[r];
+            t = _mm512_dpwssd_epi32(t, w0, bcast_pair(xb[r]->q + 4 * k));
+            t = _mm512_dpwssd_epi32(t, w1, bcast_pair(xb[r]->q + 4 * k + 2));
+          }
+        };
+        step(std::integral_constant<int, 0>{});
+        step(std::integral_constant<int, 1>{});
+        step(std::integral_constant<int, 2>{});
+        step(std::integral_constant<int, 3>{});
+        step(std::integral_constant<int, 4>{});
+        step(std::integral_constant<int, 5>{});
+        step(std::integral_constant<int, 6>{});
+        step(std::integral_constant<int, 7>{});
+        for (int half = 0; half < 2; ++half) {
+          const __m128i raw = _mm_loadu_si128(
+              reinterpret_cast<const __m128i*>(scales + s * kScales + 16 * (8 * h + 2 * j + half)));
+          __m512 dsc, dmn = _mm512_setzero_ps();
+          if constexpr (Q3) {
+            dsc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(raw)));
+          } else {
+            const __m512i b = _mm512_cvtepu8_epi32(raw);
+            dsc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(b, _mm512_set1_epi32(15))));
+            dmn = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4)));
+          }
+          for (int r = 0; r < NX; ++r) {
+            const __m512 dx = _mm512_set1_ps(xb[r]->d);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(half ? hi[r] : lo[r]),
+                                     _mm512_mul_ps(dsc, dx), acc[r]);
+            if constexpr (!Q3) {
+              const int32_t xs = half ? xb[r]->sum - xb[r]->sum_lo : xb[r]->sum_lo;
+              acc[r] =
+                  _mm512_fnmadd_ps(dmn, _mm512_set1_ps(xb[r]->d * static_cast<float>(xs)), acc[r]);
+            }
+          }
+        }
+      };
+      chunk(std::integral_constant<int, 0>{});
+      chunk(std::integral_constant<int, 1>{});
+      chunk(std::integral_constant<int, 2>{});
+      chunk(std::integral_constant<int, 3>{});
+    }
+  }
+  for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);
+}
+
+template <bool Q3>
+void packed_k2_rows(const uint8_t* group, size_t nsb, const BlockQ16* x, size_t nx, float* y,
+                    size_t y_stride) {
+  const size_t nb = nsb * 8;
+  for (; nx >= 4; nx -= 4, x += 4 * nb, y += 4 * y_stride)
+    packed_k2_group16<Q3, 4>(group, nsb, x, y, y_stride);
+  switch (nx) {
+    case 3:
+      return packed_k2_group16<Q3, 3>(group, nsb, x, y, y_stride);
+    case 2:
+      return packed_k2_group16<Q3, 2>(group, nsb, x, y, y_stride);
+    case 1:
+      return packed_k2_group16<Q3, 1>(group, nsb, x, y, y_stride);
+    default:
+      return;
+  }
+}
+
 void packed_gemm_q16(apr_type type, const uint8_t* group, size_t n_cols, const BlockQ16* x,
                      size_t nx, float* y, size_t y_stride) {
   const size_t nb = n_cols / 32;
@@ -499,6 +607,10 @@ void packed_gemm_q16(apr_type type, const uint8_t* group, size_t n_cols, const B
       return packed_k4_rows<false>(group, n_cols / 256, x, nx, y, y_stride);
     case APR_TYPE_Q5_K:
       return packed_k4_rows<true>(group, n_cols / 256, x, nx, y, y_stride);
+    case APR_TYPE_Q2_K:
+      return packed_k2_rows<false>(group, n_cols / 256, x, nx, y, y_stride);
+    case APR_TYPE_Q3_K:
+      return packed_k2_rows<true>(group, n_cols / 256, x, nx, y, y_stride);
     case APR_TYPE_Q6_K:
       return packed_k6_rows(group, n_cols / 256, x, nx, y, y_stride);
     case APR_TYPE_Q4_0:

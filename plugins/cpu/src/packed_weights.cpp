@@ -131,12 +131,58 @@ void pack_k6_group(const uint8_t* rows, uint64_t row_bytes, uint64_t nsb, uint8_
     }
 }
 
+// Q2_K / Q3_K (packed_weights.hpp): per super-block, the 2-bit quant bytes of each half.
+constexpr uint64_t kK2Quants = 2 * 8 * 64, kK3High = 8 * 64, kK2Scales = 16 * 16;
+
+uint64_t k2_group_bytes(bool q3, uint64_t nsb) {
+  return nsb * (kK2Quants + (q3 ? kK3High : 0) + kK2Scales + (q3 ? 32 : 64));
+}
+
+// Q3_K sub-block j's 6-bit scale, minus 32 (ggml's packing of 16 scales into 12 bytes).
+int q3k_scale(const uint8_t* S, int j) {
+  const int low4 = j < 8 ? (S[j] & 15) : (S[j - 8] >> 4);
+  const int high2 = (S[8 + j % 4] >> (2 * (j / 4))) & 3;
+  return (low4 | (high2 << 4)) - 32;
+}
+
+void pack_k2_group(bool q3, const uint8_t* rows, uint64_t row_bytes, uint64_t nsb, uint8_t* out) {
+  uint8_t* quants = out;
+  uint8_t* highs = quants + nsb * kK2Quants;
+  uint8_t* scales = highs + (q3 ? nsb * kK3High : 0);
+  uint8_t* d = scales + nsb * kK2Scales;
+  uint8_t* dmin = d + nsb * 32;
+  for (uint64_t r = 0; r < kPackRows; ++r)
+    for (uint64_t s = 0; s < nsb; ++s) {
+      const uint8_t* blk = rows + r * row_bytes + s * (q3 ? 110 : 84);
+      const uint8_t* qs = blk + (q3 ? 32 : 16);
+      if (q3) {
+        std::memcpy(d + s * 32 + 2 * r, blk + 108, 2);
+        for (int j = 0; j < 16; ++j)
+          scales[s * kK2Scales + 16 * j + r] = static_cast<uint8_t>(q3k_scale(blk + 96, j));
+        // Chunk (h, j) = elements 128h + 32j + L: the high bit is bit 4h + j of hmask[L].
+        for (int c = 0; c < 8; ++c) {
+          uint32_t bits = 0;
+          for (uint32_t l = 0; l < 32; ++l) bits |= ((blk[l] >> c) & 1u) << l;
+          bits = regroup_high_bits(bits);
+          std::memcpy(highs + s * kK3High + c * 64 + 4 * r, &bits, 4);
+        }
+      } else {
+        std::memcpy(d + s * 32 + 2 * r, blk + 80, 2);
+        std::memcpy(dmin + s * 32 + 2 * r, blk + 82, 2);
+        for (int j = 0; j < 16; ++j) scales[s * kK2Scales + 16 * j + r] = blk[j];
+      }
+      for (int h = 0; h < 2; ++h)
+        for (int k = 0; k < 8; ++k)
+          std::memcpy(quants + s * kK2Quants + (8 * h + k) * 64 + 4 * r, qs + 32 * h + 4 * k, 4);
+    }
+}
+
 }  // namespace
 
 bool packable(apr_type type) {
   Geometry g;
-  return geometry(type, g) || type == APR_TYPE_Q4_K || type == APR_TYPE_Q5_K ||
-         type == APR_TYPE_Q6_K;
+  return geometry(type, g) || type == APR_TYPE_Q2_K || type == APR_TYPE_Q3_K ||
+         type == APR_TYPE_Q4_K || type == APR_TYPE_Q5_K || type == APR_TYPE_Q6_K;
 }
 
 void PackedWeight::FreeAligned::operator()(uint8_t* p) const {
@@ -152,8 +198,11 @@ PackedWeight pack_weight(apr_type type, const uint8_t* rows, uint64_t n_rows, ui
   const uint64_t nb = n_cols / 32;
   packed.n_groups = n_rows / kPackRows;
   const bool k6 = type == APR_TYPE_Q6_K;
-  const uint64_t bytes = k4   ? k4_group_bytes(type == APR_TYPE_Q5_K, n_cols / 256)
-                         : k6 ? k6_group_bytes(n_cols / 256)
+  const bool k2 = type == APR_TYPE_Q2_K || type == APR_TYPE_Q3_K;
+  const uint64_t nsb = n_cols / 256;
+  const uint64_t bytes = k4   ? k4_group_bytes(type == APR_TYPE_Q5_K, nsb)
+                         : k6 ? k6_group_bytes(nsb)
+                         : k2 ? k2_group_bytes(type == APR_TYPE_Q3_K, nsb)
                               : kPackRows * row_bytes;
   packed.group_bytes = (bytes + 63) / 64 * 64;  // every group 64-byte aligned
   // 64-byte alignment for the quants' 512-bit loads (a load across two cache lines costs two).
@@ -164,6 +213,12 @@ PackedWeight pack_weight(apr_type type, const uint8_t* rows, uint64_t n_rows, ui
     for (uint64_t g = 0; g < packed.n_groups; ++g)
       pack_k4_group(type == APR_TYPE_Q5_K, rows + g * kPackRows * row_bytes, row_bytes,
                     n_cols / 256, packed.data.get() + g * packed.group_bytes);
+    return packed;
+  }
+  if (k2) {
+    for (uint64_t g = 0; g < packed.n_groups; ++g)
+      pack_k2_group(type == APR_TYPE_Q3_K, rows + g * kPackRows * row_bytes, row_bytes, nsb,
+                    packed.data.get() + g * packed.group_bytes);
     return packed;
   }
   if (k6) {

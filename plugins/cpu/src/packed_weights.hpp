@@ -32,6 +32,16 @@
 //                             of the chunk's 32 elements, regrouped as for Q5_0
 //   scales  16 x 16           the 16 rows' int8 scales of each 16-element sub-block
 //   d       32                the 16 rows' f16 super-block scales
+// Q2_K and Q3_K, per super-block (nsb times each):
+//   quants  2 x 8 x 64        for half h and k = 0..7: lane r holds row r's bytes
+//                             qs[32h + 4k ..]; bits 2j..2j+1 of byte L belong to chunk (h, j) =
+//                             elements 128h + 32j + L
+//   high    8 x 64            Q3_K only: per chunk c = 4h + j, its 32 high bits (hmask bit c),
+//                             regrouped as for Q5_0
+//   scales  16 x 16           the 16 rows' sub-block scales: Q2_K the original bytes (scale in
+//                             the low nibble, minimum in the high one), Q3_K the 6-bit scale - 32
+//   d       32                the 16 rows' f16 super-block scales
+//   dmin    32                Q2_K only
 // The legacy types' groups are as large as their 16 rows were, the K types' 1-3 % larger (scales
 // in bytes); every group is rounded up to 64 bytes. Rows past the last full group are not packed.
 #pragma once

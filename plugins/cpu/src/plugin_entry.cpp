@@ -108,8 +108,9 @@ apr_status api_device_info(uint32_t index, apr_device_info* info) {
     APR_SDK_SET(info, memory_bytes, physical_memory_bytes());
     APR_SDK_SET_STRING(info, name, cpu_model_name());
     APR_SDK_SET_STRING(info, description,
-                       std::string(k.name) + " kernels, f32 activations, " +
-                           num(std::thread::hardware_concurrency()) + " hardware threads");
+                       std::string(k.name) + " kernels, " + (k.packed_gemm_q16 ? "16-bit" : "f32") +
+                           " activations, " + num(std::thread::hardware_concurrency()) +
+                           " hardware threads");
   });
 }
 
@@ -304,7 +305,7 @@ const apr_plugin_api kApi = {
     .abi_minor = APR_ABI_MINOR,
     .name = APR_CPU_PLUGIN_NAME,
     .version = APR_CPU_PLUGIN_VERSION,
-    .description = "CPU backend: f32 activations, fused dequantize+dot for 13 ggml weight types",
+    .description = "CPU backend: 13 ggml weight types, integer kernels on repacked weights",
     .aliases = nullptr,
     .init = api_init,
     .shutdown = api_shutdown,
