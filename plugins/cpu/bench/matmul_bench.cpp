@@ -59,9 +59,18 @@ std::vector<uint8_t> random_weight(const TypeInfo& t, uint64_t n_rows, uint64_t 
   for (uint64_t b = 0; b < n_blocks; ++b) {
     uint8_t* blk = bytes.data() + b * t.block_bytes;
     for (uint32_t h : halves) std::memcpy(blk + h, &small_half, 2);
+    // Plain floats of modest magnitude: random bits would be NaN or subnormal in part, and
+    // subnormal arithmetic runs many times slower than the kernels do on real weights.
     if (t.type == APR_TYPE_F16) {
       const uint16_t h = static_cast<uint16_t>(0x3000 | (rng() & 0x3FF) | ((rng() & 1) << 15));
       std::memcpy(blk, &h, 2);
+    } else if (t.type == APR_TYPE_BF16) {
+      const uint16_t h = static_cast<uint16_t>(0x3C00 | (rng() & 0x7F) | ((rng() & 1) << 15));
+      std::memcpy(blk, &h, 2);
+    } else if (t.type == APR_TYPE_F32) {
+      const uint32_t f = 0x3C000000u | (static_cast<uint32_t>(rng()) & 0x7FFFFFu) |
+                         (static_cast<uint32_t>(rng() & 1) << 31);
+      std::memcpy(blk, &f, 4);
     }
   }
   return bytes;
