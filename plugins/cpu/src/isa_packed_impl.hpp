@@ -159,10 +159,11 @@ void packed_gemm_q8(apr_type type, const uint8_t* group, size_t n_cols, const Bl
   }
 }
 
-// 16-bit activations (q16_activations.hpp): the 32-bit lanes of a packed register are split into
-// 16-bit words, each word's two bytes give two weights per lane (even bytes, odd bytes), and
-// vpdpwssd multiplies them by a broadcast pair of x values. Per lane and block the integer sums
-// stay below 2^28 (8 steps of 2 x 255 x 32767, plus 128 x 32 x 32767).
+// 16-bit activations (q16_activations.hpp), two ways. The 4- and 5-bit legacy types split x into
+// bytes and use vpdpbusd (packed_group16_split). The others split the 32-bit lanes of a packed
+// register into 16-bit words, each word's two bytes (or bit fields) giving one weight of a pair,
+// and vpdpwssd multiplies them by a broadcast pair of x values. Per lane and block or sub-block
+// the integer sums stay below 2^28 (e.g. Q8_0: 8 steps of 2 x 255 x 32767, plus 128 x 32 x 32767).
 
 inline __m512i bcast_pair(const int16_t* p) {
   int32_t v;
@@ -170,10 +171,9 @@ inline __m512i bcast_pair(const int16_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// Fifth bits at bit 4 of each 16-bit word, for the word-split weights of nibble register K:
-// part 0 = low nibbles of even bytes (group K, e = 0 and 2), 1 = low nibbles of odd bytes (group K,
-// e = 1 and 3), 2 = high nibbles of even bytes (group K + 4), 3 = of odd bytes (group K + 4).
-// Bit `Bit` of each 16-bit word moved to bit `Pos`, all other bits cleared.
+// Bit `Bit` of each 16-bit word moved to bit `Pos`, all other bits cleared. With the high bits
+// regrouped (bit g of byte e = element 4g + e), the words of a lane hold bytes e = 0, 1 and 2, 3:
+// elements 4g and 4g + 2 sit at word bit g, elements 4g + 1 and 4g + 3 at word bit 8 + g.
 template <int Pos, int Bit>
 inline __m512i word_bit(__m512i h) {
   const __m512i mask = _mm512_set1_epi16(1 << Pos);
@@ -187,38 +187,84 @@ inline __m512i word_bit4(__m512i h) {
   return word_bit<4, Bit>(h);
 }
 
-template <class T, int K, int NX>
-inline void nibble_step16(const uint8_t* q, const uint8_t* h, const BlockQ16* const* xb,
-                          __m512i* a0, __m512i* a1, __m512i* a2, __m512i* a3) {
-  const __m512i m4 = _mm512_set1_epi16(15);
-  const __m512i v = load512i(q + 64 * K);
-  __m512i w0 = _mm512_and_si512(v, m4);                        // elements 4K, 4K+2
-  __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(v, 8), m4);  // 4K+1, 4K+3
-  __m512i w2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);  // 16+4K, 16+4K+2
-  __m512i w3 = _mm512_srli_epi16(v, 12);                       // 16+4K+1, 16+4K+3
-  if constexpr (T::kHigh) {
-    // Bit g of byte e is the fifth bit of element 4g + e; a word holds bytes e = 0, 1 or 2, 3.
-    const __m512i bits = load512i(h);
-    w0 = _mm512_or_si512(w0, word_bit4<K>(bits));
-    w1 = _mm512_or_si512(w1, word_bit4<8 + K>(bits));
-    w2 = _mm512_or_si512(w2, word_bit4<4 + K>(bits));
-    w3 = _mm512_or_si512(w3, word_bit4<12 + K>(bits));
-  }
-  for (int r = 0; r < NX; ++r) {
-    const int16_t* x = xb[r]->q;
-    a0[r] = _mm512_dpwssd_epi32(a0[r], w0, bcast_pair(x + 4 * K));
-    a1[r] = _mm512_dpwssd_epi32(a1[r], w1, bcast_pair(x + 4 * K + 2));
-    a2[r] = _mm512_dpwssd_epi32(a2[r], w2, bcast_pair(x + 4 * (K + 4)));
-    a3[r] = _mm512_dpwssd_epi32(a3[r], w3, bcast_pair(x + 4 * (K + 4) + 2));
-  }
+inline __m512i bcast4u(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _mm512_set1_epi32(v);
 }
 
+// The 4- and 5-bit legacy types on 16-bit activations split into bytes (BlockQ16::lo, hi):
+// sum q x = sum q lo + 256 sum q hi, both with vpdpbusd on the quants as unpacked for 8-bit
+// activations (half the unpacking of the word-split form). The integer sums are exact, so the
+// result is what the word-split form gives. Per lane: lo sums < 2^19, hi sums < 2^17 before the
+// shift by 8.
 template <class T, int NX>
-void packed_group16(const uint8_t* group, size_t nb, const BlockQ16* x, float* y, size_t y_stride) {
+void packed_group16_split(const uint8_t* group, size_t nb, const BlockQ16* x, float* y,
+                          size_t y_stride) {
   const uint8_t* quants = group;
   const uint8_t* high = quants + nb * T::kQuantBytes;
   const uint8_t* scales = high + (T::kHigh ? nb * 64 : 0);
   const uint8_t* mins = scales + nb * 32;
+  const __m512i m4 = _mm512_set1_epi8(15);
+  __m512 acc[NX];
+  for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const BlockQ16* xb[NX];
+    __m512i lo0[NX], lo1[NX], hi0[NX], hi1[NX];
+    for (int r = 0; r < NX; ++r) {
+      xb[r] = x + r * nb + b;
+      lo0[r] = lo1[r] = hi0[r] = hi1[r] = _mm512_setzero_si512();
+    }
+    const uint8_t* q = quants + b * T::kQuantBytes;
+    const uint8_t* h = high + b * 64;
+    auto step = [&](auto kc) {
+      constexpr int K = decltype(kc)::value;
+      const __m512i v = load512i(q + 64 * K);
+      __m512i a = _mm512_and_si512(v, m4);                        // elements 4K..4K+3
+      __m512i c = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);  // 16+4K..16+4K+3
+      if constexpr (T::kHigh) {
+        const __m512i bits = load512i(h);
+        a = _mm512_or_si512(a, high_bits<K>(bits));
+        c = _mm512_or_si512(c, high_bits<K + 4>(bits));
+      }
+      for (int r = 0; r < NX; ++r) {
+        lo0[r] = _mm512_dpbusd_epi32(lo0[r], bcast4u(xb[r]->lo + 4 * K), a);
+        lo1[r] = _mm512_dpbusd_epi32(lo1[r], bcast4u(xb[r]->lo + 16 + 4 * K), c);
+        hi0[r] = _mm512_dpbusd_epi32(hi0[r], a, bcast4(xb[r]->hi + 4 * K));
+        hi1[r] = _mm512_dpbusd_epi32(hi1[r], c, bcast4(xb[r]->hi + 16 + 4 * K));
+      }
+    };
+    step(std::integral_constant<int, 0>{});
+    step(std::integral_constant<int, 1>{});
+    step(std::integral_constant<int, 2>{});
+    step(std::integral_constant<int, 3>{});
+    const __m512 d = load_half16(scales + b * 32);
+    for (int r = 0; r < NX; ++r) {
+      const __m512i lo = _mm512_add_epi32(lo0[r], lo1[r]);
+      const __m512i hi = _mm512_slli_epi32(_mm512_add_epi32(hi0[r], hi1[r]), 8);
+      const __m512i sum =
+          _mm512_add_epi32(_mm512_add_epi32(lo, hi), _mm512_set1_epi32(T::kStart * xb[r]->sum));
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, _mm512_set1_ps(xb[r]->d)),
+                               acc[r]);
+    }
+    if constexpr (T::kMin) {
+      const __m512 m = load_half16(mins + b * 32);
+      for (int r = 0; r < NX; ++r)
+        acc[r] =
+            _mm512_fmadd_ps(m, _mm512_set1_ps(xb[r]->d * static_cast<float>(xb[r]->sum)), acc[r]);
+    }
+  }
+  for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);
+}
+
+// Q8_0 on 16-bit activations: each 16-bit word of a packed register holds two quants (q + 128),
+// multiplied by a broadcast pair of x values with vpdpwssd; the sum starts at -128 * sum(x).
+template <int NX>
+void packed_q8_0_group16(const uint8_t* group, size_t nb, const BlockQ16* x, float* y,
+                         size_t y_stride) {
+  using T = PackedQ8;
+  const uint8_t* quants = group;
+  const uint8_t* scales = quants + nb * T::kQuantBytes;
   __m512 acc[NX];
   for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
@@ -231,25 +277,17 @@ void packed_group16(const uint8_t* group, size_t nb, const BlockQ16* x, float* y
       a1[r] = a2[r] = a3[r] = _mm512_setzero_si512();
     }
     const uint8_t* q = quants + b * T::kQuantBytes;
-    const uint8_t* h = high + b * 64;
-    if constexpr (T::kQuantBytes == 256) {
-      nibble_step16<T, 0, NX>(q, h, xb, a0, a1, a2, a3);
-      nibble_step16<T, 1, NX>(q, h, xb, a0, a1, a2, a3);
-      nibble_step16<T, 2, NX>(q, h, xb, a0, a1, a2, a3);
-      nibble_step16<T, 3, NX>(q, h, xb, a0, a1, a2, a3);
-    } else {
-      const __m512i m8 = _mm512_set1_epi16(255);
-      for (int k = 0; k < 8; k += 2) {
-        const __m512i v0 = load512i(q + 64 * k), v1 = load512i(q + 64 * (k + 1));
-        const __m512i e0 = _mm512_and_si512(v0, m8), o0 = _mm512_srli_epi16(v0, 8);
-        const __m512i e1 = _mm512_and_si512(v1, m8), o1 = _mm512_srli_epi16(v1, 8);
-        for (int r = 0; r < NX; ++r) {
-          const int16_t* xq = xb[r]->q + 4 * k;
-          a0[r] = _mm512_dpwssd_epi32(a0[r], e0, bcast_pair(xq));
-          a1[r] = _mm512_dpwssd_epi32(a1[r], o0, bcast_pair(xq + 2));
-          a2[r] = _mm512_dpwssd_epi32(a2[r], e1, bcast_pair(xq + 4));
-          a3[r] = _mm512_dpwssd_epi32(a3[r], o1, bcast_pair(xq + 6));
-        }
+    const __m512i m8 = _mm512_set1_epi16(255);
+    for (int k = 0; k < 8; k += 2) {
+      const __m512i v0 = load512i(q + 64 * k), v1 = load512i(q + 64 * (k + 1));
+      const __m512i e0 = _mm512_and_si512(v0, m8), o0 = _mm512_srli_epi16(v0, 8);
+      const __m512i e1 = _mm512_and_si512(v1, m8), o1 = _mm512_srli_epi16(v1, 8);
+      for (int r = 0; r < NX; ++r) {
+        const int16_t* xq = xb[r]->q + 4 * k;
+        a0[r] = _mm512_dpwssd_epi32(a0[r], e0, bcast_pair(xq));
+        a1[r] = _mm512_dpwssd_epi32(a1[r], o0, bcast_pair(xq + 2));
+        a2[r] = _mm512_dpwssd_epi32(a2[r], e1, bcast_pair(xq + 4));
+        a3[r] = _mm512_dpwssd_epi32(a3[r], o1, bcast_pair(xq + 6));
       }
     }
     const __m512 d = load_half16(scales + b * 32);
@@ -259,14 +297,16 @@ void packed_group16(const uint8_t* group, size_t nb, const BlockQ16* x, float* y
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, _mm512_set1_ps(xb[r]->d)),
                                acc[r]);
     }
-    if constexpr (T::kMin) {
-      const __m512 m = load_half16(mins + b * 32);
-      for (int r = 0; r < NX; ++r)
-        acc[r] =
-            _mm512_fmadd_ps(m, _mm512_set1_ps(xb[r]->d * static_cast<float>(xb[r]->sum)), acc[r]);
-    }
   }
   for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);
+}
+
+template <class T, int NX>
+void packed_group16(const uint8_t* group, size_t nb, const BlockQ16* x, float* y, size_t y_stride) {
+  if constexpr (T::kQuantBytes == 256)
+    packed_group16_split<T, NX>(group, nb, x, y, y_stride);
+  else
+    packed_q8_0_group16<NX>(group, nb, x, y, y_stride);
 }
 
 template <class T>

@@ -20,6 +20,11 @@ struct BlockQ16 {
   int32_t sum;     // sum of q, for the weight types with an offset or a minimum
   int32_t sum_lo;  // sum of the first 16 (Q6_K's offset applies per 16 elements)
   int16_t q[32];
+  // The same values in element order, split into bytes: q = 256 * hi + lo. The 4- and 5-bit
+  // types multiply these with vpdpbusd, 4 products per lane: their quants fit a signed byte, so
+  // lo (unsigned) times quant and quant (unsigned) times hi are both byte products.
+  uint8_t lo[32];
+  int8_t hi[32];
 };
 
 // n is a multiple of 32. Rounds to nearest, ties to even (see quantize_q8).
@@ -42,6 +47,8 @@ inline void quantize_q16(const float* x, BlockQ16* out, size_t n) {
       // Element i = 4k + j goes to 4k + {0, 2, 1, 3}[j].
       const int j = i % 4;
       out[b].q[i - j + (j == 1 ? 2 : (j == 2 ? 1 : j))] = q;
+      out[b].lo[i] = static_cast<uint8_t>(q & 0xFF);
+      out[b].hi[i] = static_cast<int8_t>(q >> 8);
       sum += q;
       if (i < 16) sum_lo += q;
     }
