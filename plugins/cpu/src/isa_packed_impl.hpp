@@ -326,7 +326,8 @@ void packed_group16_rows(const uint8_t* group, size_t nb, const BlockQ16* x, siz
   }
 }
 
-// Q4_K / Q5_K: per sub-block pair, integer sums for both sub-blocks (two chains each), then per
+// Q4_K / Q5_K: per sub-block pair, integer sums for both sub-blocks (x split into bytes as for the
+// legacy 4- and 5-bit types; per lane below 2^19 and 2^17), then per
 // sub-block the f32 scale d * sc (16 rows) times x's block scale, and the minimum term
 // dmin * m * (x's block scale * sum of x's block).
 template <bool High, int NX>
@@ -340,7 +341,7 @@ void packed_k4_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
   const uint8_t* ds = mins + nsb * kScales;
   const uint8_t* dmins = ds + nsb * 32;
   const size_t nb = nsb * 8;
-  const __m512i m4 = _mm512_set1_epi16(15);
+  const __m512i m4 = _mm512_set1_epi8(15);
   __m512 acc[NX];
   for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
   for (size_t s = 0; s < nsb; ++s) {
@@ -358,26 +359,23 @@ void packed_k4_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
         h0 = load512i(highs + s * kHigh + 2 * c * 64);
         h1 = load512i(highs + s * kHigh + (2 * c + 1) * 64);
       }
+      // x split into bytes (see packed_group16_split): a0/b0 sum quant x lo, a1/b1 quant x hi.
       auto step = [&](auto kc) {
         constexpr int k = decltype(kc)::value;
         const __m512i v = load512i(q + 64 * k);
-        __m512i w0 = _mm512_and_si512(v, m4);                        // sub 2c: 4k, 4k+2
-        __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(v, 8), m4);  // sub 2c: 4k+1, 4k+3
-        __m512i w2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);  // sub 2c+1: 4k, 4k+2
-        __m512i w3 = _mm512_srli_epi16(v, 12);                       // sub 2c+1: 4k+1, 4k+3
+        __m512i wa = _mm512_and_si512(v, m4);                        // sub 2c: 4k..4k+3
+        __m512i wb = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);  // sub 2c+1: 4k..4k+3
         if constexpr (High) {
-          w0 = _mm512_or_si512(w0, word_bit4<k>(h0));
-          w1 = _mm512_or_si512(w1, word_bit4<8 + k>(h0));
-          w2 = _mm512_or_si512(w2, word_bit4<k>(h1));
-          w3 = _mm512_or_si512(w3, word_bit4<8 + k>(h1));
+          wa = _mm512_or_si512(wa, high_bits<k>(h0));
+          wb = _mm512_or_si512(wb, high_bits<k>(h1));
         }
         for (int r = 0; r < NX; ++r) {
-          const int16_t* qa = xa[r]->q + 4 * k;
-          const int16_t* qb = xa[r][1].q + 4 * k;
-          a0[r] = _mm512_dpwssd_epi32(a0[r], w0, bcast_pair(qa));
-          a1[r] = _mm512_dpwssd_epi32(a1[r], w1, bcast_pair(qa + 2));
-          b0[r] = _mm512_dpwssd_epi32(b0[r], w2, bcast_pair(qb));
-          b1[r] = _mm512_dpwssd_epi32(b1[r], w3, bcast_pair(qb + 2));
+          const BlockQ16& xa0 = xa[r][0];
+          const BlockQ16& xb0 = xa[r][1];
+          a0[r] = _mm512_dpbusd_epi32(a0[r], bcast4u(xa0.lo + 4 * k), wa);
+          a1[r] = _mm512_dpbusd_epi32(a1[r], wa, bcast4(xa0.hi + 4 * k));
+          b0[r] = _mm512_dpbusd_epi32(b0[r], bcast4u(xb0.lo + 4 * k), wb);
+          b1[r] = _mm512_dpbusd_epi32(b1[r], wb, bcast4(xb0.hi + 4 * k));
         }
       };
       step(std::integral_constant<int, 0>{});
@@ -397,8 +395,8 @@ void packed_k4_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
         const __m512 dsc = _mm512_mul_ps(d, sc), dmn = _mm512_mul_ps(dmin, mn);
         for (int r = 0; r < NX; ++r) {
           const BlockQ16& xb = xa[r][half];
-          const __m512i sum =
-              half ? _mm512_add_epi32(b0[r], b1[r]) : _mm512_add_epi32(a0[r], a1[r]);
+          const __m512i sum = half ? _mm512_add_epi32(b0[r], _mm512_slli_epi32(b1[r], 8))
+                                   : _mm512_add_epi32(a0[r], _mm512_slli_epi32(a1[r], 8));
           acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
                                    _mm512_mul_ps(dsc, _mm512_set1_ps(xb.d)), acc[r]);
           acc[r] = _mm512_fnmadd_ps(dmn, _mm512_set1_ps(xb.d * static_cast<float>(xb.sum)), acc[r]);
