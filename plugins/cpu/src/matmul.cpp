@@ -118,8 +118,13 @@ void matmul_packed(apr_device& device, const MatmulView& m) {
   const IsaKernels& k = device.kernels;
   const Block* xq = quantize_rows<Block>(device, m);
   const uint64_t nb = w.n_cols / 32;
-  const uint64_t groups_per_task = std::max<uint64_t>(
-      1, kDecodeTaskBytes / w.packed.group_bytes / (m.n_rows <= kMaxDecodeRows ? 1 : 4));
+  // Each output comes from one group kernel whatever the partition, so tasks may be sized by the
+  // thread count: about 4 per thread keeps both threads busy to the end (a few large tasks left
+  // one thread idle while the other finished), and at most kDecodeTaskBytes of weights each.
+  const uint64_t by_threads = (w.packed.n_groups + 4 * device.pool.size() - 1) /
+                              (4 * device.pool.size());
+  const uint64_t groups_per_task = std::clamp<uint64_t>(
+      by_threads, 1, std::max<uint64_t>(1, kDecodeTaskBytes / w.packed.group_bytes));
   const uint64_t n_group_tasks = (w.packed.n_groups + groups_per_task - 1) / groups_per_task;
   const bool tail = w.n_rows > w.packed.n_groups * kPackRows;
   device.pool.run(n_group_tasks + (tail ? 1 : 0), [&](size_t task) {
