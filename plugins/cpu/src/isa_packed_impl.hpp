@@ -47,14 +47,14 @@ struct PackedQ8 {
   static constexpr int kStart = -128;
 };
 
-// Fifth bits of group g (0..7) at bit 4 of each byte (layout: bit g of byte e).
-template <int G>
+// High bits of group g (0..7) at bit Pos of each byte (layout: bit g of byte e).
+template <int G, int Pos = 4>
 inline __m512i high_bits(__m512i h) {
-  const __m512i mask = _mm512_set1_epi8(0x10);
-  if constexpr (G <= 4)
-    return _mm512_and_si512(_mm512_slli_epi32(h, 4 - G), mask);
+  const __m512i mask = _mm512_set1_epi8(1 << Pos);
+  if constexpr (G <= Pos)
+    return _mm512_and_si512(_mm512_slli_epi32(h, Pos - G), mask);
   else
-    return _mm512_and_si512(_mm512_srli_epi32(h, G - 4), mask);
+    return _mm512_and_si512(_mm512_srli_epi32(h, G - Pos), mask);
 }
 
 // lo/hi accumulate the products of quant register k of a nibble type.
@@ -531,8 +531,9 @@ void packed_k6_rows(const uint8_t* group, size_t nsb, const BlockQ16* x, size_t 
 
 // Q2_K / Q3_K: per chunk (h, j) of 32 elements, integer sums per 16-element sub-block from the
 // 2-bit fields at bits 2j of the half's quant bytes (Q3_K: plus the high bit, value - 4, so each
-// sum starts at -4 * that half's sum of x); then per sub-block d * scale * x's block scale, and
-// for Q2_K the minimum term dmin * m * (x's block scale * sum of x's half block).
+// sum gets -4 * that half's sum of x), on x split into bytes as for the legacy types; then per
+// sub-block d * scale * x's block scale, and for Q2_K the minimum term dmin * m * (x's block
+// scale * sum of x's half block).
 template <bool Q3, int NX>
 void packed_k2_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, float* y,
                        size_t y_stride) {
@@ -543,7 +544,7 @@ void packed_k2_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
   const uint8_t* ds = scales + nsb * kScales;
   const uint8_t* dmins = ds + nsb * 32;
   const size_t nb = nsb * 8;
-  const __m512i m2 = _mm512_set1_epi16(3);
+  const __m512i m2 = _mm512_set1_epi8(3);
   __m512 acc[NX];
   for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
   for (size_t s = 0; s < nsb; ++s) {
@@ -555,28 +556,25 @@ void packed_k2_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
       auto chunk = [&](auto jc) {
         constexpr int j = decltype(jc)::value;
         const BlockQ16* xb[NX];
-        __m512i lo[NX], hi[NX];
+        // Per 16-element sub-block (k < 4: the first), quant x lo and quant x hi (x split into
+        // bytes, see packed_group16_split).
+        __m512i lo0[NX], hi0[NX], lo1[NX], hi1[NX];
         for (int r = 0; r < NX; ++r) {
           xb[r] = x + r * nb + s * 8 + 4 * h + j;
-          const int start = Q3 ? -4 : 0;
-          lo[r] = _mm512_set1_epi32(start * xb[r]->sum_lo);
-          hi[r] = _mm512_set1_epi32(start * (xb[r]->sum - xb[r]->sum_lo));
+          lo0[r] = hi0[r] = lo1[r] = hi1[r] = _mm512_setzero_si512();
         }
         __m512i hb = _mm512_setzero_si512();
         if constexpr (Q3) hb = load512i(highs + s * kHigh + (4 * h + j) * 64);
         auto step = [&](auto kc) {
           constexpr int k = decltype(kc)::value;
           const __m512i v = load512i(q + 64 * k);
-          __m512i w0 = _mm512_and_si512(_mm512_srli_epi16(v, 2 * j), m2);      // 4k, 4k+2
-          __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(v, 8 + 2 * j), m2);  // 4k+1, 4k+3
-          if constexpr (Q3) {
-            w0 = _mm512_or_si512(w0, word_bit<2, k>(hb));
-            w1 = _mm512_or_si512(w1, word_bit<2, 8 + k>(hb));
-          }
+          __m512i w = _mm512_and_si512(_mm512_srli_epi16(v, 2 * j), m2);  // elements 4k..4k+3
+          if constexpr (Q3) w = _mm512_or_si512(w, high_bits<k, 2>(hb));
           for (int r = 0; r < NX; ++r) {
-            __m512i& t = k < 4 ? lo[r] : hi[r];
-            t = _mm512_dpwssd_epi32(t, w0, bcast_pair(xb[r]->q + 4 * k));
-            t = _mm512_dpwssd_epi32(t, w1, bcast_pair(xb[r]->q + 4 * k + 2));
+            __m512i& tl = k < 4 ? lo0[r] : lo1[r];
+            __m512i& th = k < 4 ? hi0[r] : hi1[r];
+            tl = _mm512_dpbusd_epi32(tl, bcast4u(xb[r]->lo + 4 * k), w);
+            th = _mm512_dpbusd_epi32(th, w, bcast4(xb[r]->hi + 4 * k));
           }
         };
         step(std::integral_constant<int, 0>{});
@@ -600,13 +598,14 @@ void packed_k2_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
           }
           for (int r = 0; r < NX; ++r) {
             const __m512 dx = _mm512_set1_ps(xb[r]->d);
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(half ? hi[r] : lo[r]),
-                                     _mm512_mul_ps(dsc, dx), acc[r]);
-            if constexpr (!Q3) {
-              const int32_t xs = half ? xb[r]->sum - xb[r]->sum_lo : xb[r]->sum_lo;
-              acc[r] =
-                  _mm512_fnmadd_ps(dmn, _mm512_set1_ps(xb[r]->d * static_cast<float>(xs)), acc[r]);
-            }
+            const int32_t x_half = half ? xb[r]->sum - xb[r]->sum_lo : xb[r]->sum_lo;
+            const __m512i sum = _mm512_add_epi32(half ? lo1[r] : lo0[r],
+                                                 _mm512_slli_epi32(half ? hi1[r] : hi0[r], 8));
+            const __m512i total = Q3 ? _mm512_add_epi32(sum, _mm512_set1_epi32(-4 * x_half)) : sum;
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_mul_ps(dsc, dx), acc[r]);
+            if constexpr (!Q3)
+              acc[r] = _mm512_fnmadd_ps(dmn, _mm512_set1_ps(xb[r]->d * static_cast<float>(x_half)),
+                                        acc[r]);
           }
         }
       };
