@@ -123,37 +123,19 @@ void packed_group(const uint8_t* group, size_t nb, const BlockQ8* x, float* y, s
   for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);
 }
 
-template <class T>
-void packed_group_rows(const uint8_t* group, size_t nb, const BlockQ8* x, size_t nx, float* y,
-                       size_t y_stride) {
+// Calls kernel(std::integral_constant<int, NX>{}, x, y) on the x rows 4 at a time (NX = 4), then
+// on the 1 to 3 left: each kernel instance keeps NX rows' accumulators in registers.
+template <class Block, class Kernel>
+void for_x_rows(const Block* x, size_t nb, size_t nx, float* y, size_t y_stride, Kernel kernel) {
   for (; nx >= 4; nx -= 4, x += 4 * nb, y += 4 * y_stride)
-    packed_group<T, 4>(group, nb, x, y, y_stride);
+    kernel(std::integral_constant<int, 4>{}, x, y);
   switch (nx) {
     case 3:
-      return packed_group<T, 3>(group, nb, x, y, y_stride);
+      return kernel(std::integral_constant<int, 3>{}, x, y);
     case 2:
-      return packed_group<T, 2>(group, nb, x, y, y_stride);
+      return kernel(std::integral_constant<int, 2>{}, x, y);
     case 1:
-      return packed_group<T, 1>(group, nb, x, y, y_stride);
-    default:
-      return;
-  }
-}
-
-void packed_gemm_q8(apr_type type, const uint8_t* group, size_t n_cols, const BlockQ8* x, size_t nx,
-                    float* y, size_t y_stride) {
-  const size_t nb = n_cols / 32;
-  switch (type) {
-    case APR_TYPE_Q4_0:
-      return packed_group_rows<PackedQ4>(group, nb, x, nx, y, y_stride);
-    case APR_TYPE_Q4_1:
-      return packed_group_rows<PackedQ4_1>(group, nb, x, nx, y, y_stride);
-    case APR_TYPE_Q5_0:
-      return packed_group_rows<PackedQ5>(group, nb, x, nx, y, y_stride);
-    case APR_TYPE_Q5_1:
-      return packed_group_rows<PackedQ5_1>(group, nb, x, nx, y, y_stride);
-    case APR_TYPE_Q8_0:
-      return packed_group_rows<PackedQ8>(group, nb, x, nx, y, y_stride);
+      return kernel(std::integral_constant<int, 1>{}, x, y);
     default:
       return;
   }
@@ -309,23 +291,6 @@ void packed_group16(const uint8_t* group, size_t nb, const BlockQ16* x, float* y
     packed_q8_0_group16<NX>(group, nb, x, y, y_stride);
 }
 
-template <class T>
-void packed_group16_rows(const uint8_t* group, size_t nb, const BlockQ16* x, size_t nx, float* y,
-                         size_t y_stride) {
-  for (; nx >= 4; nx -= 4, x += 4 * nb, y += 4 * y_stride)
-    packed_group16<T, 4>(group, nb, x, y, y_stride);
-  switch (nx) {
-    case 3:
-      return packed_group16<T, 3>(group, nb, x, y, y_stride);
-    case 2:
-      return packed_group16<T, 2>(group, nb, x, y, y_stride);
-    case 1:
-      return packed_group16<T, 1>(group, nb, x, y, y_stride);
-    default:
-      return;
-  }
-}
-
 // Q4_K / Q5_K: per sub-block pair, integer sums for both sub-blocks (x split into bytes as for the
 // legacy 4- and 5-bit types; per lane below 2^19 and 2^17), then per
 // sub-block the f32 scale d * sc (16 rows) times x's block scale, and the minimum term
@@ -405,24 +370,6 @@ void packed_k4_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
     }
   }
   for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);
-}
-
-template <bool High>
-void packed_k4_rows(const uint8_t* group, size_t nsb, const BlockQ16* x, size_t nx, float* y,
-                    size_t y_stride) {
-  const size_t nb = nsb * 8;
-  for (; nx >= 4; nx -= 4, x += 4 * nb, y += 4 * y_stride)
-    packed_k4_group16<High, 4>(group, nsb, x, y, y_stride);
-  switch (nx) {
-    case 3:
-      return packed_k4_group16<High, 3>(group, nsb, x, y, y_stride);
-    case 2:
-      return packed_k4_group16<High, 2>(group, nsb, x, y, y_stride);
-    case 1:
-      return packed_k4_group16<High, 1>(group, nsb, x, y, y_stride);
-    default:
-      return;
-  }
 }
 
 // Q6_K: per nibble-byte pair of chunks A (t = u) and B (t = u + 2) of half h, integer sums per
@@ -510,23 +457,6 @@ void packed_k6_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
     }
   }
   for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);
-}
-
-void packed_k6_rows(const uint8_t* group, size_t nsb, const BlockQ16* x, size_t nx, float* y,
-                    size_t y_stride) {
-  const size_t nb = nsb * 8;
-  for (; nx >= 4; nx -= 4, x += 4 * nb, y += 4 * y_stride)
-    packed_k6_group16<4>(group, nsb, x, y, y_stride);
-  switch (nx) {
-    case 3:
-      return packed_k6_group16<3>(group, nsb, x, y, y_stride);
-    case 2:
-      return packed_k6_group16<2>(group, nsb, x, y, y_stride);
-    case 1:
-      return packed_k6_group16<1>(group, nsb, x, y, y_stride);
-    default:
-      return;
-  }
 }
 
 // Q2_K / Q3_K: per chunk (h, j) of 32 elements, integer sums per 16-element sub-block from the
@@ -618,19 +548,32 @@ void packed_k2_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
   for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);
 }
 
-template <bool Q3>
-void packed_k2_rows(const uint8_t* group, size_t nsb, const BlockQ16* x, size_t nx, float* y,
-                    size_t y_stride) {
-  const size_t nb = nsb * 8;
-  for (; nx >= 4; nx -= 4, x += 4 * nb, y += 4 * y_stride)
-    packed_k2_group16<Q3, 4>(group, nsb, x, y, y_stride);
-  switch (nx) {
-    case 3:
-      return packed_k2_group16<Q3, 3>(group, nsb, x, y, y_stride);
-    case 2:
-      return packed_k2_group16<Q3, 2>(group, nsb, x, y, y_stride);
-    case 1:
-      return packed_k2_group16<Q3, 1>(group, nsb, x, y, y_stride);
+// The 32-element block types, on 8- or 16-bit activations.
+template <class T, class Block>
+void legacy_rows(const uint8_t* group, size_t nb, const Block* x, size_t nx, float* y,
+                 size_t y_stride) {
+  for_x_rows(x, nb, nx, y, y_stride, [&](auto n, const Block* xr, float* yr) {
+    if constexpr (std::is_same_v<Block, BlockQ8>)
+      packed_group<T, decltype(n)::value>(group, nb, xr, yr, y_stride);
+    else
+      packed_group16<T, decltype(n)::value>(group, nb, xr, yr, y_stride);
+  });
+}
+
+void packed_gemm_q8(apr_type type, const uint8_t* group, size_t n_cols, const BlockQ8* x, size_t nx,
+                    float* y, size_t y_stride) {
+  const size_t nb = n_cols / 32;
+  switch (type) {
+    case APR_TYPE_Q4_0:
+      return legacy_rows<PackedQ4>(group, nb, x, nx, y, y_stride);
+    case APR_TYPE_Q4_1:
+      return legacy_rows<PackedQ4_1>(group, nb, x, nx, y, y_stride);
+    case APR_TYPE_Q5_0:
+      return legacy_rows<PackedQ5>(group, nb, x, nx, y, y_stride);
+    case APR_TYPE_Q5_1:
+      return legacy_rows<PackedQ5_1>(group, nb, x, nx, y, y_stride);
+    case APR_TYPE_Q8_0:
+      return legacy_rows<PackedQ8>(group, nb, x, nx, y, y_stride);
     default:
       return;
   }
@@ -639,27 +582,38 @@ void packed_k2_rows(const uint8_t* group, size_t nsb, const BlockQ16* x, size_t 
 void packed_gemm_q16(apr_type type, const uint8_t* group, size_t n_cols, const BlockQ16* x,
                      size_t nx, float* y, size_t y_stride) {
   const size_t nb = n_cols / 32;
+  auto rows = [&](auto kernel) { for_x_rows(x, nb, nx, y, y_stride, kernel); };
   switch (type) {
     case APR_TYPE_Q4_K:
-      return packed_k4_rows<false>(group, n_cols / 256, x, nx, y, y_stride);
+      return rows([&](auto n, const BlockQ16* xr, float* yr) {
+        packed_k4_group16<false, decltype(n)::value>(group, n_cols / 256, xr, yr, y_stride);
+      });
     case APR_TYPE_Q5_K:
-      return packed_k4_rows<true>(group, n_cols / 256, x, nx, y, y_stride);
+      return rows([&](auto n, const BlockQ16* xr, float* yr) {
+        packed_k4_group16<true, decltype(n)::value>(group, n_cols / 256, xr, yr, y_stride);
+      });
     case APR_TYPE_Q2_K:
-      return packed_k2_rows<false>(group, n_cols / 256, x, nx, y, y_stride);
+      return rows([&](auto n, const BlockQ16* xr, float* yr) {
+        packed_k2_group16<false, decltype(n)::value>(group, n_cols / 256, xr, yr, y_stride);
+      });
     case APR_TYPE_Q3_K:
-      return packed_k2_rows<true>(group, n_cols / 256, x, nx, y, y_stride);
+      return rows([&](auto n, const BlockQ16* xr, float* yr) {
+        packed_k2_group16<true, decltype(n)::value>(group, n_cols / 256, xr, yr, y_stride);
+      });
     case APR_TYPE_Q6_K:
-      return packed_k6_rows(group, n_cols / 256, x, nx, y, y_stride);
+      return rows([&](auto n, const BlockQ16* xr, float* yr) {
+        packed_k6_group16<decltype(n)::value>(group, n_cols / 256, xr, yr, y_stride);
+      });
     case APR_TYPE_Q4_0:
-      return packed_group16_rows<PackedQ4>(group, nb, x, nx, y, y_stride);
+      return legacy_rows<PackedQ4>(group, nb, x, nx, y, y_stride);
     case APR_TYPE_Q4_1:
-      return packed_group16_rows<PackedQ4_1>(group, nb, x, nx, y, y_stride);
+      return legacy_rows<PackedQ4_1>(group, nb, x, nx, y, y_stride);
     case APR_TYPE_Q5_0:
-      return packed_group16_rows<PackedQ5>(group, nb, x, nx, y, y_stride);
+      return legacy_rows<PackedQ5>(group, nb, x, nx, y, y_stride);
     case APR_TYPE_Q5_1:
-      return packed_group16_rows<PackedQ5_1>(group, nb, x, nx, y, y_stride);
+      return legacy_rows<PackedQ5_1>(group, nb, x, nx, y, y_stride);
     case APR_TYPE_Q8_0:
-      return packed_group16_rows<PackedQ8>(group, nb, x, nx, y, y_stride);
+      return legacy_rows<PackedQ8>(group, nb, x, nx, y, y_stride);
     default:
       return;
   }

@@ -121,8 +121,8 @@ void matmul_packed(apr_device& device, const MatmulView& m) {
   // Each output comes from one group kernel whatever the partition, so tasks may be sized by the
   // thread count: about 4 per thread keeps both threads busy to the end (a few large tasks left
   // one thread idle while the other finished), and at most kDecodeTaskBytes of weights each.
-  const uint64_t by_threads = (w.packed.n_groups + 4 * device.pool.size() - 1) /
-                              (4 * device.pool.size());
+  const uint64_t by_threads =
+      (w.packed.n_groups + 4 * device.pool.size() - 1) / (4 * device.pool.size());
   const uint64_t groups_per_task = std::clamp<uint64_t>(
       by_threads, 1, std::max<uint64_t>(1, kDecodeTaskBytes / w.packed.group_bytes));
   const uint64_t n_group_tasks = (w.packed.n_groups + groups_per_task - 1) / groups_per_task;

@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "q8_activations.hpp"
+
 namespace apr_cpu {
 
 // q holds the 32 values in pair order: for k = 0..7, x[4k], x[4k+2], x[4k+1], x[4k+3]. A 32-bit
@@ -29,19 +31,13 @@ struct BlockQ16 {
 
 // n is a multiple of 32. Rounds to nearest, ties to even (see quantize_q8).
 inline void quantize_q16(const float* x, BlockQ16* out, size_t n) {
-  constexpr float kRound = 12582912.0f;
   for (size_t b = 0; b < n / 32; ++b) {
     const float* xb = x + 32 * b;
-    float amax = 0.0f;
-    for (int i = 0; i < 32; ++i) {
-      const float a = std::fabs(xb[i]);
-      amax = a > amax ? a : amax;
-    }
-    const float d = amax / 32767.0f;
+    const float d = block_absmax(xb) / 32767.0f;
     const float id = d > 0.0f ? 1.0f / d : 0.0f;
     int32_t sum = 0, sum_lo = 0;
     for (int i = 0; i < 32; ++i) {
-      float v = (xb[i] * id + kRound) - kRound;
+      float v = round_to_int(xb[i] * id);
       v = v < -32767.0f ? -32767.0f : (v > 32767.0f ? 32767.0f : v);
       const int16_t q = static_cast<int16_t>(v);
       // Element i = 4k + j goes to 4k + {0, 2, 1, 3}[j].

@@ -25,25 +25,33 @@ inline bool q8_supported(apr_type type) {
          type == APR_TYPE_Q5_1 || type == APR_TYPE_Q8_0;
 }
 
+// max |x_i| over one block of 32, written without fmax (a library call) so that it vectorises.
+inline float block_absmax(const float* xb) {
+  float amax = 0.0f;
+  for (int i = 0; i < 32; ++i) {
+    const float a = std::fabs(xb[i]);
+    amax = a > amax ? a : amax;
+  }
+  return amax;
+}
+
+// v rounded to an integer, to nearest with ties to even, for |v| < 2^22, without a library call
+// (nearbyint): adding and then subtracting 1.5 * 2^23 does it in the default rounding mode.
+inline float round_to_int(float v) {
+  constexpr float kRound = 12582912.0f;
+  return (v + kRound) - kRound;
+}
+
 // n is a multiple of 32. Round to nearest (ties to even), d = max|x| / 127, so |x - d q| <= d / 2.
 // One portable implementation for every instruction set: the same x quantizes the same way.
-// Written without library calls (fmax, nearbyint) so that the compiler can vectorise it: adding
-// and then subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, to
-// nearest with ties to even, in the default rounding mode.
 inline void quantize_q8(const float* x, BlockQ8* out, size_t n) {
-  constexpr float kRound = 12582912.0f;
   for (size_t b = 0; b < n / 32; ++b) {
     const float* xb = x + 32 * b;
-    float amax = 0.0f;
-    for (int i = 0; i < 32; ++i) {
-      const float a = std::fabs(xb[i]);
-      amax = a > amax ? a : amax;
-    }
-    const float d = amax / 127.0f;
+    const float d = block_absmax(xb) / 127.0f;
     const float id = d > 0.0f ? 1.0f / d : 0.0f;
     int32_t sum = 0;
     for (int i = 0; i < 32; ++i) {
-      float v = (xb[i] * id + kRound) - kRound;
+      float v = round_to_int(xb[i] * id);
       v = v < -127.0f ? -127.0f : (v > 127.0f ? 127.0f : v);
       out[b].q[i] = static_cast<int8_t>(v);
       sum += out[b].q[i];
