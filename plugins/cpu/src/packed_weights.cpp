@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "packed_weights.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <new>
 
 #include "weight_formats.hpp"
@@ -43,12 +45,51 @@ bool geometry(apr_type type, Geometry& g) {
 }
 
 // Bit g of byte e of the result = bit 4g + e of bits: the fifth bits of the four elements of group
-// g sit in bit g of four consecutive bytes, ready for one shift and mask per group.
+// g sit in bit g of four consecutive bytes, ready for one shift and mask per group. Bit t of input
+// byte B (element 8B + t) goes to bit 8 (t % 4) + t / 4 + 2B, so one table of the byte values,
+// shifted by 2B, does it.
+struct RegroupTable {
+  uint32_t of_byte[256];
+  constexpr RegroupTable() : of_byte() {
+    for (uint32_t v = 0; v < 256; ++v)
+      for (uint32_t t = 0; t < 8; ++t)
+        if ((v >> t) & 1u) of_byte[v] |= 1u << (8 * (t % 4) + t / 4);
+  }
+};
+constexpr RegroupTable kRegroup;
+
 uint32_t regroup_high_bits(uint32_t bits) {
-  uint32_t out = 0;
-  for (uint32_t i = 0; i < 32; ++i)
-    if ((bits >> i) & 1u) out |= 1u << (8 * (i % 4) + i / 4);
-  return out;
+  return kRegroup.of_byte[bits & 0xFF] | kRegroup.of_byte[(bits >> 8) & 0xFF] << 2 |
+         kRegroup.of_byte[(bits >> 16) & 0xFF] << 4 | kRegroup.of_byte[bits >> 24] << 6;
+}
+
+// The 16 rows of one group of a 32-element block type (layout in packed_weights.hpp).
+void pack_legacy_group(const Geometry& geo, const uint8_t* rows, uint64_t row_bytes, uint64_t nb,
+                       uint8_t* out) {
+  const uint64_t quant_bytes = geo.nibbles ? 256 : 512;
+  uint8_t* quants = out;
+  uint8_t* high = quants + nb * quant_bytes;
+  uint8_t* d = high + (geo.high_offset >= 0 ? nb * 64 : 0);
+  uint8_t* m = d + nb * 32;
+  for (uint64_t r = 0; r < kPackRows; ++r) {
+    const uint8_t* row = rows + r * row_bytes;
+    for (uint64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = row + b * geo.block_bytes;
+      std::memcpy(d + b * 32 + 2 * r, blk + geo.d_offset, 2);
+      if (geo.m_offset >= 0) std::memcpy(m + b * 32 + 2 * r, blk + geo.m_offset, 2);
+      if (geo.high_offset >= 0) {
+        uint32_t bits;
+        std::memcpy(&bits, blk + geo.high_offset, 4);
+        bits = regroup_high_bits(bits);
+        std::memcpy(high + b * 64 + 4 * r, &bits, 4);
+      }
+      const uint8_t* q = blk + geo.quant_offset;
+      uint8_t* dst = quants + b * quant_bytes + 4 * r;
+      for (uint64_t k = 0; k < quant_bytes / 64; ++k)
+        for (int e = 0; e < 4; ++e)
+          dst[64 * k + e] = geo.nibbles ? q[4 * k + e] : static_cast<uint8_t>(q[4 * k + e] ^ 0x80);
+    }
+  }
 }
 
 // Q4_K / Q5_K (packed_weights.hpp): per super-block of 256, 4 pairs of 32-element sub-blocks.
@@ -190,72 +231,56 @@ void PackedWeight::FreeAligned::operator()(uint8_t* p) const {
 }
 
 PackedWeight pack_weight(apr_type type, const uint8_t* rows, uint64_t n_rows, uint64_t n_cols,
-                         uint64_t row_bytes) {
+                         uint64_t row_bytes, ThreadPool& pool) {
   PackedWeight packed;
-  Geometry geo{};
-  const bool k4 = type == APR_TYPE_Q4_K || type == APR_TYPE_Q5_K;
   if (!packable(type) || n_rows < kPackRows) return packed;
-  const uint64_t nb = n_cols / 32;
+  const uint64_t nb = n_cols / 32, nsb = n_cols / 256;
+  Geometry geo{};
+  uint64_t bytes = kPackRows * row_bytes;
+  std::function<void(const uint8_t*, uint8_t*)> pack_group;
+  switch (type) {
+    case APR_TYPE_Q4_K:
+    case APR_TYPE_Q5_K: {
+      const bool high = type == APR_TYPE_Q5_K;
+      bytes = k4_group_bytes(high, nsb);
+      pack_group = [=](const uint8_t* in, uint8_t* out) {
+        pack_k4_group(high, in, row_bytes, nsb, out);
+      };
+      break;
+    }
+    case APR_TYPE_Q2_K:
+    case APR_TYPE_Q3_K: {
+      const bool q3 = type == APR_TYPE_Q3_K;
+      bytes = k2_group_bytes(q3, nsb);
+      pack_group = [=](const uint8_t* in, uint8_t* out) {
+        pack_k2_group(q3, in, row_bytes, nsb, out);
+      };
+      break;
+    }
+    case APR_TYPE_Q6_K:
+      bytes = k6_group_bytes(nsb);
+      pack_group = [=](const uint8_t* in, uint8_t* out) { pack_k6_group(in, row_bytes, nsb, out); };
+      break;
+    default:
+      geometry(type, geo);
+      pack_group = [=](const uint8_t* in, uint8_t* out) {
+        pack_legacy_group(geo, in, row_bytes, nb, out);
+      };
+      break;
+  }
   packed.n_groups = n_rows / kPackRows;
-  const bool k6 = type == APR_TYPE_Q6_K;
-  const bool k2 = type == APR_TYPE_Q2_K || type == APR_TYPE_Q3_K;
-  const uint64_t nsb = n_cols / 256;
-  const uint64_t bytes = k4   ? k4_group_bytes(type == APR_TYPE_Q5_K, nsb)
-                         : k6 ? k6_group_bytes(nsb)
-                         : k2 ? k2_group_bytes(type == APR_TYPE_Q3_K, nsb)
-                              : kPackRows * row_bytes;
   packed.group_bytes = (bytes + 63) / 64 * 64;  // every group 64-byte aligned
   // 64-byte alignment for the quants' 512-bit loads (a load across two cache lines costs two).
   void* mem = std::aligned_alloc(64, packed.n_groups * packed.group_bytes);
   if (!mem) throw std::bad_alloc();
   packed.data.reset(static_cast<uint8_t*>(mem));
-  if (k4) {
-    for (uint64_t g = 0; g < packed.n_groups; ++g)
-      pack_k4_group(type == APR_TYPE_Q5_K, rows + g * kPackRows * row_bytes, row_bytes,
-                    n_cols / 256, packed.data.get() + g * packed.group_bytes);
-    return packed;
-  }
-  if (k2) {
-    for (uint64_t g = 0; g < packed.n_groups; ++g)
-      pack_k2_group(type == APR_TYPE_Q3_K, rows + g * kPackRows * row_bytes, row_bytes, nsb,
-                    packed.data.get() + g * packed.group_bytes);
-    return packed;
-  }
-  if (k6) {
-    for (uint64_t g = 0; g < packed.n_groups; ++g)
-      pack_k6_group(rows + g * kPackRows * row_bytes, row_bytes, n_cols / 256,
-                    packed.data.get() + g * packed.group_bytes);
-    return packed;
-  }
-  if (!geometry(type, geo)) return PackedWeight{};
-  const uint64_t quant_bytes = geo.nibbles ? 256 : 512;
-
-  for (uint64_t g = 0; g < packed.n_groups; ++g) {
-    uint8_t* quants = packed.data.get() + g * packed.group_bytes;
-    uint8_t* high = quants + nb * quant_bytes;
-    uint8_t* d = high + (geo.high_offset >= 0 ? nb * 64 : 0);
-    uint8_t* m = d + nb * 32;
-    for (uint64_t r = 0; r < kPackRows; ++r) {
-      const uint8_t* row = rows + (g * kPackRows + r) * row_bytes;
-      for (uint64_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = row + b * geo.block_bytes;
-        std::memcpy(d + b * 32 + 2 * r, blk + geo.d_offset, 2);
-        if (geo.m_offset >= 0) std::memcpy(m + b * 32 + 2 * r, blk + geo.m_offset, 2);
-        if (geo.high_offset >= 0) {
-          uint32_t bits;
-          std::memcpy(&bits, blk + geo.high_offset, 4);
-          bits = regroup_high_bits(bits);
-          std::memcpy(high + b * 64 + 4 * r, &bits, 4);
-        }
-        const uint8_t* q = blk + geo.quant_offset;
-        uint8_t* dst = quants + b * quant_bytes + 4 * r;
-        for (uint64_t k = 0; k < quant_bytes / 64; ++k)
-          for (int e = 0; e < 4; ++e)
-            dst[64 * k + e] =
-                geo.nibbles ? q[4 * k + e] : static_cast<uint8_t>(q[4 * k + e] ^ 0x80);
-      }
-    }
-  }
+  // Groups are independent; 64 per task keeps the pool's overhead small on large matrices.
+  constexpr uint64_t kGroupsPerTask = 64;
+  pool.run((packed.n_groups + kGroupsPerTask - 1) / kGroupsPerTask, [&](size_t task) {
+    const uint64_t g1 = std::min(packed.n_groups, (task + 1) * kGroupsPerTask);
+    for (uint64_t g = task * kGroupsPerTask; g < g1; ++g)
+      pack_group(rows + g * kPackRows * row_bytes, packed.data.get() + g * packed.group_bytes);
+  });
   return packed;
 }
 

@@ -52,6 +52,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "thread_pool.hpp"
+
 namespace apr_cpu {
 
 constexpr uint64_t kPackRows = 16;
@@ -70,9 +72,9 @@ struct PackedWeight {
   const uint8_t* group(uint64_t g) const { return data.get() + g * group_bytes; }
 };
 
-// Packs the full groups of n_rows rows of row_bytes each (n_cols / 32 blocks of `type`).
-// Returns an empty PackedWeight when fewer than kPackRows rows exist.
+// Packs the full groups of n_rows rows of row_bytes each (n_cols / 32 blocks of `type`), groups
+// in parallel on pool. Returns an empty PackedWeight when fewer than kPackRows rows exist.
 PackedWeight pack_weight(apr_type type, const uint8_t* rows, uint64_t n_rows, uint64_t n_cols,
-                         uint64_t row_bytes);
+                         uint64_t row_bytes, ThreadPool& pool);
 
 }  // namespace apr_cpu

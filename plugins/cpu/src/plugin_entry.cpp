@@ -244,8 +244,12 @@ apr_status api_weight_create(apr_device* device, const apr_weight_desc* desc, ap
       std::memcpy(w->owned.get(), d.data, total);
       w->data = w->owned.get();
     }
-    if (device->kernels.packed_gemm_q16 && packable(d.type))
-      w->packed = pack_weight(d.type, w->data, w->n_rows, w->n_cols, w->row_bytes);
+    // Repacked for the integer kernels unless every product is to stay in f32 (APR_CPU_ACT=f32,
+    // read here and at every matmul: weights created under f32 keep the f32 path).
+    const char* act = std::getenv("APR_CPU_ACT");
+    const bool f32_only = act && std::strcmp(act, "f32") == 0;
+    if (device->kernels.packed_gemm_q16 && packable(d.type) && !f32_only)
+      w->packed = pack_weight(d.type, w->data, w->n_rows, w->n_cols, w->row_bytes, device->pool);
     *weight = w.release();
   });
 }
