@@ -108,9 +108,10 @@ apr_status api_device_info(uint32_t index, apr_device_info* info) {
     APR_SDK_SET(info, memory_bytes, physical_memory_bytes());
     APR_SDK_SET_STRING(info, name, cpu_model_name());
     APR_SDK_SET_STRING(info, description,
-                       std::string(k.name) + " kernels, " + (k.packed_gemm_q16 ? "16-bit" : "f32") +
-                           " activations, " + num(std::thread::hardware_concurrency()) +
-                           " hardware threads");
+                       std::string(k.name) + " kernels, " +
+                           (k.packed_gemm_q16 ? "16-bit activations on quantized weights (default)"
+                                              : "f32 activations") +
+                           ", " + num(std::thread::hardware_concurrency()) + " hardware threads");
   });
 }
 
