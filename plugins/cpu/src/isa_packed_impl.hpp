@@ -10,7 +10,8 @@
 // quant q stands for q - 8, so the sum starts at -8 * sum(x_q) (sum(x_q) comes with each
 // activation block); Q8_0 quants are stored as q + 128 and start at -128 * sum(x_q).
 
-inline __m512i bcast4(const int8_t* p) {
+// 4 bytes (signed or unsigned activations) broadcast to every 32-bit lane.
+inline __m512i bcast4(const void* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof v);
   return _mm512_set1_epi32(v);
@@ -164,17 +165,6 @@ inline __m512i word_bit(__m512i h) {
   else
     return _mm512_and_si512(_mm512_srli_epi16(h, Bit - Pos), mask);
 }
-template <int Bit>
-inline __m512i word_bit4(__m512i h) {
-  return word_bit<4, Bit>(h);
-}
-
-inline __m512i bcast4u(const uint8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return _mm512_set1_epi32(v);
-}
-
 // The 4- and 5-bit legacy types on 16-bit activations split into bytes (BlockQ16::lo, hi):
 // sum q x = sum q lo + 256 sum q hi, both with vpdpbusd on the quants as unpacked for 8-bit
 // activations (half the unpacking of the word-split form). The integer sums are exact, so the
@@ -210,8 +200,8 @@ void packed_group16_split(const uint8_t* group, size_t nb, const BlockQ16* x, fl
         c = _mm512_or_si512(c, high_bits<K + 4>(bits));
       }
       for (int r = 0; r < NX; ++r) {
-        lo0[r] = _mm512_dpbusd_epi32(lo0[r], bcast4u(xb[r]->lo + 4 * K), a);
-        lo1[r] = _mm512_dpbusd_epi32(lo1[r], bcast4u(xb[r]->lo + 16 + 4 * K), c);
+        lo0[r] = _mm512_dpbusd_epi32(lo0[r], bcast4(xb[r]->lo + 4 * K), a);
+        lo1[r] = _mm512_dpbusd_epi32(lo1[r], bcast4(xb[r]->lo + 16 + 4 * K), c);
         hi0[r] = _mm512_dpbusd_epi32(hi0[r], a, bcast4(xb[r]->hi + 4 * K));
         hi1[r] = _mm512_dpbusd_epi32(hi1[r], c, bcast4(xb[r]->hi + 16 + 4 * K));
       }
@@ -337,9 +327,9 @@ void packed_k4_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
         for (int r = 0; r < NX; ++r) {
           const BlockQ16& xa0 = xa[r][0];
           const BlockQ16& xb0 = xa[r][1];
-          a0[r] = _mm512_dpbusd_epi32(a0[r], bcast4u(xa0.lo + 4 * k), wa);
+          a0[r] = _mm512_dpbusd_epi32(a0[r], bcast4(xa0.lo + 4 * k), wa);
           a1[r] = _mm512_dpbusd_epi32(a1[r], wa, bcast4(xa0.hi + 4 * k));
-          b0[r] = _mm512_dpbusd_epi32(b0[r], bcast4u(xb0.lo + 4 * k), wb);
+          b0[r] = _mm512_dpbusd_epi32(b0[r], bcast4(xb0.lo + 4 * k), wb);
           b1[r] = _mm512_dpbusd_epi32(b1[r], wb, bcast4(xb0.hi + 4 * k));
         }
       };
@@ -503,7 +493,7 @@ void packed_k2_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
           for (int r = 0; r < NX; ++r) {
             __m512i& tl = k < 4 ? lo0[r] : lo1[r];
             __m512i& th = k < 4 ? hi0[r] : hi1[r];
-            tl = _mm512_dpbusd_epi32(tl, bcast4u(xb[r]->lo + 4 * k), w);
+            tl = _mm512_dpbusd_epi32(tl, bcast4(xb[r]->lo + 4 * k), w);
             th = _mm512_dpbusd_epi32(th, w, bcast4(xb[r]->hi + 4 * k));
           }
         };

@@ -3,7 +3,8 @@
 // kernels on repacked weights (isa_packed_impl.hpp), the cpu plugin's default for block-quantized
 // weights. |x - d q| <= d / 2 with d = max|x_b| / 32767: 258 times finer than 8 bits, so results
 // stay within a few 1e-5 of the f32 computation (the bound is stated and tested in
-// tests/cpu/test_q8_matmul.cpp) while the products are still exact integer arithmetic (vpdpwssd).
+// tests/cpu/test_q8_matmul.cpp) while the products are still exact integer arithmetic (vpdpwssd
+// on pairs of 16-bit values, or vpdpbusd on the values split into two bytes).
 #pragma once
 
 #include <cmath>
