@@ -10,6 +10,15 @@
 // quant q stands for q - 8, so the sum starts at -8 * sum(x_q) (sum(x_q) comes with each
 // activation block); Q8_0 quants are stored as q + 128 and start at -128 * sum(x_q).
 
+// Software prefetch of the weight stream, this many bytes ahead of each 64-byte quant load (and
+// proportionally less for the smaller high-bit regions). Decode reads every weight once from
+// DRAM; the hardware prefetchers alone left 2-thread decode at 70 % of the read bandwidth, and
+// 4 KiB ahead raised Q8_0 decode by about a quarter (1, 4, 8 and 16 KiB were measured).
+constexpr size_t kPrefetchBytes = 4096;
+inline void prefetch_ahead(const uint8_t* p, size_t distance = kPrefetchBytes) {
+  _mm_prefetch(reinterpret_cast<const char*>(p + distance), _MM_HINT_T0);
+}
+
 // 4 bytes (signed or unsigned activations) broadcast to every 32-bit lane.
 inline __m512i bcast4(const void* p) {
   int32_t v;
@@ -63,6 +72,7 @@ template <class T, int K, int NX>
 inline void nibble_step(const uint8_t* q, const uint8_t* h, const BlockQ8* const* xb, __m512i* lo,
                         __m512i* hi) {
   const __m512i m4 = _mm512_set1_epi8(15);
+  prefetch_ahead(q + 64 * K);
   const __m512i v = load512i(q + 64 * K);
   __m512i a = _mm512_and_si512(v, m4);
   __m512i c = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
@@ -96,6 +106,7 @@ void packed_group(const uint8_t* group, size_t nb, const BlockQ8* x, float* y, s
     }
     const uint8_t* q = quants + b * T::kQuantBytes;
     const uint8_t* h = high + b * 64;
+    if constexpr (T::kHigh) prefetch_ahead(h, kPrefetchBytes / 4);
     if constexpr (T::kQuantBytes == 256) {
       nibble_step<T, 0, NX>(q, h, xb, lo, hi);
       nibble_step<T, 1, NX>(q, h, xb, lo, hi);
@@ -103,6 +114,8 @@ void packed_group(const uint8_t* group, size_t nb, const BlockQ8* x, float* y, s
       nibble_step<T, 3, NX>(q, h, xb, lo, hi);
     } else {
       for (int k = 0; k < 8; k += 2) {
+        prefetch_ahead(q + 64 * k);
+        prefetch_ahead(q + 64 * (k + 1));
         const __m512i v0 = load512i(q + 64 * k), v1 = load512i(q + 64 * (k + 1));
         for (int r = 0; r < NX; ++r) {
           lo[r] = _mm512_dpbusd_epi32(lo[r], v0, bcast4(xb[r]->q + 4 * k));
@@ -189,8 +202,10 @@ void packed_group16_split(const uint8_t* group, size_t nb, const BlockQ16* x, fl
     }
     const uint8_t* q = quants + b * T::kQuantBytes;
     const uint8_t* h = high + b * 64;
+    if constexpr (T::kHigh) prefetch_ahead(h, kPrefetchBytes / 4);
     auto step = [&](auto kc) {
       constexpr int K = decltype(kc)::value;
+      prefetch_ahead(q + 64 * K);
       const __m512i v = load512i(q + 64 * K);
       __m512i a = _mm512_and_si512(v, m4);                        // elements 4K..4K+3
       __m512i c = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);  // 16+4K..16+4K+3
@@ -251,6 +266,8 @@ void packed_q8_0_group16(const uint8_t* group, size_t nb, const BlockQ16* x, flo
     const uint8_t* q = quants + b * T::kQuantBytes;
     const __m512i m8 = _mm512_set1_epi16(255);
     for (int k = 0; k < 8; k += 2) {
+      prefetch_ahead(q + 64 * k);
+      prefetch_ahead(q + 64 * (k + 1));
       const __m512i v0 = load512i(q + 64 * k), v1 = load512i(q + 64 * (k + 1));
       const __m512i e0 = _mm512_and_si512(v0, m8), o0 = _mm512_srli_epi16(v0, 8);
       const __m512i e1 = _mm512_and_si512(v1, m8), o1 = _mm512_srli_epi16(v1, 8);
@@ -313,10 +330,13 @@ void packed_k4_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
       if constexpr (High) {
         h0 = load512i(highs + s * kHigh + 2 * c * 64);
         h1 = load512i(highs + s * kHigh + (2 * c + 1) * 64);
+        prefetch_ahead(highs + s * kHigh + 2 * c * 64, kPrefetchBytes / 4);
+        prefetch_ahead(highs + s * kHigh + (2 * c + 1) * 64, kPrefetchBytes / 4);
       }
       // x split into bytes (see packed_group16_split): a0/b0 sum quant x lo, a1/b1 quant x hi.
       auto step = [&](auto kc) {
         constexpr int k = decltype(kc)::value;
+        prefetch_ahead(q + 64 * k);
         const __m512i v = load512i(q + 64 * k);
         __m512i wa = _mm512_and_si512(v, m4);                        // sub 2c: 4k..4k+3
         __m512i wb = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);  // sub 2c+1: 4k..4k+3
@@ -394,10 +414,12 @@ void packed_k6_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
       }
       const uint8_t* q = quants + s * kQuants + p * 8 * 64;
       const uint8_t* hb = highs + s * kHigh + p * 4 * 64;
+      for (int i = 0; i < 4; ++i) prefetch_ahead(hb + 64 * i, kPrefetchBytes / 2);
       const __m512i ha0 = load512i(hb), ha1 = load512i(hb + 64);
       const __m512i hb0 = load512i(hb + 128), hb1 = load512i(hb + 192);
       auto step = [&](auto kc) {
         constexpr int k = decltype(kc)::value;
+        prefetch_ahead(q + 64 * k);
         const __m512i v = load512i(q + 64 * k);
         const __m512i w0 = _mm512_or_si512(
             _mm512_and_si512(v, m4), _mm512_or_si512(word_bit<4, k>(ha0), word_bit<5, k>(ha1)));
@@ -484,9 +506,13 @@ void packed_k2_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
           lo0[r] = hi0[r] = lo1[r] = hi1[r] = _mm512_setzero_si512();
         }
         __m512i hb = _mm512_setzero_si512();
-        if constexpr (Q3) hb = load512i(highs + s * kHigh + (4 * h + j) * 64);
+        if constexpr (Q3) {
+          hb = load512i(highs + s * kHigh + (4 * h + j) * 64);
+          prefetch_ahead(highs + s * kHigh + (4 * h + j) * 64, kPrefetchBytes / 2);
+        }
         auto step = [&](auto kc) {
           constexpr int k = decltype(kc)::value;
+          prefetch_ahead(q + 64 * k);
           const __m512i v = load512i(q + 64 * k);
           __m512i w = _mm512_and_si512(_mm512_srli_epi16(v, 2 * j), m2);  // elements 4k..4k+3
           if constexpr (Q3) w = _mm512_or_si512(w, high_bits<k, 2>(hb));
