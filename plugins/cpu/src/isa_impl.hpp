@@ -56,6 +56,16 @@ struct Vec {
 
 constexpr size_t L = Vec::lanes;
 
+// Software prefetch of the weight stream, this many bytes ahead of each 64-byte weight load (and
+// proportionally less for smaller regions read alongside, e.g. high-bit planes). Decode reads
+// every weight once from DRAM; the hardware prefetchers alone left 2-thread decode of the
+// repacked Q8_0 weights at 70 % of the read bandwidth, and 4 KiB ahead raised it by about a
+// quarter (1, 4, 8 and 16 KiB were measured).
+constexpr size_t kPrefetchBytes = 4096;
+inline void prefetch_ahead(const uint8_t* p, size_t distance = kPrefetchBytes) {
+  __builtin_prefetch(p + distance, 0, 3);
+}
+
 // Four independent accumulators: shorter dependency chains and smaller rounding error.
 struct DotAccumulator {
   // A user-written constructor (not default member initialisers): the implicit one is generated
@@ -65,9 +75,14 @@ struct DotAccumulator {
   Vec::reg r0, r1, r2, r3;
   double tail = 0.0;
 
+  // PrefetchA: a is a weight row streamed from memory (see prefetch_ahead).
+  template <bool PrefetchA = false>
   void add(const float* a, const float* b, size_t n) {
     size_t i = 0;
     for (; i + 4 * L <= n; i += 4 * L) {
+      if constexpr (PrefetchA)
+        for (size_t line = 0; line < 4 * L * sizeof(float); line += 64)
+          prefetch_ahead(reinterpret_cast<const uint8_t*>(a + i) + line);
       r0 = Vec::fma(Vec::load(a + i), Vec::load(b + i), r0);
       r1 = Vec::fma(Vec::load(a + i + L), Vec::load(b + i + L), r1);
       r2 = Vec::fma(Vec::load(a + i + 2 * L), Vec::load(b + i + 2 * L), r2);
@@ -647,6 +662,11 @@ float fused_q5_k(const uint8_t* row, const float* x, size_t n) {
 float fused_bf16(const uint8_t* row, const float* x, size_t n) {
   FusedAccumulator acc;
   size_t i = 0;
+  for (; i + 2 * L <= n; i += 2 * L) {
+    if (i * 2 % 64 == 0) prefetch_ahead(row + 2 * i);
+    acc.add(vload_bf16(row + 2 * i), x + i);
+    acc.add(vload_bf16(row + 2 * i + 2 * L), x + i + L);
+  }
   for (; i + L <= n; i += L) acc.add(vload_bf16(row + 2 * i), x + i);
   double tail = 0.0;
   for (; i < n; ++i) tail += static_cast<double>(bf16_to_float(load_u16(row + 2 * i))) * x[i];
@@ -656,6 +676,11 @@ float fused_bf16(const uint8_t* row, const float* x, size_t n) {
 float fused_f16(const uint8_t* row, const float* x, size_t n) {
   FusedAccumulator acc;
   size_t i = 0;
+  for (; i + 2 * L <= n; i += 2 * L) {
+    if (i * 2 % 64 == 0) prefetch_ahead(row + 2 * i);
+    acc.add(vload_half(row + 2 * i), x + i);
+    acc.add(vload_half(row + 2 * i + 2 * L), x + i + L);
+  }
   for (; i + L <= n; i += L) acc.add(vload_half(row + 2 * i), x + i);
   double tail = 0.0;
   for (; i < n; ++i) tail += static_cast<double>(load_half(row + 2 * i)) * x[i];
@@ -700,7 +725,7 @@ float dot_row(apr_type type, const uint8_t* row, const float* x, size_t n) {
 #endif
   DotAccumulator acc;
   if (type == APR_TYPE_F32) {
-    acc.add(reinterpret_cast<const float*>(row), x, n);
+    acc.add<true>(reinterpret_cast<const float*>(row), x, n);
     return acc.sum();
   }
   constexpr size_t kChunk = 256;

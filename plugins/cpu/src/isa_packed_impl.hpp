@@ -10,15 +10,6 @@
 // quant q stands for q - 8, so the sum starts at -8 * sum(x_q) (sum(x_q) comes with each
 // activation block); Q8_0 quants are stored as q + 128 and start at -128 * sum(x_q).
 
-// Software prefetch of the weight stream, this many bytes ahead of each 64-byte quant load (and
-// proportionally less for the smaller high-bit regions). Decode reads every weight once from
-// DRAM; the hardware prefetchers alone left 2-thread decode at 70 % of the read bandwidth, and
-// 4 KiB ahead raised Q8_0 decode by about a quarter (1, 4, 8 and 16 KiB were measured).
-constexpr size_t kPrefetchBytes = 4096;
-inline void prefetch_ahead(const uint8_t* p, size_t distance = kPrefetchBytes) {
-  _mm_prefetch(reinterpret_cast<const char*>(p + distance), _MM_HINT_T0);
-}
-
 // 4 bytes (signed or unsigned activations) broadcast to every 32-bit lane.
 inline __m512i bcast4(const void* p) {
   int32_t v;
