@@ -146,11 +146,11 @@ void for_x_rows(const Block* x, size_t nb, size_t nx, float* y, size_t y_stride,
   }
 }
 
-// 16-bit activations (q16_activations.hpp), two ways. The 4- and 5-bit legacy types split x into
-// bytes and use vpdpbusd (packed_group16_split). The others split the 32-bit lanes of a packed
-// register into 16-bit words, each word's two bytes (or bit fields) giving one weight of a pair,
-// and vpdpwssd multiplies them by a broadcast pair of x values. Per lane and block or sub-block
-// the integer sums stay below 2^28 (e.g. Q8_0: 8 steps of 2 x 255 x 32767, plus 128 x 32 x 32767).
+// 16-bit activations (q16_activations.hpp), two ways. Every type whose quants fit a signed byte
+// splits x into bytes and uses vpdpbusd (packed_group16_split and the K-type kernels). Q8_0's
+// quants do not: it splits the 32-bit lanes of a packed register into 16-bit words, each word
+// one quant, and vpdpwssd multiplies them by a broadcast pair of x values. Per lane and block the
+// integer sums stay below 2^28 (8 steps of 2 x 255 x 32767, plus 128 x 32 x 32767).
 
 inline __m512i bcast_pair(const int16_t* p) {
   int32_t v;
@@ -158,17 +158,6 @@ inline __m512i bcast_pair(const int16_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// Bit `Bit` of each 16-bit word moved to bit `Pos`, all other bits cleared. With the high bits
-// regrouped (bit g of byte e = element 4g + e), the words of a lane hold bytes e = 0, 1 and 2, 3:
-// elements 4g and 4g + 2 sit at word bit g, elements 4g + 1 and 4g + 3 at word bit 8 + g.
-template <int Pos, int Bit>
-inline __m512i word_bit(__m512i h) {
-  const __m512i mask = _mm512_set1_epi16(1 << Pos);
-  if constexpr (Bit <= Pos)
-    return _mm512_and_si512(_mm512_slli_epi16(h, Pos - Bit), mask);
-  else
-    return _mm512_and_si512(_mm512_srli_epi16(h, Bit - Pos), mask);
-}
 // The 4- and 5-bit legacy types on 16-bit activations split into bytes (BlockQ16::lo, hi):
 // sum q x = sum q lo + 256 sum q hi, both with vpdpbusd on the quants as unpacked for 8-bit
 // activations (half the unpacking of the word-split form). The integer sums are exact, so the
@@ -373,9 +362,12 @@ void packed_k4_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
   for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);
 }
 
-// Q6_K: per nibble-byte pair of chunks A (t = u) and B (t = u + 2) of half h, integer sums per
-// 16-element sub-block (k < 4: elements 0..15), each starting at -32 * that half's sum of x;
-// then per sub-block the int8 scale times d times x's block scale.
+// Q6_K: per nibble-byte pair of chunks A (t = u) and B (t = u + 2) of half h, the 6-bit quants
+// (0..63, so they fit a signed byte) are formed as bytes and multiplied with vpdpbusd by x split
+// into bytes, as for the legacy types (packed_group16_split). Integer sums per 16-element
+// sub-block (k < 4: elements 0..15, then 16..31), each starting at -32 * that sub-block's sum of
+// x; after each sub-block, its int8 scale times d times x's block scale. Per lane the lo sums stay
+// below 2^19 (+ the start, below 2^25), the hi sums below 2^17 before the shift by 8.
 template <int NX>
 void packed_k6_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, float* y,
                        size_t y_stride) {
@@ -385,78 +377,71 @@ void packed_k6_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
   const uint8_t* scales = highs + nsb * kHigh;
   const uint8_t* ds = scales + nsb * kScales;
   const size_t nb = nsb * 8;
-  const __m512i m4 = _mm512_set1_epi16(15);
+  const __m512i m4 = _mm512_set1_epi8(15);
   __m512 acc[NX];
   for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
   for (size_t s = 0; s < nsb; ++s) {
     const __m512 d = load_half16(ds + s * 32);
+    const uint8_t* sc = scales + s * kScales;
+    auto scale = [&](int j) {
+      return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + 16 * j)))));
+    };
     for (int p = 0; p < 4; ++p) {
       const int h = p / 2, u = p % 2;
       const BlockQ16* xa[NX];
-      __m512i alo[NX], ahi[NX], blo[NX], bhi[NX];
-      for (int r = 0; r < NX; ++r) {
-        xa[r] = x + r * nb + s * 8 + 4 * h + u;
-        const BlockQ16& a = xa[r][0];
-        const BlockQ16& b = xa[r][2];
-        alo[r] = _mm512_set1_epi32(-32 * a.sum_lo);
-        ahi[r] = _mm512_set1_epi32(-32 * (a.sum - a.sum_lo));
-        blo[r] = _mm512_set1_epi32(-32 * b.sum_lo);
-        bhi[r] = _mm512_set1_epi32(-32 * (b.sum - b.sum_lo));
-      }
+      for (int r = 0; r < NX; ++r) xa[r] = x + r * nb + s * 8 + 4 * h + u;
       const uint8_t* q = quants + s * kQuants + p * 8 * 64;
       const uint8_t* hb = highs + s * kHigh + p * 4 * 64;
       for (int i = 0; i < 4; ++i) prefetch_ahead(hb + 64 * i, kPrefetchBytes / 2);
       const __m512i ha0 = load512i(hb), ha1 = load512i(hb + 64);
       const __m512i hb0 = load512i(hb + 128), hb1 = load512i(hb + 192);
-      auto step = [&](auto kc) {
-        constexpr int k = decltype(kc)::value;
-        prefetch_ahead(q + 64 * k);
-        const __m512i v = load512i(q + 64 * k);
-        const __m512i w0 = _mm512_or_si512(
-            _mm512_and_si512(v, m4), _mm512_or_si512(word_bit<4, k>(ha0), word_bit<5, k>(ha1)));
-        const __m512i w1 =
-            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 8), m4),
-                            _mm512_or_si512(word_bit<4, 8 + k>(ha0), word_bit<5, 8 + k>(ha1)));
-        const __m512i w2 =
-            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
-                            _mm512_or_si512(word_bit<4, k>(hb0), word_bit<5, k>(hb1)));
-        const __m512i w3 =
-            _mm512_or_si512(_mm512_srli_epi16(v, 12),
-                            _mm512_or_si512(word_bit<4, 8 + k>(hb0), word_bit<5, 8 + k>(hb1)));
+      // One sub-block (Sub = 0: k = 0..3, elements 0..15 of both chunks; Sub = 1: k = 4..7).
+      auto sub_block = [&](auto sub_c) {
+        constexpr int Sub = decltype(sub_c)::value;
+        __m512i alo[NX], ahi[NX], blo[NX], bhi[NX];
         for (int r = 0; r < NX; ++r) {
-          const int16_t* qa = xa[r][0].q + 4 * k;
-          const int16_t* qb = xa[r][2].q + 4 * k;
-          __m512i& ta = k < 4 ? alo[r] : ahi[r];
-          __m512i& tb = k < 4 ? blo[r] : bhi[r];
-          ta = _mm512_dpwssd_epi32(ta, w0, bcast_pair(qa));
-          ta = _mm512_dpwssd_epi32(ta, w1, bcast_pair(qa + 2));
-          tb = _mm512_dpwssd_epi32(tb, w2, bcast_pair(qb));
-          tb = _mm512_dpwssd_epi32(tb, w3, bcast_pair(qb + 2));
+          const BlockQ16& a = xa[r][0];
+          const BlockQ16& b = xa[r][2];
+          alo[r] = _mm512_set1_epi32(-32 * (Sub ? a.sum - a.sum_lo : a.sum_lo));
+          blo[r] = _mm512_set1_epi32(-32 * (Sub ? b.sum - b.sum_lo : b.sum_lo));
+          ahi[r] = bhi[r] = _mm512_setzero_si512();
+        }
+        auto step = [&](auto kc) {
+          constexpr int k = 4 * Sub + decltype(kc)::value;
+          prefetch_ahead(q + 64 * k);
+          const __m512i v = load512i(q + 64 * k);
+          const __m512i wa = _mm512_or_si512(
+              _mm512_and_si512(v, m4), _mm512_or_si512(high_bits<k, 4>(ha0), high_bits<k, 5>(ha1)));
+          const __m512i wb =
+              _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
+                              _mm512_or_si512(high_bits<k, 4>(hb0), high_bits<k, 5>(hb1)));
+          for (int r = 0; r < NX; ++r) {
+            const BlockQ16& a = xa[r][0];
+            const BlockQ16& b = xa[r][2];
+            alo[r] = _mm512_dpbusd_epi32(alo[r], bcast4(a.lo + 4 * k), wa);
+            ahi[r] = _mm512_dpbusd_epi32(ahi[r], wa, bcast4(a.hi + 4 * k));
+            blo[r] = _mm512_dpbusd_epi32(blo[r], bcast4(b.lo + 4 * k), wb);
+            bhi[r] = _mm512_dpbusd_epi32(bhi[r], wb, bcast4(b.hi + 4 * k));
+          }
+        };
+        step(std::integral_constant<int, 0>{});
+        step(std::integral_constant<int, 1>{});
+        step(std::integral_constant<int, 2>{});
+        step(std::integral_constant<int, 3>{});
+        // Sub-block scale indices: 8h + 2t + Sub.
+        const __m512 sa = scale(8 * h + 2 * u + Sub), sb = scale(8 * h + 2 * u + 4 + Sub);
+        for (int r = 0; r < NX; ++r) {
+          const __m512i ta = _mm512_add_epi32(alo[r], _mm512_slli_epi32(ahi[r], 8));
+          const __m512i tb = _mm512_add_epi32(blo[r], _mm512_slli_epi32(bhi[r], 8));
+          acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ta),
+                                   _mm512_mul_ps(sa, _mm512_set1_ps(xa[r][0].d)), acc[r]);
+          acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tb),
+                                   _mm512_mul_ps(sb, _mm512_set1_ps(xa[r][2].d)), acc[r]);
         }
       };
-      step(std::integral_constant<int, 0>{});
-      step(std::integral_constant<int, 1>{});
-      step(std::integral_constant<int, 2>{});
-      step(std::integral_constant<int, 3>{});
-      step(std::integral_constant<int, 4>{});
-      step(std::integral_constant<int, 5>{});
-      step(std::integral_constant<int, 6>{});
-      step(std::integral_constant<int, 7>{});
-      // Sub-block scale indices: 8h + 2t + (second 16 elements).
-      const uint8_t* sc = scales + s * kScales;
-      auto scale = [&](int j) {
-        return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-                                    reinterpret_cast<const __m128i*>(sc + 16 * j)))));
-      };
-      const __m512 sa_lo = scale(8 * h + 2 * u), sa_hi = scale(8 * h + 2 * u + 1);
-      const __m512 sb_lo = scale(8 * h + 2 * u + 4), sb_hi = scale(8 * h + 2 * u + 5);
-      for (int r = 0; r < NX; ++r) {
-        const __m512 dxa = _mm512_set1_ps(xa[r][0].d), dxb = _mm512_set1_ps(xa[r][2].d);
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(alo[r]), _mm512_mul_ps(sa_lo, dxa), acc[r]);
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ahi[r]), _mm512_mul_ps(sa_hi, dxa), acc[r]);
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(blo[r]), _mm512_mul_ps(sb_lo, dxb), acc[r]);
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(bhi[r]), _mm512_mul_ps(sb_hi, dxb), acc[r]);
-      }
+      sub_block(std::integral_constant<int, 0>{});
+      sub_block(std::integral_constant<int, 1>{});
     }
   }
   for (int r = 0; r < NX; ++r) _mm512_storeu_ps(y + r * y_stride, acc[r]);

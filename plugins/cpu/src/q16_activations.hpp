@@ -15,17 +15,17 @@
 
 namespace apr_cpu {
 
-// q holds the 32 values in pair order: for k = 0..7, x[4k], x[4k+2], x[4k+1], x[4k+3]. A 32-bit
-// lane of packed weights split into 16-bit words holds elements (4k, 4k+2) in its even bytes and
-// (4k+1, 4k+3) in its odd ones, so each pair is one broadcast for vpdpwssd.
+// q holds the 32 values in pair order (for Q8_0): for k = 0..7, x[4k], x[4k+2], x[4k+1], x[4k+3]. A
+// 32-bit lane of packed weights split into 16-bit words holds elements (4k, 4k+2) in its even bytes
+// and (4k+1, 4k+3) in its odd ones, so each pair is one broadcast for vpdpwssd.
 struct BlockQ16 {
   float d;
   int32_t sum;     // sum of q, for the weight types with an offset or a minimum
   int32_t sum_lo;  // sum of the first 16 (Q6_K's offset applies per 16 elements)
   int16_t q[32];
-  // The same values in element order, split into bytes: q = 256 * hi + lo. The 4- and 5-bit
-  // types multiply these with vpdpbusd, 4 products per lane: their quants fit a signed byte, so
-  // lo (unsigned) times quant and quant (unsigned) times hi are both byte products.
+  // The same values in element order, split into bytes: q = 256 * hi + lo. Every type but Q8_0
+  // multiplies these with vpdpbusd, 4 products per lane: its quants (at most 6 bits) fit a signed
+  // byte, so lo (unsigned) times quant and quant (unsigned) times hi are both byte products.
   uint8_t lo[32];
   int8_t hi[32];
 };
