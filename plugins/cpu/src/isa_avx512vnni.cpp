@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "isa_kernels.hpp"
 #include "weight_formats.hpp"

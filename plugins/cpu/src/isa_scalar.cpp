@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "isa_kernels.hpp"
 #include "weight_formats.hpp"
