@@ -813,15 +813,16 @@ void axpy(float a, const float* x, float* y, size_t n) {
 
 #if APR_ISA_LEVEL == 0
 const IsaKernels kernels = {"scalar",   decode_row, dot_row, dot_tile, dot,
-                            dot_row_q8, nullptr,    nullptr, axpy};
+                            dot_row_q8, nullptr,    nullptr, nullptr,  axpy};
 #else
 const IsaKernels* kernels() {
 #if defined(APR_ISA_VNNI)
-  static const IsaKernels k = {APR_ISA_NAME, decode_row,     dot_row,         dot_tile, dot,
-                               dot_row_q8,   packed_gemm_q8, packed_gemm_q16, axpy};
+  static const IsaKernels k = {
+      APR_ISA_NAME, decode_row,     dot_row,         dot_tile,          dot,
+      dot_row_q8,   packed_gemm_q8, packed_gemm_q16, quantize_q16_simd, axpy};
 #else
   static const IsaKernels k = {APR_ISA_NAME, decode_row, dot_row, dot_tile, dot,
-                               dot_row_q8,   nullptr,    nullptr, axpy};
+                               dot_row_q8,   nullptr,    nullptr, nullptr,  axpy};
 #endif
   return &k;
 }

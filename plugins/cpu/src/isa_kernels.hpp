@@ -33,6 +33,8 @@ struct IsaKernels {
                          size_t nx, float* y, size_t y_stride);
   void (*packed_gemm_q16)(apr_type type, const uint8_t* group, size_t n_cols, const BlockQ16* x,
                           size_t nx, float* y, size_t y_stride);
+  // quantize_q16 (q16_activations.hpp) in SIMD, value for value, where packed_gemm_q16 exists.
+  void (*quantize_q16)(const float* x, BlockQ16* out, size_t n);
   // y += a * x
   void (*axpy)(float a, const float* x, float* y, size_t n);
 };

@@ -56,11 +56,14 @@ Act activation_mode(const apr_weight& w) {
   invalid(std::string("APR_CPU_ACT must be auto, f32 or q8, got '") + act + "'");
 }
 
-void quantize(const float* x, BlockQ8* out, size_t n) {
+void quantize(const IsaKernels&, const float* x, BlockQ8* out, size_t n) {
   quantize_q8(x, out, n);
 }
-void quantize(const float* x, BlockQ16* out, size_t n) {
-  quantize_q16(x, out, n);
+void quantize(const IsaKernels& k, const float* x, BlockQ16* out, size_t n) {
+  if (k.quantize_q16)
+    k.quantize_q16(x, out, n);
+  else
+    quantize_q16(x, out, n);
 }
 
 // Quantizes the n_rows rows of x into xq (nb blocks per row), in parallel when there are many.
@@ -71,10 +74,12 @@ const Block* quantize_rows(apr_device& device, const MatmulView& m) {
   if (xq.size() < m.n_rows * nb) xq.resize(m.n_rows * nb);
   Block* out = xq.data();
   if (m.n_rows <= kMaxDecodeRows) {
-    for (uint32_t r = 0; r < m.n_rows; ++r) quantize(m.x + r * m.x_stride, out + r * nb, n_cols);
+    for (uint32_t r = 0; r < m.n_rows; ++r)
+      quantize(device.kernels, m.x + r * m.x_stride, out + r * nb, n_cols);
   } else {
-    device.pool.run(m.n_rows,
-                    [&](size_t r) { quantize(m.x + r * m.x_stride, out + r * nb, n_cols); });
+    device.pool.run(m.n_rows, [&](size_t r) {
+      quantize(device.kernels, m.x + r * m.x_stride, out + r * nb, n_cols);
+    });
   }
   return out;
 }
