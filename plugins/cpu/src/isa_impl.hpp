@@ -63,7 +63,10 @@ constexpr size_t L = Vec::lanes;
 // quarter (1, 4, 8 and 16 KiB were measured).
 constexpr size_t kPrefetchBytes = 4096;
 inline void prefetch_ahead(const uint8_t* p, size_t distance = kPrefetchBytes) {
-  __builtin_prefetch(p + distance, 0, 3);
+  // Through an integer: the address may lie past the end of the weights (a prefetch never
+  // faults), where pointer arithmetic would be undefined.
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + distance), 0,
+                     3);
 }
 
 // Four independent accumulators: shorter dependency chains and smaller rounding error.

@@ -7,6 +7,7 @@
 // bit-identical for any number of threads (the repacked path sizes its tasks by the thread count,
 // which changes which task computes an output, never how).
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -168,9 +169,10 @@ void matmul_prefill(apr_device& device, const MatmulView& m) {
   uint64_t tile_rows = kPrefillTileBytes / (w.n_cols * sizeof(float));
   tile_rows = std::clamp<uint64_t>(tile_rows / 4 * 4, 4, 64);
   const uint64_t n_tiles = (w.n_rows + tile_rows - 1) / tile_rows;
-  // F32 rows are used where they lie (a copy cost a tenth of F32 prefill); other types are
-  // decoded a tile of rows at a time.
-  const bool in_place = w.format->type == APR_TYPE_F32;
+  // Aligned F32 rows are used where they lie (a copy cost a tenth of F32 prefill); other types
+  // (and F32 mapped at an odd offset) are decoded a tile of rows at a time.
+  const bool in_place =
+      w.format->type == APR_TYPE_F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0;
   device.pool.run(n_tiles, [&](size_t tile) {
     thread_local std::vector<float> scratch;
     const uint64_t o0 = tile * tile_rows;
