@@ -158,6 +158,13 @@ inline __m512i bcast_pair(const int16_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+// The byte-split products of quants w (4 per lane, each below 128) with x elements e..e+3:
+// lo += x's low bytes (unsigned) . w, hi += w . x's high bytes (signed).
+inline void split_products(__m512i& lo, __m512i& hi, const BlockQ16& x, int e, __m512i w) {
+  lo = _mm512_dpbusd_epi32(lo, bcast4(x.lo + e), w);
+  hi = _mm512_dpbusd_epi32(hi, w, bcast4(x.hi + e));
+}
+
 // The 4- and 5-bit legacy types on 16-bit activations split into bytes (BlockQ16::lo, hi):
 // sum q x = sum q lo + 256 sum q hi, both with vpdpbusd on the quants as unpacked for 8-bit
 // activations (half the unpacking of the word-split form). The integer sums are exact, so the
@@ -195,10 +202,8 @@ void packed_group16_split(const uint8_t* group, size_t nb, const BlockQ16* x, fl
         c = _mm512_or_si512(c, high_bits<K + 4>(bits));
       }
       for (int r = 0; r < NX; ++r) {
-        lo0[r] = _mm512_dpbusd_epi32(lo0[r], bcast4(xb[r]->lo + 4 * K), a);
-        lo1[r] = _mm512_dpbusd_epi32(lo1[r], bcast4(xb[r]->lo + 16 + 4 * K), c);
-        hi0[r] = _mm512_dpbusd_epi32(hi0[r], a, bcast4(xb[r]->hi + 4 * K));
-        hi1[r] = _mm512_dpbusd_epi32(hi1[r], c, bcast4(xb[r]->hi + 16 + 4 * K));
+        split_products(lo0[r], hi0[r], *xb[r], 4 * K, a);
+        split_products(lo1[r], hi1[r], *xb[r], 16 + 4 * K, c);
       }
     };
     step(std::integral_constant<int, 0>{});
@@ -325,12 +330,8 @@ void packed_k4_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
           wb = _mm512_or_si512(wb, high_bits<k>(h1));
         }
         for (int r = 0; r < NX; ++r) {
-          const BlockQ16& xa0 = xa[r][0];
-          const BlockQ16& xb0 = xa[r][1];
-          a0[r] = _mm512_dpbusd_epi32(a0[r], bcast4(xa0.lo + 4 * k), wa);
-          a1[r] = _mm512_dpbusd_epi32(a1[r], wa, bcast4(xa0.hi + 4 * k));
-          b0[r] = _mm512_dpbusd_epi32(b0[r], bcast4(xb0.lo + 4 * k), wb);
-          b1[r] = _mm512_dpbusd_epi32(b1[r], wb, bcast4(xb0.hi + 4 * k));
+          split_products(a0[r], a1[r], xa[r][0], 4 * k, wa);
+          split_products(b0[r], b1[r], xa[r][1], 4 * k, wb);
         }
       };
       step(std::integral_constant<int, 0>{});
@@ -417,12 +418,8 @@ void packed_k6_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
               _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
                               _mm512_or_si512(high_bits<k, 4>(hb0), high_bits<k, 5>(hb1)));
           for (int r = 0; r < NX; ++r) {
-            const BlockQ16& a = xa[r][0];
-            const BlockQ16& b = xa[r][2];
-            alo[r] = _mm512_dpbusd_epi32(alo[r], bcast4(a.lo + 4 * k), wa);
-            ahi[r] = _mm512_dpbusd_epi32(ahi[r], wa, bcast4(a.hi + 4 * k));
-            blo[r] = _mm512_dpbusd_epi32(blo[r], bcast4(b.lo + 4 * k), wb);
-            bhi[r] = _mm512_dpbusd_epi32(bhi[r], wb, bcast4(b.hi + 4 * k));
+            split_products(alo[r], ahi[r], xa[r][0], 4 * k, wa);
+            split_products(blo[r], bhi[r], xa[r][2], 4 * k, wb);
           }
         };
         step(std::integral_constant<int, 0>{});
@@ -495,8 +492,7 @@ void packed_k2_group16(const uint8_t* group, size_t nsb, const BlockQ16* x, floa
           for (int r = 0; r < NX; ++r) {
             __m512i& tl = k < 4 ? lo0[r] : lo1[r];
             __m512i& th = k < 4 ? hi0[r] : hi1[r];
-            tl = _mm512_dpbusd_epi32(tl, bcast4(xb[r]->lo + 4 * k), w);
-            th = _mm512_dpbusd_epi32(th, w, bcast4(xb[r]->hi + 4 * k));
+            split_products(tl, th, *xb[r], 4 * k, w);
           }
         };
         step(std::integral_constant<int, 0>{});
