@@ -3,10 +3,9 @@
 // (decode and prefill alike): integer kernels on 16-row groups. Otherwise, few rows (decode): each
 // output row is decoded block by block and dotted with each x row straight away; many rows
 // (prefill): a tile of W rows is decoded once to f32 (F32 rows are read in place) and reused for
-// a chunk of x rows. Every
-// output is computed by exactly one task, in an order fixed by the shapes alone, so results are
-// bit-identical for any number of threads (the repacked path sizes its tasks by the thread count,
-// which changes which task computes an output, never how).
+// a chunk of x rows. Every output is computed by exactly one task, in an order fixed by the shapes
+// alone, so results are bit-identical for any number of threads (the repacked path sizes its
+// tasks by the thread count, which changes which task computes an output, never how).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
