@@ -60,7 +60,7 @@ constexpr size_t L = Vec::lanes;
 // proportionally less for smaller regions read alongside, e.g. high-bit planes). Decode reads
 // every weight once from DRAM; the hardware prefetchers alone left 2-thread decode of the
 // repacked Q8_0 weights at 70 % of the read bandwidth, and 4 KiB ahead raised it by about a
-// quarter (1, 4, 8 and 16 KiB were measured).
+// quarter (1, 2, 4, 8 and 16 KiB were measured; prefetching into L2 only was no better).
 constexpr size_t kPrefetchBytes = 4096;
 inline void prefetch_ahead(const uint8_t* p, size_t distance = kPrefetchBytes) {
   // Through an integer: the address may lie past the end of the weights (a prefetch never
@@ -768,7 +768,8 @@ void dot_micro(const float* w, size_t ws, const float* x, size_t xs, float* y, s
 }
 
 // Register tiles: kTileW x kTileX accumulators plus kTileX + 1 operands fit the register file
-// (AVX-512: 24 + 7 of 32; 4 x 6 ran prefill a few percent faster than 4 x 4).
+// (AVX-512: 24 + 7 of 32; with the leftover x rows in one pass rather than one by one, 4 x 6 ran
+// F32 prefill about 1.2x faster than 4 x 4).
 #if APR_ISA_LEVEL == 2
 constexpr size_t kTileW = 4, kTileX = 6;
 #elif APR_ISA_LEVEL == 1
