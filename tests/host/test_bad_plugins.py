@@ -61,9 +61,14 @@ EXPECTED = {
         "crashed with SIGABRT during probe after reaching its memory limit (4096 MiB)",
 }
 # An AddressSanitizer build runs probe children without a memory limit (its shadow memory would
-# exceed it), so there the flood plugin's untouched allocations succeed and it is usable.
+# exceed it), so there the flood plugin's untouched allocations succeed and it is usable, unless
+# mapping and poisoning the shadow of its 64 GiB outlasts the 5 s probe limit (measured: 4.6 s
+# alone on a 2-core machine, longer beside other tests), when it is refused as too slow. Either
+# outcome is right there, so its result is not checked.
+UNCHECKED = set()
 if "ASAN_OPTIONS" in os.environ:
     del EXPECTED["apr-plugin-bad-flood-memory.so"]
+    UNCHECKED.add("apr-plugin-bad-flood-memory.so")
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +124,8 @@ def test_plugins_refuses_every_bad_plugin_with_its_reason(env, real_dir):
     # Only the corpus: plugins found on the default search path (a cuda plugin built without a
     # GPU to run on, say) are refused for their own reasons.
     refused = {Path(r["path"]).name: r["reason"] for r in out["refused"]
-               if Path(r["path"]).resolve().parent == CORPUS.resolve()}
+               if Path(r["path"]).resolve().parent == CORPUS.resolve()
+               and Path(r["path"]).name not in UNCHECKED}
     for name, fragment in EXPECTED.items():
         assert name in refused, f"{name} was not refused"
         assert fragment in refused[name], f"{name}: {refused[name]!r}"
