@@ -6,37 +6,26 @@
 #include <cstring>
 #include <vector>
 
-#include "arg_checks.hpp"
+#include "device.hpp"
 #include "fault_injection.hpp"
-#include "kernels.hpp"
+#include "status.hpp"
+#include "views.hpp"
 
 namespace apr_cpu {
 
 void run_attention(apr_device& device, const apr_attention_args& a) {
-  if (a.n_heads == 0 || a.n_kv_heads == 0 || a.n_heads % a.n_kv_heads != 0)
-    invalid("n_heads " + num(a.n_heads) + " is not a positive multiple of n_kv_heads " +
-            num(a.n_kv_heads));
-  if (a.head_dim == 0) invalid("head_dim is 0");
-  if (!std::isfinite(a.scale)) invalid("scale is not finite");
   const uint64_t q_width = uint64_t{a.n_heads} * a.head_dim;
   const uint64_t kv_dim = uint64_t{a.n_kv_heads} * a.head_dim;
   const uint64_t q_stride = a.q_row_stride ? a.q_row_stride : q_width;
-  if (q_stride < q_width) invalid("q_row_stride " + num(q_stride) + " < n_heads * head_dim");
   const uint64_t n_kv = uint64_t{a.pos0} + a.n_rows;
-  const float* q = checked_view(a.q, a.q_offset, a.n_rows, q_width, q_stride, "q");
-  const float* kc = checked_view(a.k_cache, 0, n_kv, kv_dim, kv_dim, "k_cache");
-  const float* vc = checked_view(a.v_cache, 0, n_kv, kv_dim, kv_dim, "v_cache");
-  float* out = checked_view(a.out, a.out_offset, a.n_rows, q_width, q_width, "out");
-  const uint64_t out_bytes = view_bytes(a.n_rows, q_width, q_width);
-  if (views_overlap(a.q, a.q_offset, view_bytes(a.n_rows, q_width, q_stride), a.out, a.out_offset,
-                    out_bytes) ||
-      views_overlap(a.k_cache, 0, n_kv * kv_dim * 4, a.out, a.out_offset, out_bytes) ||
-      views_overlap(a.v_cache, 0, n_kv * kv_dim * 4, a.out, a.out_offset, out_bytes))
-    invalid("out overlaps q or the caches");
+  const float* q = f32_at(a.q, a.q_offset);
+  const float* kc = f32_at(a.k_cache, 0);
+  const float* vc = f32_at(a.v_cache, 0);
+  float* out = f32_at(a.out, a.out_offset);
   if (a.n_rows == 0) return;
 
-  const bool emit_scores = device.sink_wants(APR_STAGE_ATTN_SCORES, a.layer);
-  const bool emit_softmax = device.sink_wants(APR_STAGE_ATTN_SOFTMAX, a.layer);
+  const bool emit_scores = device.wants(APR_STAGE_ATTN_SCORES, a.layer);
+  const bool emit_softmax = device.wants(APR_STAGE_ATTN_SOFTMAX, a.layer);
   std::vector<float> all_scores, all_probs;
   if (emit_scores) all_scores.assign(uint64_t{a.n_heads} * a.n_rows * n_kv, 0.0f);
   if (emit_softmax) all_probs.assign(uint64_t{a.n_heads} * a.n_rows * n_kv, 0.0f);
@@ -77,10 +66,12 @@ void run_attention(apr_device& device, const apr_attention_args& a) {
       k.axpy(scores[t], vc + t * kv_dim + kv_col, oh, a.head_dim);
   });
 
-  const uint64_t shape[3] = {a.n_heads, a.n_rows, n_kv};
-  if (emit_scores) emit_tensor(device, APR_STAGE_ATTN_SCORES, a.layer, all_scores.data(), 3, shape);
+  if (emit_scores)
+    device.trace.emit(APR_STAGE_ATTN_SCORES, a.layer, all_scores.data(),
+                      {a.n_heads, a.n_rows, n_kv});
   if (emit_softmax)
-    emit_tensor(device, APR_STAGE_ATTN_SOFTMAX, a.layer, all_probs.data(), 3, shape);
+    device.trace.emit(APR_STAGE_ATTN_SOFTMAX, a.layer, all_probs.data(),
+                      {a.n_heads, a.n_rows, n_kv});
 }
 
 }  // namespace apr_cpu

@@ -22,15 +22,8 @@ struct FaultSpec {
 
 FaultSpec g_fault;
 
-// Trace stage names, indexed by apr_stage.
-constexpr const char* kStageNames[APR_STAGE_COUNT_V1_0] = {
-    "embedding",          "attn_norm",   "qkv_matmul",        "qkv_bias",   "q_post_rope",
-    "k_post_rope",        "attn_scores", "attn_softmax",      "attention",  "attn_out",
-    "post_attn_residual", "ffn_norm",    "ffn_gate",          "ffn_up",     "ffn_silu",
-    "ffn_swiglu",         "ffn_out",     "post_ffn_residual", "final_norm", "lm_head"};
-
 bool is_whole_model(apr_stage stage) {
-  return stage == APR_STAGE_FINAL_NORM || stage == APR_STAGE_LM_HEAD;
+  return apr_sdk::stage_info(stage)->scope == apr_sdk::StageScope::kWholeModel;
 }
 
 }  // namespace
@@ -58,17 +51,9 @@ void configure_from_environment() {
       invalid("APR_CPU_FAULT '" + spec + "': layer '" + layer_text + "' is not a number");
     f.layer = static_cast<uint32_t>(layer);
   }
-  bool found = false;
-  for (uint32_t s = 0; s < APR_STAGE_COUNT_V1_0; ++s)
-    if (stage_text == kStageNames[s]) {
-      f.stage = s;
-      found = true;
-    }
-  if (!found && stage_text == "ffn_swigl") {  // accepted spelling in older notes
-    f.stage = APR_STAGE_FFN_SWIGLU;
-    found = true;
-  }
-  if (!found) invalid("APR_CPU_FAULT '" + spec + "': unknown stage '" + stage_text + "'");
+  const apr_sdk::StageInfo* stage = apr_sdk::stage_named(stage_text);
+  if (!stage) invalid("APR_CPU_FAULT '" + spec + "': unknown stage '" + stage_text + "'");
+  f.stage = stage->stage;
   if (second != std::string::npos) {
     const std::string m = spec.substr(second + 1);
     char* end = nullptr;

@@ -13,8 +13,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "arg_checks.hpp"
 #include "kernels.hpp"
+#include "status.hpp"
+#include "views.hpp"
 
 namespace apr_cpu {
 
@@ -53,7 +54,7 @@ Act activation_mode(const apr_weight& w) {
   const bool packed = w.packed.n_groups > 0;
   if (!act || !*act || std::strcmp(act, "auto") == 0) return packed ? Act::kQ16 : Act::kF32;
   if (std::strcmp(act, "f32") == 0) return Act::kF32;
-  if (std::strcmp(act, "q8") == 0) return q8_supported(w.format->type) ? Act::kQ8 : Act::kF32;
+  if (std::strcmp(act, "q8") == 0) return q8_supported(w.type->id) ? Act::kQ8 : Act::kF32;
   invalid(std::string("APR_CPU_ACT must be auto, f32 or q8, got '") + act + "'");
 }
 
@@ -100,19 +101,19 @@ void rows_one_by_one(const IsaKernels& k, const MatmulView& m, const BlockQ8* xq
   for (uint64_t o = o0; o < o1; ++o) {
     const uint8_t* row = w.row(o);
     for (uint32_t r = 0; r < m.n_rows; ++r)
-      m.y[r * m.y_stride + o] = xq ? k.dot_row_q8(w.format->type, row, xq + r * nb, w.n_cols)
-                                   : k.dot_row(w.format->type, row, m.x + r * m.x_stride, w.n_cols);
+      m.y[r * m.y_stride + o] = xq ? k.dot_row_q8(w.type->id, row, xq + r * nb, w.n_cols)
+                                   : k.dot_row(w.type->id, row, m.x + r * m.x_stride, w.n_cols);
   }
   add_bias(m, o0, o1);
 }
 
 void packed_gemm(const IsaKernels& k, const apr_weight& w, uint64_t g, const BlockQ8* x,
                  uint32_t nx, float* y, uint64_t y_stride) {
-  k.packed_gemm_q8(w.format->type, w.packed.group(g), w.n_cols, x, nx, y, y_stride);
+  k.packed_gemm_q8(w.type->id, w.packed.group(g), w.n_cols, x, nx, y, y_stride);
 }
 void packed_gemm(const IsaKernels& k, const apr_weight& w, uint64_t g, const BlockQ16* x,
                  uint32_t nx, float* y, uint64_t y_stride) {
-  k.packed_gemm_q16(w.format->type, w.packed.group(g), w.n_cols, x, nx, y, y_stride);
+  k.packed_gemm_q16(w.type->id, w.packed.group(g), w.n_cols, x, nx, y, y_stride);
 }
 
 // Quantized activations on repacked weights: tasks of whole 16-row groups, and the rows after
@@ -172,7 +173,7 @@ void matmul_prefill(apr_device& device, const MatmulView& m) {
   // Aligned F32 rows are used where they lie (a copy cost a tenth of F32 prefill); other types
   // (and F32 mapped at an odd offset) are decoded a tile of rows at a time.
   const bool in_place =
-      w.format->type == APR_TYPE_F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0;
+      w.type->id == APR_TYPE_F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0;
   device.pool.run(n_tiles, [&](size_t tile) {
     thread_local std::vector<float> scratch;
     const uint64_t o0 = tile * tile_rows;
@@ -182,7 +183,7 @@ void matmul_prefill(apr_device& device, const MatmulView& m) {
     if (!in_place) {
       if (scratch.size() < n_w * w.n_cols) scratch.resize(n_w * w.n_cols);
       for (uint64_t i = 0; i < n_w; ++i)
-        k.decode_row(w.format->type, w.row(o0 + i), scratch.data() + i * w.n_cols, w.n_cols);
+        k.decode_row(w.type->id, w.row(o0 + i), scratch.data() + i * w.n_cols, w.n_cols);
       rows = scratch.data();
       w_stride = w.n_cols;
     }
@@ -202,28 +203,13 @@ void matmul_prefill(apr_device& device, const MatmulView& m) {
 }  // namespace
 
 void run_matmul(apr_device& device, const apr_matmul_args& a) {
-  if (!a.weight) invalid("weight is NULL");
   const apr_weight& w = *a.weight;
   const uint64_t x_stride = a.x_row_stride ? a.x_row_stride : w.n_cols;
   const uint64_t y_stride = a.y_row_stride ? a.y_row_stride : w.n_rows;
-  if (x_stride < w.n_cols)
-    invalid("x_row_stride " + num(x_stride) + " is smaller than the weight '" + w.name +
-            "' n_cols " + num(w.n_cols));
-  if (y_stride < w.n_rows)
-    invalid("y_row_stride " + num(y_stride) + " is smaller than the weight '" + w.name +
-            "' n_rows " + num(w.n_rows));
   MatmulView m{&w, nullptr, x_stride, a.n_rows, nullptr, nullptr, y_stride};
-  m.x = checked_view(a.x, a.x_offset, a.n_rows, w.n_cols, x_stride, "x");
-  m.y = checked_view(a.y, a.y_offset, a.n_rows, w.n_rows, y_stride, "y");
-  const uint64_t y_bytes = view_bytes(a.n_rows, w.n_rows, y_stride);
-  if (views_overlap(a.x, a.x_offset, view_bytes(a.n_rows, w.n_cols, x_stride), a.y, a.y_offset,
-                    y_bytes))
-    invalid("x and y overlap");
-  if (a.bias) {
-    m.bias = checked_span(a.bias, a.bias_offset, w.n_rows, "bias");
-    if (views_overlap(a.bias, a.bias_offset, w.n_rows * sizeof(float), a.y, a.y_offset, y_bytes))
-      invalid("bias and y overlap");
-  }
+  m.x = f32_at(a.x, a.x_offset);
+  m.y = f32_at(a.y, a.y_offset);
+  if (a.bias) m.bias = f32_at(a.bias, a.bias_offset);
   if (a.n_rows == 0) return;
   const Act act = activation_mode(w);
   const bool packed = w.packed.n_groups > 0;

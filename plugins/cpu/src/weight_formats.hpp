@@ -1,25 +1,22 @@
 // SPDX-License-Identifier: MIT
-// The ggml weight encodings this plugin decodes: block geometry and per-block decoders.
+// The ggml weight encodings this plugin decodes (every type the ABI names; block geometry from the
+// kit's one table) and the small helpers the block decoders share.
 #pragma once
 
 #include <apr/plugin.h>
+#include <apr/kit/names.hpp>
 
 #include <cstddef>
 #include <cstdint>
 
 namespace apr_cpu {
 
-struct WeightFormat {
-  apr_type type;
-  const char* name;
-  uint32_t block_elems;
-  uint32_t block_bytes;
-};
+using WeightFormat = apr_sdk::WeightType;
 
-// nullptr when the type is not one of the 13 supported ones.
-const WeightFormat* find_weight_format(apr_type type);
-// A printable name for any type id, supported or not.
-const char* weight_type_name(apr_type type);
+// nullptr when the type is not one this plugin decodes.
+inline const WeightFormat* find_weight_format(apr_type type) {
+  return apr_sdk::is_abi_weight_type(type) ? apr_sdk::weight_type(type) : nullptr;
+}
 
 // IEEE binary16 -> binary32, exact (subnormals, Inf and NaN preserved).
 inline float half_to_float(uint16_t h) {
