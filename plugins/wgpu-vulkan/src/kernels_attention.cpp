@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: MIT
-// Attention, and the trace path: trace_emit and the sink hand-off.
+// Attention, and trace_emit: the kernels that hand tensors to the trace sink.
 #include <array>
 #include <string>
 #include <vector>
 
 #include "plugin_objects.hpp"
 
-namespace apr_vk {
+using apr_sdk::view_bytes;
+using apr_vk::Binding;
+using apr_vk::DeviceBuffer;
+using apr_vk::Kernel;
+
 namespace {
 
 constexpr uint32_t kMaxHeadDim = 256;  // MAX_HEAD_DIM of attention.comp
@@ -17,60 +21,40 @@ struct AttentionPush {
   uint32_t emit, s_off, n_kv;
 };
 
-std::string stage_label(apr_stage stage, uint32_t layer) {
-  return "stage " + std::to_string(stage) +
-         (layer == APR_LAYER_NONE ? std::string() : " layer " + std::to_string(layer));
-}
-
 }  // namespace
 
-void emit_trace(apr_device& dev, apr_stage stage, uint32_t layer,
-                const std::vector<uint64_t>& shape, const float* data) {
-  dev.trace.emit(stage, layer, data, uint32_t(shape.size()), shape.data());
-}
-
-void attention(apr_device& dev, const apr_attention_args& args) {
-  require(args.n_heads > 0 && args.n_kv_heads > 0 && args.n_heads % args.n_kv_heads == 0,
-          APR_ERR_INVALID_ARGUMENT,
-          "attention: n_heads " + std::to_string(args.n_heads) +
-              " is not a positive multiple of n_kv_heads " + std::to_string(args.n_kv_heads));
-  require(args.head_dim > 0, APR_ERR_INVALID_ARGUMENT, "attention: head_dim is 0");
-  require(args.head_dim <= kMaxHeadDim, APR_ERR_UNSUPPORTED,
-          "attention: head_dim " + std::to_string(args.head_dim) +
-              " exceeds the Vulkan kernel's limit of " + std::to_string(kMaxHeadDim));
+void apr_device::attention(const apr_attention_args& args) {
+  apr_vk::require(args.head_dim <= kMaxHeadDim, APR_ERR_UNSUPPORTED,
+                  "head_dim " + std::to_string(args.head_dim) +
+                      " exceeds the Vulkan kernel's limit of " + std::to_string(kMaxHeadDim));
+  if (args.n_rows == 0) return;
+  const auto& limits = vulkan.limits();
+  apr_vk::require(args.n_heads <= limits.maxComputeWorkGroupCount[0] &&
+                      args.n_rows <= limits.maxComputeWorkGroupCount[1],
+                  APR_ERR_UNSUPPORTED, "too many heads or rows for one dispatch");
+  const apr_buffer& q = buffer(args.q, "q");
+  const apr_buffer& k_cache = buffer(args.k_cache, "k_cache");
+  const apr_buffer& v_cache = buffer(args.v_cache, "v_cache");
+  const apr_buffer& out = buffer(args.out, "out");
   const uint64_t q_width = uint64_t(args.n_heads) * args.head_dim;
   const uint64_t q_stride = args.q_row_stride ? args.q_row_stride : q_width;
-  require(q_stride >= q_width, APR_ERR_INVALID_ARGUMENT,
-          "attention: q_row_stride " + std::to_string(q_stride) + " is below n_heads x head_dim");
-  if (args.n_rows == 0) return;
-  const apr_buffer& q = checked_buffer(dev, args.q, "attention: q");
-  const apr_buffer& k_cache = checked_buffer(dev, args.k_cache, "attention: k_cache");
-  const apr_buffer& v_cache = checked_buffer(dev, args.v_cache, "attention: v_cache");
-  const apr_buffer& out = checked_buffer(dev, args.out, "attention: out");
   const uint64_t kv_dim = uint64_t(args.n_kv_heads) * args.head_dim;
   const uint64_t n_kv = uint64_t(args.pos0) + args.n_rows;
-  const uint64_t q_bytes = view_bytes(args.n_rows, q_width, q_stride);
-  const uint64_t cache_bytes = view_bytes(n_kv, kv_dim, kv_dim);
-  const uint64_t out_bytes = view_bytes(args.n_rows, q_width, q_width);
-  check_range(q, args.q_offset, q_bytes, "attention: q");
-  check_range(k_cache, 0, cache_bytes, "attention: k_cache (rows 0..pos0+n_rows)");
-  check_range(v_cache, 0, cache_bytes, "attention: v_cache (rows 0..pos0+n_rows)");
-  check_range(out, args.out_offset, out_bytes, "attention: out");
-  Device& vk = *dev.vk;
-  require(args.n_heads <= vk.limits().maxComputeWorkGroupCount[0] &&
-              args.n_rows <= vk.limits().maxComputeWorkGroupCount[1],
-          APR_ERR_UNSUPPORTED, "attention: too many heads or rows for one dispatch");
+  const uint64_t q_bytes = view_bytes(args.n_rows, q_width, q_stride, "q");
+  const uint64_t cache_bytes = view_bytes(n_kv, kv_dim, kv_dim, "cache");
+  const uint64_t out_bytes = view_bytes(args.n_rows, q_width, q_width, "out");
 
-  const bool want_scores = trace_wanted(dev, APR_STAGE_ATTN_SCORES, args.layer);
-  const bool want_softmax = trace_wanted(dev, APR_STAGE_ATTN_SOFTMAX, args.layer);
+  const bool want_scores = wants(APR_STAGE_ATTN_SCORES, args.layer);
+  const bool want_softmax = wants(APR_STAGE_ATTN_SOFTMAX, args.layer);
   const bool emit = want_scores || want_softmax;
   const uint64_t traced = uint64_t(args.n_heads) * args.n_rows * n_kv;  // floats per stage
-  const DeviceBuffer* scratch = emit ? &vk.trace_scratch(2 * traced * 4) : nullptr;
+  const DeviceBuffer* scratch = emit ? &vulkan.trace_scratch(2 * traced * 4) : nullptr;
 
   const std::array<Binding, 5> bindings = {
-      vk.bind(q.memory, args.q_offset, q_bytes), vk.bind(k_cache.memory, 0, cache_bytes),
-      vk.bind(v_cache.memory, 0, cache_bytes), vk.bind(out.memory, args.out_offset, out_bytes),
-      scratch ? vk.bind(*scratch, 0, 2 * traced * 4) : vk.unused_binding()};
+      vulkan.bind(q.memory, args.q_offset, q_bytes), vulkan.bind(k_cache.memory, 0, cache_bytes),
+      vulkan.bind(v_cache.memory, 0, cache_bytes),
+      vulkan.bind(out.memory, args.out_offset, out_bytes),
+      scratch ? vulkan.bind(*scratch, 0, 2 * traced * 4) : vulkan.unused_binding()};
   const AttentionPush push{bindings[0].word_offset,
                            uint32_t(q_stride),
                            args.n_rows,
@@ -86,27 +70,22 @@ void attention(apr_device& dev, const apr_attention_args& args) {
                            emit ? 1u : 0u,
                            bindings[4].word_offset,
                            uint32_t(n_kv)};
-  vk.dispatch(Kernel::kAttention, 0, bindings, &push, sizeof push, {args.n_heads, args.n_rows, 1});
+  vulkan.dispatch(Kernel::kAttention, 0, bindings, &push, sizeof push,
+                  {args.n_heads, args.n_rows, 1});
   if (!emit) return;
 
   std::vector<float> host(2 * traced);
   const vk::BufferCopy region(0, 0, 2 * traced * 4);
-  vk.download(*scratch, {&region, 1}, host.data(), 2 * traced * 4);
-  const std::vector<uint64_t> shape = {args.n_heads, args.n_rows, n_kv};
-  if (want_scores) emit_trace(dev, APR_STAGE_ATTN_SCORES, args.layer, shape, host.data());
-  if (want_softmax) {
-    emit_trace(dev, APR_STAGE_ATTN_SOFTMAX, args.layer, shape, host.data() + traced);
-  }
+  vulkan.download(*scratch, {&region, 1}, host.data(), 2 * traced * 4);
+  const uint64_t shape[] = {args.n_heads, args.n_rows, n_kv};
+  if (want_scores) trace.emit(APR_STAGE_ATTN_SCORES, args.layer, host.data(), 3, shape);
+  if (want_softmax) trace.emit(APR_STAGE_ATTN_SOFTMAX, args.layer, host.data() + traced, 3, shape);
 }
 
-void trace_emit(apr_device& dev, const apr_trace_emit_args& args) {
-  if (!trace_wanted(dev, args.stage, args.layer)) return;
+void apr_device::trace_emit(const apr_trace_emit_args& args) {
+  if (!wants(args.stage, args.layer)) return;
   const uint64_t stride = args.row_stride ? args.row_stride : args.n_cols;
-  require(stride >= args.n_cols, APR_ERR_INVALID_ARGUMENT,
-          "trace_emit: row_stride " + std::to_string(stride) + " is below n_cols");
-  const apr_buffer& buffer = checked_buffer(dev, args.buffer, "trace_emit: buffer");
-  check_range(buffer, args.offset, view_bytes(args.n_rows, args.n_cols, stride),
-              "trace_emit (" + stage_label(args.stage, args.layer) + ")");
+  const apr_buffer& b = buffer(args.buffer, "buffer");
   const uint64_t row_bytes = uint64_t(args.n_cols) * 4;
   std::vector<float> host(uint64_t(args.n_rows) * args.n_cols);
   std::vector<vk::BufferCopy> regions;
@@ -117,10 +96,8 @@ void trace_emit(apr_device& dev, const apr_trace_emit_args& args) {
       regions.emplace_back(args.offset + r * stride * 4, r * row_bytes, row_bytes);
     }
   }
-  dev.vk->download(buffer.memory, regions, host.data(), host.size() * 4);
-  std::vector<uint64_t> shape = {args.n_rows, args.n_cols};
-  if (args.n_rows == 1 && args.stage == APR_STAGE_LM_HEAD) shape = {args.n_cols};
-  emit_trace(dev, args.stage, args.layer, shape, host.data());
+  vulkan.download(b.memory, regions, host.data(), host.size() * 4);
+  uint64_t shape[2];
+  const uint32_t ndim = apr_sdk::emitted_shape(args.stage, args.n_rows, args.n_cols, shape);
+  trace.emit(args.stage, args.layer, host.data(), ndim, shape);
 }
-
-}  // namespace apr_vk

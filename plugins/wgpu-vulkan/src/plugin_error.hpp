@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The error type that carries an apr_status and a one-line message up to the C entry points.
+// Errors: the kit's apr_sdk::Failure, which carries an apr_status and a one-line message up to
+// the kit's entry points (apr/kit/failure.hpp). Vulkan's own exceptions are mapped there too, by
+// VulkanBackend::classify in plugin_entry.cpp.
 #pragma once
 
-// The SDK's (apr/plugin_sdk.hpp), shared by every in-tree plugin.
 #include <apr/plugin_sdk.hpp>
 
 namespace apr_vk {

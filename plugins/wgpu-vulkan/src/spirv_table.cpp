@@ -99,4 +99,8 @@ SpirvCode spirv_code(Kernel kernel, apr_type weight_type) {
 
 #undef APR_VK_WEIGHT_KERNEL
 
+bool decodes_weight_type(apr_type type) {
+  return spirv_code(Kernel::kMatmul, type).words && spirv_code(Kernel::kEmbed, type).words;
+}
+
 }  // namespace apr_vk

@@ -20,4 +20,8 @@ struct SpirvCode {
 // the pair does not exist.
 SpirvCode spirv_code(Kernel kernel, apr_type weight_type);
 
+// Whether this plugin decodes weights of `type`: its matmul and embed were built for it (the
+// WTYPE list in CMakeLists.txt).
+bool decodes_weight_type(apr_type type);
+
 }  // namespace apr_vk

@@ -144,6 +144,14 @@ void Device::destroy_buffer(DeviceBuffer& buffer) {
   free_buffer(buffer);
 }
 
+void Device::release_buffer(DeviceBuffer& buffer) noexcept {
+  try {
+    destroy_buffer(buffer);
+  } catch (...) {
+    // The batch did not finish (a lost device): the memory stays with the device.
+  }
+}
+
 DeviceBuffer& Device::new_transient(uint64_t nbytes) {
   auto spare = std::find_if(spare_staging_.begin(), spare_staging_.end(),
                             [&](const DeviceBuffer& b) { return b.size >= nbytes; });

@@ -52,6 +52,9 @@ class Device {
   DeviceBuffer create_device_buffer(uint64_t nbytes);
   // Waits for pending work that might use the buffer, then frees it.
   void destroy_buffer(DeviceBuffer& buffer);
+  // destroy_buffer for destructors: when the pending work fails to finish, the buffer is left
+  // allocated (until the device closes) rather than freed under a batch that may still use it.
+  void release_buffer(DeviceBuffer& buffer) noexcept;
 
   // Records a staged upload; src is copied before this returns.
   void upload(const DeviceBuffer& dst, uint64_t offset, const void* src, uint64_t nbytes);
@@ -113,6 +116,23 @@ class Device {
   std::deque<DeviceBuffer> transients_;  // a deque keeps references stable
   std::vector<DeviceBuffer> spare_staging_;
   uint64_t transient_bytes_ = 0;
+};
+
+// A device-local buffer that frees itself: the memory of the plugin's buffers and weights.
+class ScopedBuffer {
+ public:
+  ScopedBuffer(Device& device, uint64_t nbytes)
+      : device_(device), buffer_(device.create_device_buffer(nbytes)) {}
+  ~ScopedBuffer() { device_.release_buffer(buffer_); }
+  ScopedBuffer(const ScopedBuffer&) = delete;
+  ScopedBuffer& operator=(const ScopedBuffer&) = delete;
+
+  // Lets it be passed wherever Device takes a DeviceBuffer.
+  operator const DeviceBuffer&() const { return buffer_; }
+
+ private:
+  Device& device_;
+  DeviceBuffer buffer_;
 };
 
 }  // namespace apr_vk
