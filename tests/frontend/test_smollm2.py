@@ -23,6 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "reference"))
 import ref_forward as ref  # noqa: E402
+from apr_fixtures import run_apr_process  # noqa: E402
 
 LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
 QUESTIONS = {
@@ -44,12 +45,9 @@ ANSWER_TOKENS = 12
 LOGIT_TOL_REL = 1e-3  # max |apr - ref| / max |ref| over the vocabulary
 
 
-def run(apr, *args, env=None, timeout=600):
-    full = dict(os.environ, **(env or {}))
-    proc = subprocess.run([str(apr), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=full, errors="replace")
-    assert proc.returncode == 0, f"apr {' '.join(map(str, args))}: {proc.stderr[-2000:]}"
-    return proc
+def run(apr, *args, env=None):
+    """apr with args (env added to the environment), which must exit 0."""
+    return run_apr_process(apr, *args, check_exit=0, env=env, timeout=600)
 
 
 def devices(apr, backend, env) -> bool:

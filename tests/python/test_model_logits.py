@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import ref_forward as ref
-from conftest import REPO
+from apr_fixtures import apr_binary
 
 TOL = 1e-4
 PROMPT = [1, 17, 250, 99, 4]
@@ -47,10 +47,6 @@ CASES = (
 LARGE_CASES = [("qwen2", "qwen2.5-0.5b", t, {}) for t in ("Q4_K_M", "F16")]
 if os.environ.get("APR_TEST_LARGE") == "1":
     CASES = CASES + LARGE_CASES
-
-
-def apr_binary() -> Path:
-    return Path(os.environ.get("APR_BIN", REPO / "build" / "bin" / "apr"))
 
 
 def backend_has_device(apr: Path, backend: str) -> bool:

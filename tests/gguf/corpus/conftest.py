@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""Fixtures of the malformed-input corpus: the apr binary and a valid tiny model to mutate."""
+"""Fixtures of the malformed-input corpus: a valid tiny model to mutate, and the check of apr's
+one-line error. The apr binary and run_apr come from tests/pytest_support/apr_fixtures.py."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,28 +11,15 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "tests" / "pytest_support"))
 
 import gguf_bytes as gb  # noqa: E402
+from apr_fixtures import apr_bin, apr_test_plugin_dir, run_apr  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
-def apr_bin() -> Path:
-    path = Path(os.environ.get("APR_BIN", REPO / "build" / "bin" / "apr"))
-    if not path.exists():
-        pytest.fail(f"apr binary not found at {path} (set APR_BIN)")
-    return path
-
-
-@pytest.fixture(scope="session")
-def run_apr(apr_bin):
-    def run(*args, timeout=120):
-        plugin_dir = os.environ.get("APR_TEST_PLUGIN_DIR")
-        extra = [f"--plugin-dir={plugin_dir}"] if plugin_dir else []
-        return subprocess.run([str(apr_bin), *extra, *map(str, args)], capture_output=True,
-                              text=True, timeout=timeout, errors="replace",
-                              stdin=subprocess.DEVNULL)
-
-    return run
+def apr_plugin_dir():
+    return apr_test_plugin_dir()
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
-"""Fixtures for the trace/diff/bisect command-line tests: the apr binary, the plugin directory
-holding the cpu-fault test plugin, and tiny F32 models made by tools/gen_model.py."""
+"""Fixtures for the trace/diff/bisect command-line tests: apr runs with the plugin directory holding
+the cpu-fault test plugin, on tiny F32 models made by tools/gen_model.py. The apr binary and
+run_apr come from tests/pytest_support/apr_fixtures.py."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,35 +10,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests" / "pytest_support"))
+from apr_fixtures import apr_bin, apr_test_plugin_dir, run_apr  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
-def apr_bin() -> Path:
-    path = Path(os.environ.get("APR_BIN", REPO / "build" / "bin" / "apr"))
-    if not path.exists():
-        pytest.fail(f"apr binary not found at {path} (set APR_BIN)")
-    return path
-
-
-@pytest.fixture(scope="session")
-def run_apr(apr_bin):
-    """Runs apr with the test plugin directory on the search path; returns the process."""
-
-    def run(*args, exit_code=None, env=None):
-        full_env = dict(os.environ)
-        full_env.pop("APR_CPU_FAULT", None)
-        full_env.update(env or {})
-        plugin_dir = os.environ.get("APR_TEST_PLUGIN_DIR")
-        extra = [f"--plugin-dir={plugin_dir}"] if plugin_dir else []
-        proc = subprocess.run([str(apr_bin), *extra, *map(str, args)], capture_output=True,
-                              text=True, timeout=300, env=full_env, errors="replace")
-        if exit_code is not None:
-            assert proc.returncode == exit_code, (
-                f"apr {' '.join(map(str, args))} exited {proc.returncode}, want {exit_code}\n"
-                f"stdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-2000:]}")
-        return proc
-
-    return run
+def apr_plugin_dir():
+    """run_apr loads the test-only plugins too: the cpu-fault twin is backend cpu-fault."""
+    return apr_test_plugin_dir()
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ FAULTS = [
 @pytest.mark.parametrize("arch,fault,layer,stage", FAULTS)
 def test_bisect_names_the_injected_fault(run_apr, make_model, arch, fault, layer, stage):
     proc = run_apr("bisect", make_model(arch), "--backend-a", "cpu", "--backend-b", "cpu-fault",
-                   "--tokens", TOKENS, "--json", env={"APR_CPU_FAULT": fault}, exit_code=1)
+                   "--tokens", TOKENS, "--json", env={"APR_CPU_FAULT": fault}, check_exit=1)
     j = json.loads(proc.stdout)
     assert j["schema"] == "apr-bisect-v1"
     first = j["first_divergence"]
@@ -46,7 +46,7 @@ def test_bisect_text_report_and_clean_run(run_apr, make_model, tmp_path):
     report = tmp_path / "report.html"
     proc = run_apr("bisect", model, "--backend-a", "cpu", "--backend-b", "cpu-fault", "--report",
                    report, "--keep", tmp_path / "keep", env={"APR_CPU_FAULT": "1:ffn_gate"},
-                   exit_code=1)
+                   check_exit=1)
     assert "first divergence: layer 1 ffn_gate" in proc.stdout
     assert "stage before it: layer 1 ffn_norm, cosine 1.000000" in proc.stdout
     assert (tmp_path / "keep" / "a" / "manifest.json").is_file()
@@ -56,17 +56,17 @@ def test_bisect_text_report_and_clean_run(run_apr, make_model, tmp_path):
     for forbidden in ("<script", "<link", "http://", "https://", "src="):
         assert forbidden not in html
     # No fault: exit 0 and the table still printed.
-    proc = run_apr("bisect", model, "--backend-a", "cpu", "--backend-b", "cpu-fault", exit_code=0)
+    proc = run_apr("bisect", model, "--backend-a", "cpu", "--backend-b", "cpu-fault", check_exit=0)
     assert "no divergence" in proc.stdout and "softmax" in proc.stdout
 
 
 def test_bisect_errors_exit_2(run_apr, make_model, tmp_path):
     model = make_model("qwen2")
-    run_apr("bisect", model, "--backend-a", "cpu", exit_code=2)
-    run_apr("bisect", model, "--backend-a", "cpu", "--backend-b", "nope", exit_code=2)
-    run_apr("bisect", model, "--backend-a", "cpu", "--reference", tmp_path / "none", exit_code=2)
+    run_apr("bisect", model, "--backend-a", "cpu", check_exit=2)
+    run_apr("bisect", model, "--backend-a", "cpu", "--backend-b", "nope", check_exit=2)
+    run_apr("bisect", model, "--backend-a", "cpu", "--reference", tmp_path / "none", check_exit=2)
     run_apr("bisect", tmp_path / "no.gguf", "--backend-a", "cpu", "--backend-b", "cpu",
-            exit_code=2)
+            check_exit=2)
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "llama"])
@@ -77,14 +77,14 @@ def test_bisect_against_float64_reference(run_apr, make_model, tmp_path, arch):
                     str(model), "--tokens", TOKENS, "--trace-dir", str(ref)], check=True,
                    capture_output=True)
     proc = run_apr("bisect", model, "--backend-a", "cpu", "--reference", ref, "--tokens", TOKENS,
-                   "--min-cosine", "0.99999", "--json", exit_code=0)
+                   "--min-cosine", "0.99999", "--json", check_exit=0)
     j = json.loads(proc.stdout)
     assert j["first_divergence"] is None
     assert j["measured"] == len(j["rows"]) >= 35
     # The same comparison must be able to fail: a perturbed backend against the reference.
     proc = run_apr("bisect", model, "--backend-a", "cpu-fault", "--reference", ref, "--tokens",
                    TOKENS, "--min-cosine", "0.99999", "--json",
-                   env={"APR_CPU_FAULT": "1:attention:0.01"}, exit_code=1)
+                   env={"APR_CPU_FAULT": "1:attention:0.01"}, check_exit=1)
     first = json.loads(proc.stdout)["first_divergence"]
     assert (first["layer"], first["stage"]) == (1, "attention")
 

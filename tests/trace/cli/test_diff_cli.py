@@ -26,7 +26,7 @@ def traces(run_apr, make_model, tmp_path_factory):
         backend = "cpu-fault" if env else "cpu"
         run_apr(f"--backend={backend}", "trace", model, "--tokens", TOKENS, "--save-tensor", "all",
                 "--save-tensor-dir", root / name, "--save-tensor-layers", "0..2", env=env,
-                exit_code=0)
+                check_exit=0)
     return root
 
 
@@ -34,7 +34,7 @@ def test_files_hand_computed(run_apr, tmp_path):
     write_aprt(tmp_path / "a.bin", 2, [1, 2, 3, 4])
     write_aprt(tmp_path / "b.bin", 2, [1, 2, 3.5, 3])
     proc = run_apr("diff", "--values", tmp_path / "a.bin", tmp_path / "b.bin", "--json",
-                   "--limit", "2", exit_code=1)
+                   "--limit", "2", check_exit=1)
     j = json.loads(proc.stdout)
     assert j["schema"] == "apr-stage-diff-v1"
     assert j["layer"] == 2 and j["dim_product"] == 4
@@ -45,8 +45,8 @@ def test_files_hand_computed(run_apr, tmp_path):
                               {"index": 2, "a": 3.0, "b": 3.5, "abs_diff": 0.5}]
     # The same pair passes a looser threshold.
     run_apr("diff", "--values", tmp_path / "a.bin", tmp_path / "b.bin", "--min-cosine", "0.9",
-            exit_code=0)
-    text = run_apr("diff", "--values", tmp_path / "a.bin", tmp_path / "a.bin", exit_code=0).stdout
+            check_exit=0)
+    text = run_apr("diff", "--values", tmp_path / "a.bin", tmp_path / "a.bin", check_exit=0).stdout
     assert "cosine similarity  1.000000000" in text
 
 
@@ -57,16 +57,16 @@ def test_file_errors_exit_2(run_apr, tmp_path):
     (tmp_path / "junk.bin").write_bytes(b"APRT\0\0\0\0\xff\xff\0\0")
     for other, message in [("l1.bin", "layer mismatch"), ("short.bin", "element count mismatch"),
                            ("junk.bin", "byte offset 8"), ("missing.bin", "no such file")]:
-        proc = run_apr("diff", "--values", tmp_path / "a.bin", tmp_path / other, exit_code=2)
+        proc = run_apr("diff", "--values", tmp_path / "a.bin", tmp_path / other, check_exit=2)
         assert message in proc.stderr
-    run_apr("diff", tmp_path / "a.bin", tmp_path / "a.bin", exit_code=2)  # --values is required
-    run_apr("diff", "--values", tmp_path / "a.bin", tmp_path, exit_code=2)
+    run_apr("diff", tmp_path / "a.bin", tmp_path / "a.bin", check_exit=2)  # --values is required
+    run_apr("diff", "--values", tmp_path / "a.bin", tmp_path, check_exit=2)
 
 
 def test_directories(run_apr, traces):
-    same = run_apr("diff", "--values", traces / "a", traces / "b", exit_code=0).stdout
+    same = run_apr("diff", "--values", traces / "a", traces / "b", check_exit=0).stdout
     assert "no divergence" in same
-    bad = run_apr("diff", "--values", traces / "a", traces / "bad", exit_code=1).stdout
+    bad = run_apr("diff", "--values", traces / "a", traces / "bad", check_exit=1).stdout
     assert "first divergence: layer 1 ffn_up" in bad
     j = json.loads(run_apr("diff", "--values", traces / "a", traces / "bad", "--json").stdout)
     assert j["first_divergence"]["stage"] == "ffn_up" and j["first_divergence"]["layer"] == 1
@@ -84,7 +84,7 @@ def test_unmeasured_and_nans(run_apr, traces, tmp_path):
     (b / "manifest.json").unlink()
     (b / "layer-0" / "attn_out.bin").unlink()
     # A stage on one side only leaves the comparison without a verdict: exit 3, never 0.
-    proc = run_apr("diff", "--values", a, b, exit_code=3)
+    proc = run_apr("diff", "--values", a, b, check_exit=3)
     assert "attn_out            UNMEASURED (only in A)" in proc.stdout
     assert "incomplete" in proc.stdout and "neither directory has a manifest.json" in proc.stderr
     j = json.loads(run_apr("diff", "--values", a, b, "--json").stdout)
@@ -98,7 +98,7 @@ def test_unmeasured_and_nans(run_apr, traces, tmp_path):
     values = np.frombuffer(data[12:], dtype="<f4").copy()
     values[5] = np.nan
     write_aprt(b / "layer-1" / "ffn_norm.bin", 1, values)
-    proc = run_apr("diff", "--values", a, b, exit_code=1)
+    proc = run_apr("diff", "--values", a, b, check_exit=1)
     assert "first divergence: layer 1 ffn_norm" in proc.stdout
     assert "1 NaN/inf on one side only" in proc.stdout
     j = json.loads(run_apr("diff", "--values", a, b, "--json").stdout)
@@ -109,6 +109,6 @@ def test_unmeasured_and_nans(run_apr, traces, tmp_path):
 
 def test_directories_from_different_prompts_are_an_error(run_apr, make_model, traces, tmp_path):
     run_apr("--backend=cpu", "trace", make_model("qwen2"), "--tokens", "1,2", "--save-tensor",
-            "all", "--save-tensor-dir", tmp_path / "other", exit_code=0)
-    proc = run_apr("diff", "--values", traces / "a", tmp_path / "other", exit_code=2)
+            "all", "--save-tensor-dir", tmp_path / "other", check_exit=0)
+    proc = run_apr("diff", "--values", traces / "a", tmp_path / "other", check_exit=2)
     assert "different token ids" in proc.stderr

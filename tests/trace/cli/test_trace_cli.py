@@ -34,7 +34,7 @@ def test_all_stages_layout_shapes_and_manifest(run_apr, make_model, tmp_path, ar
     model = make_model(arch)
     out = tmp_path / "t"
     proc = run_apr("--backend=cpu", "trace", model, "--tokens", TOKENS, "--save-tensor", "all",
-                   "--save-tensor-dir", out, "--save-tensor-layers", "0..2", exit_code=0)
+                   "--save-tensor-dir", out, "--save-tensor-layers", "0..2", check_exit=0)
     assert listing(out) == expected_files(arch, [0, 1])
     assert "manifest.json" in proc.stdout and "layer-1/ffn_swigl.bin" in proc.stdout
     manifest = json.loads((out / "manifest.json").read_text())
@@ -65,7 +65,7 @@ def test_all_stages_layout_shapes_and_manifest(run_apr, make_model, tmp_path, ar
 def test_defaults_dir_layers_and_prompt(run_apr, make_model, tmp_path):
     model = tmp_path / "m.gguf"
     model.symlink_to(make_model("qwen2"))
-    run_apr("--backend=cpu", "trace", model, "--save-tensor", "attn_norm,LM_HEAD", exit_code=0)
+    run_apr("--backend=cpu", "trace", model, "--save-tensor", "attn_norm,LM_HEAD", check_exit=0)
     out = tmp_path / "m-trace"
     assert listing(out) == {"layer-0/attn_norm.bin", "lm_head.bin"}
     manifest = json.loads((out / "manifest.json").read_text())
@@ -80,7 +80,7 @@ def test_reruns_are_byte_identical_with_threads(run_apr, make_model, tmp_path):
         out = tmp_path / f"run{i}"
         run_apr("--backend=cpu", f"--threads={threads}", "trace", model, "--prompt",
                 "Tracing twice must give the same bytes.", "--save-tensor", "all",
-                "--save-tensor-dir", out, "--save-tensor-layers", "0..2", exit_code=0)
+                "--save-tensor-dir", out, "--save-tensor-layers", "0..2", check_exit=0)
         dirs.append(out)
     files = sorted(listing(dirs[0])) + ["manifest.json"]
     assert len(files) > 30
@@ -103,7 +103,7 @@ def test_reruns_are_byte_identical_with_threads(run_apr, make_model, tmp_path):
 ])  # fmt: skip
 def test_bad_arguments_exit_2_with_one_line(run_apr, make_model, tmp_path, args, message):
     proc = run_apr("--backend=cpu", "trace", make_model("qwen2"), *args, "--save-tensor-dir",
-                   tmp_path / "t", exit_code=2)
+                   tmp_path / "t", check_exit=2)
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr  # the error and a --help hint
 
@@ -112,12 +112,12 @@ def test_unwritable_directory_is_an_error(run_apr, make_model, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     proc = run_apr("--backend=cpu", "trace", make_model("qwen2"), "--save-tensor", "all",
-                   "--save-tensor-dir", blocker / "sub", exit_code=2)
+                   "--save-tensor-dir", blocker / "sub", check_exit=2)
     assert "trace directory" in proc.stderr and str(blocker) in proc.stderr
     if os.geteuid() != 0:
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o555)
         proc = run_apr("--backend=cpu", "trace", make_model("qwen2"), "--save-tensor", "all",
-                       "--save-tensor-dir", ro / "t", exit_code=2)
+                       "--save-tensor-dir", ro / "t", check_exit=2)
         assert "Permission denied" in proc.stderr

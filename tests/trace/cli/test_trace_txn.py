@@ -5,7 +5,6 @@ or the new complete one, never a mix; and `apr diff` on what is left never repor
 divergence or a false "no divergence"."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -13,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from apr_fixtures import apr_command, apr_env, apr_test_plugin_dir
 
 TOKENS = ["1,17,250,99,4,33,7", "5,6,7,8", "300,2,2,2,9", "42,43"]
 STALL_AFTER = 10  # files written before a stalled run pauses (APR_TRACE_TEST_STALL)
@@ -42,16 +43,11 @@ def refs(model, tmp_path_factory, apr_bin):
 
 
 def command(apr_bin, args):
-    plugin_dir = os.environ.get("APR_TEST_PLUGIN_DIR")
-    return [str(apr_bin), *([f"--plugin-dir={plugin_dir}"] if plugin_dir else []),
-            *map(str, args)]
+    return apr_command(apr_bin, *args, plugin_dir=apr_test_plugin_dir())
 
 
 def start(apr_bin, args, stall_ms):
-    env = dict(os.environ)
-    env.pop("APR_CPU_FAULT", None)
-    if stall_ms:
-        env["APR_TRACE_TEST_STALL"] = f"{STALL_AFTER}:{stall_ms}"
+    env = apr_env({"APR_TRACE_TEST_STALL": f"{STALL_AFTER}:{stall_ms}"} if stall_ms else None)
     return subprocess.Popen(command(apr_bin, args), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 

@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: MIT
+"""Fixtures and helpers shared by the pytest suites that run the apr binary (tests/cli,
+tests/frontend, tests/gguf/corpus, tests/python, tests/trace/cli).
+
+CTest runs each test file with the file's own folder as pytest's rootdir, so no conftest.py above
+that folder is loaded. Each suite's conftest.py therefore puts this folder on sys.path itself and
+imports the fixtures it uses (pytest registers fixtures found in a conftest's namespace):
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[N] / "pytest_support"))
+    from apr_fixtures import apr_bin, apr_plugin_dir, run_apr  # noqa: E402,F401
+
+That works however pytest is started (CTest, tools/ci-skip-check.sh, tools/sanitize-test.sh, or
+by hand from any directory). The conftest.py keeps only what is specific to its folder.
+
+Fixtures:
+  apr_bin         the apr binary ($APR_BIN, else build/bin/apr); fails when missing.
+  apr_plugin_dir  the --plugin-dir run_apr passes: None here; a suite that needs the test-only
+                  plugins ($APR_TEST_PLUGIN_DIR) overrides it with apr_test_plugin_dir().
+  run_apr         run_apr(*args, check_exit=None, env=None, input=None, timeout=300): apr_bin run
+                  with apr_plugin_dir, see run_apr_process().
+  models          the generated-model cache (ModelCache) in $APR_TEST_MODELS_DIR.
+"""
+
+import functools
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# Single-threaded BLAS: the generator's and the float64 reference's matrices are small and threads
+# only contend (see tests/reference/ref_forward.py). Must be set before numpy is first imported,
+# which is why every conftest.py imports this module first.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = REPO / "tools"
+
+
+# --- running apr ----------------------------------------------------------------------------------
+
+def apr_binary() -> Path:
+    """The apr binary under test: $APR_BIN (CTest sets it), else build/bin/apr."""
+    return Path(os.environ.get("APR_BIN", REPO / "build" / "bin" / "apr"))
+
+
+def apr_test_plugin_dir() -> str | None:
+    """The folder of the test-only plugins (the cpu-fault twin, the example plugin), which CTest
+    names in $APR_TEST_PLUGIN_DIR; None when unset."""
+    return os.environ.get("APR_TEST_PLUGIN_DIR") or None
+
+
+def apr_env(env: dict | None = None) -> dict:
+    """The environment apr runs under: this process's, less an inherited APR_CPU_FAULT (a test
+    that wants the cpu-fault plugin to perturb a stage says so through env), plus env."""
+    full = dict(os.environ)
+    full.pop("APR_CPU_FAULT", None)
+    full.update(env or {})
+    return full
+
+
+def apr_command(apr_bin, *args, plugin_dir=None) -> list:
+    """The argument vector of `apr [--plugin-dir=plugin_dir] args...`."""
+    extra = [f"--plugin-dir={plugin_dir}"] if plugin_dir else []
+    return [str(apr_bin), *extra, *map(str, args)]
+
+
+def run_apr_process(apr_bin, *args, check_exit=None, env=None, input=None, timeout=300,
+                    plugin_dir=None) -> subprocess.CompletedProcess:
+    """Runs apr to completion and returns the process (text output, undecodable bytes replaced).
+
+    check_exit: the exit status apr must end with (asserted, with apr's output in the message);
+    None accepts any. env: variables added to apr_env(). input: text given on standard input,
+    which is otherwise empty (/dev/null), so apr never waits on a terminal. plugin_dir: passed as
+    --plugin-dir before args."""
+    proc = subprocess.run(apr_command(apr_bin, *args, plugin_dir=plugin_dir), capture_output=True,
+                          text=True, timeout=timeout, env=apr_env(env), errors="replace",
+                          input=input, stdin=subprocess.DEVNULL if input is None else None)
+    if check_exit is not None:
+        assert proc.returncode == check_exit, (
+            f"apr {' '.join(map(str, args))} exited {proc.returncode}, want {check_exit}\n"
+            f"stdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-2000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def apr_bin() -> Path:
+    path = apr_binary()
+    if not path.exists():
+        pytest.fail(f"apr binary not found at {path} (set APR_BIN)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def apr_plugin_dir():
+    """No --plugin-dir: apr searches its default plugin folders only."""
+    return None
+
+
+@pytest.fixture(scope="session")
+def run_apr(apr_bin, apr_plugin_dir):
+    """run_apr(*args, check_exit=None, env=None, input=None, timeout=300) -> CompletedProcess."""
+    return functools.partial(run_apr_process, apr_bin, plugin_dir=apr_plugin_dir)
+
+
+# --- generated models -----------------------------------------------------------------------------
+
+def generator_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for src in sorted((TOOLS / "aprgen").glob("*.py")):
+        digest.update(src.name.encode())
+        digest.update(src.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+class ModelCache:
+    """Models of tools/aprgen, generated on first use into root. File names carry a hash of the
+    generator's sources, so a changed generator never serves a stale file."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.fingerprint = generator_fingerprint()
+
+    def get(self, arch: str, preset: str, file_type: str, seed: int = 1234, **overrides) -> Path:
+        if str(TOOLS) not in sys.path:
+            sys.path.insert(0, str(TOOLS))
+        from aprgen.config import make_config
+        from aprgen.writer import write_model
+
+        cfg = make_config(arch, preset, file_type, seed, **overrides)
+        extra = "".join(f"-{k}{v}" for k, v in sorted(overrides.items()) if v is not None)
+        name = f"{arch}-{preset}-{file_type.lower()}-s{seed}{extra}-{self.fingerprint}.gguf"
+        path = self.root / name
+        if not path.exists():
+            write_model(cfg, path)
+        return path
+
+
+@pytest.fixture(scope="session")
+def models() -> ModelCache:
+    """Generated models, cached in $APR_TEST_MODELS_DIR (default /tmp/apr-test-models; CTest points
+    it into the build tree)."""
+    root = Path(os.environ.get("APR_TEST_MODELS_DIR", "/tmp/apr-test-models"))
+    root.mkdir(parents=True, exist_ok=True)
+    return ModelCache(root)
