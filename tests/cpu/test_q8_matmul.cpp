@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "ref_dequant.hpp"
+#include "conformance/ref_dequant.hpp"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <utility>
 
 #include "block_decode.cuh"
-#include "common/ref_dequant.hpp"
+#include "conformance/ref_dequant.hpp"
 
 namespace {
 

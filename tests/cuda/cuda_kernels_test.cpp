@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Numerical checks of every CUDA kernel against float64 references written here (weights decoded
-// by tests/common/ref_dequant.hpp). They need a GPU: without one (and none expected) each test
+// by core/conformance/ref_dequant.hpp). They need a GPU: without one (and none expected) each test
 // says so and returns; with APR_EXPECT_CUDA_GPU=1 a missing device is a failure.
 //
 // Tolerances: matmul and attention sum many f32 products, so their error bound is relative to
@@ -16,8 +16,8 @@
 
 #include <cstdio>
 
-#include "common/ref_dequant.hpp"
 #include "common/test_skip.hpp"
+#include "conformance/ref_dequant.hpp"
 #include "cuda/plugin_handle.hpp"
 
 namespace {

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include "common/error.hpp"
+#include "conformance/ref_dequant.hpp"
 #include "gguf/gguf_file.hpp"
 #include "gguf_builder.hpp"
-#include "ref_dequant.hpp"
 
 using namespace apr_test;
 using apr::gguf::File;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// dequantize_row against the independent float64 decoder of tests/common/ref_dequant.hpp.
+// dequantize_row against the independent float64 decoder of core/conformance/ref_dequant.hpp.
 #include <bit>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "conformance/ref_dequant.hpp"
 #include "quant/quant.hpp"
-#include "ref_dequant.hpp"
 
 using namespace apr::quant;
 

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <random>
 
+#include "conformance/ref_dequant.hpp"
 #include "quant/quant.hpp"
-#include "ref_dequant.hpp"
 
 using namespace apr::quant;
 

@@ -2,8 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include "common/error.hpp"
+#include "conformance/ref_dequant.hpp"
 #include "quant/quant.hpp"
-#include "ref_dequant.hpp"
 
 using namespace apr::quant;
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "common/ref_dequant.hpp"
+#include "conformance/ref_dequant.hpp"
 #include "vk_test_plugin.hpp"
 
 using vk_test::Buffer;

@@ -2,9 +2,12 @@
 // Independent float64 reference decoder for the ggml tensor types apr supports.
 //
 // Written element by element from the per-element formulas of the GGUF fact sheet (§2), with no
-// block loops and nothing shared with core/ or plugins/, so that it can serve as the oracle for the
-// production dequantizers and for every backend's kernel tests. Speed is irrelevant here; being
-// obviously right is the point.
+// block loops and nothing shared with the rest of core/ or with plugins/ (it includes only the
+// standard library), so that it can serve as the oracle for the production dequantizers and for
+// every backend's kernel tests. Speed is irrelevant here; being obviously right is the point.
+//
+// It belongs to the conformance suite (`apr plugin-check`, this folder). Tests elsewhere link the
+// header-only target apr_ref_dequant and include it as "conformance/ref_dequant.hpp".
 #pragma once
 
 #include <cmath>
