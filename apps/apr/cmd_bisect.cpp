@@ -11,11 +11,11 @@
 #include "common/error.hpp"
 #include "model/model.hpp"
 #include "runtime/session.hpp"
-#include "trace/atomic_file.hpp"
-#include "trace/html_report.hpp"
-#include "trace/trace_compare.hpp"
-#include "trace/trace_dir.hpp"
-#include "trace/trace_run.hpp"
+#include "trace_capture/trace_run.hpp"
+#include "trace_compare/html_report.hpp"
+#include "trace_compare/trace_compare.hpp"
+#include "trace_format/atomic_file.hpp"
+#include "trace_format/trace_dir.hpp"
 
 namespace apr::cli {
 namespace {

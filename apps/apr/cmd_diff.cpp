@@ -6,9 +6,9 @@
 
 #include "cli.hpp"
 #include "common/error.hpp"
-#include "trace/stage_diff.hpp"
-#include "trace/trace_compare.hpp"
-#include "trace/trace_dir.hpp"
+#include "trace_compare/stage_diff.hpp"
+#include "trace_compare/trace_compare.hpp"
+#include "trace_format/trace_dir.hpp"
 
 namespace apr::cli {
 namespace {

@@ -9,9 +9,9 @@
 #include "common/error.hpp"
 #include "model/model.hpp"
 #include "runtime/session.hpp"
-#include "trace/stages.hpp"
-#include "trace/trace_plan.hpp"
-#include "trace/trace_run.hpp"
+#include "trace_capture/trace_plan.hpp"
+#include "trace_capture/trace_run.hpp"
+#include "trace_format/stages.hpp"
 
 namespace apr::cli {
 namespace {

@@ -2,61 +2,14 @@
 #include "host/backend.hpp"
 
 #include <spdlog/spdlog.h>
+#include <apr/kit/names.hpp>
 
 #include <algorithm>
 
 #include "common/error.hpp"
+#include "host/backend_order.hpp"
 
 namespace apr {
-namespace {
-
-const char* status_name(apr_status s) {
-  switch (s) {
-    case APR_ERR_INVALID_ARGUMENT:
-      return "invalid argument";
-    case APR_ERR_UNSUPPORTED:
-      return "unsupported";
-    case APR_ERR_OUT_OF_MEMORY:
-      return "out of memory";
-    case APR_ERR_DEVICE:
-      return "device error";
-    case APR_ERR_UNAVAILABLE:
-      return "unavailable";
-    case APR_ERR_INTERNAL:
-      return "internal error";
-    case APR_ERR_ABORTED:
-      return "aborted by trace sink";
-    default:
-      return "error";
-  }
-}
-
-}  // namespace
-
-Buffer& Buffer::operator=(Buffer&& o) noexcept {
-  if (this != &o) {
-    reset();
-    device_ = std::exchange(o.device_, nullptr);
-    handle_ = std::exchange(o.handle_, nullptr);
-    size_ = std::exchange(o.size_, 0);
-  }
-  return *this;
-}
-
-void Buffer::reset() {
-  if (handle_) device_->api().buffer_free(device_->handle(), handle_);
-  handle_ = nullptr;
-  size_ = 0;
-}
-
-Weight& Weight::operator=(Weight&& o) noexcept {
-  if (this != &o) {
-    reset();
-    device_ = std::exchange(o.device_, nullptr);
-    handle_ = std::exchange(o.handle_, nullptr);
-  }
-  return *this;
-}
 
 // The one message for a --device the backend does not have, whichever call meets it first.
 void require_device(const host::Plugin& plugin, uint32_t index) {
@@ -66,75 +19,19 @@ void require_device(const host::Plugin& plugin, uint32_t index) {
                 " device(s)");
 }
 
-void Weight::reset() {
-  if (handle_) device_->api().weight_free(device_->handle(), handle_);
-  handle_ = nullptr;
-}
-
-Device::Device(const host::Plugin& plugin, uint32_t device_index, uint32_t n_threads)
-    : plugin_(plugin), api_(plugin.api()), index_(device_index) {
-  require_device(plugin, device_index);
-  auto options = abi_struct<apr_device_options>();
-  options.n_threads = n_threads;
-  check(api_.device_open(device_index, &options, &handle_), "device_open");
-}
-
-Device::~Device() {
-  if (handle_) api_.device_close(handle_);
-}
-
-Buffer Device::alloc(uint64_t nbytes) {
-  apr_buffer* b = nullptr;
-  check(api_.buffer_alloc(handle_, nbytes, &b), "buffer_alloc");
-  return Buffer(this, b, nbytes);
-}
-
-Weight Device::create_weight(const apr_weight_desc& desc) {
-  apr_weight* w = nullptr;
-  check(api_.weight_create(handle_, &desc, &w), "weight_create");
-  return Weight(this, w);
-}
-
-void Device::write(Buffer& buffer, uint64_t offset, const void* src, uint64_t nbytes) {
-  check(api_.buffer_write(handle_, buffer.get(), offset, src, nbytes), "buffer_write");
-}
-
-void Device::read(const Buffer& buffer, uint64_t offset, void* dst, uint64_t nbytes) {
-  check(api_.buffer_read(handle_, buffer.get(), offset, dst, nbytes), "buffer_read");
-}
-
-void Device::synchronize() {
-  check(api_.synchronize(handle_), "synchronize");
-}
-
-void Device::set_trace_sink(const apr_trace_sink* sink) {
-  check(api_.set_trace_sink(handle_, sink), "set_trace_sink");
-}
-
-bool Device::has_step_markers() const {
-  return plugin_.abi_minor() >= 2 && APR_STRUCT_HAS(&api_, apr_plugin_api, step_end) &&
-         api_.step_begin != nullptr && api_.step_end != nullptr;
+std::unique_ptr<Device> open_device(const host::Plugin& plugin, uint32_t index,
+                                    uint32_t n_threads) {
+  require_device(plugin, index);
+  return std::make_unique<Device>(plugin.api(), plugin.abi_minor(), plugin.name(), index,
+                                  n_threads);
 }
 
 namespace {
 
+// The ABI's weight types by name (the plugin kit's table), any other id by number.
 std::string type_name(apr_type t) {
-  static constexpr std::pair<apr_type, const char*> names[] = {
-      {APR_TYPE_F32, "F32"},   {APR_TYPE_F16, "F16"},   {APR_TYPE_Q4_0, "Q4_0"},
-      {APR_TYPE_Q4_1, "Q4_1"}, {APR_TYPE_Q5_0, "Q5_0"}, {APR_TYPE_Q5_1, "Q5_1"},
-      {APR_TYPE_Q8_0, "Q8_0"}, {APR_TYPE_Q2_K, "Q2_K"}, {APR_TYPE_Q3_K, "Q3_K"},
-      {APR_TYPE_Q4_K, "Q4_K"}, {APR_TYPE_Q5_K, "Q5_K"}, {APR_TYPE_Q6_K, "Q6_K"},
-      {APR_TYPE_BF16, "BF16"}};
-  for (const auto& [id, name] : names)
-    if (id == t) return name;
+  if (apr_sdk::is_abi_weight_type(t)) return std::string(apr_sdk::weight_type_name(t));
   return "type " + std::to_string(t);
-}
-
-int backend_rank(std::string_view name) {
-  static constexpr std::string_view order[] = {"cuda", "vulkan", "cpu"};
-  for (size_t i = 0; i < std::size(order); ++i)
-    if (order[i] == name) return static_cast<int>(i);
-  return static_cast<int>(std::size(order));
 }
 
 }  // namespace
@@ -182,7 +79,7 @@ host::Plugin& select_backend(const host::PluginHost& plugins, std::string_view b
   for (const auto& p : plugins.plugins()) order.push_back(p.get());
   std::stable_sort(order.begin(), order.end(), [](const host::Plugin* a, const host::Plugin* b) {
     if (a->score() != b->score()) return a->score() > b->score();
-    return backend_rank(a->name()) < backend_rank(b->name());
+    return host::auto_backend_rank(a->name()) < host::auto_backend_rank(b->name());
   });
   std::string passed_over;
   for (host::Plugin* p : order) {
@@ -199,12 +96,6 @@ host::Plugin& select_backend(const host::PluginHost& plugins, std::string_view b
   }
   if (passed_over.empty()) return plugins.select(backend);  // nothing usable: select explains
   throw Error("no backend can run this model: " + passed_over);
-}
-
-void Device::fail(apr_status status, const char* what) const {
-  const char* msg = api_.error_message();
-  throw BackendError(std::string(plugin_.name()) + ": " + what + " failed (" + status_name(status) +
-                     "): " + ((msg && *msg) ? msg : "no message"));
 }
 
 }  // namespace apr

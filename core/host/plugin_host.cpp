@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "common/error.hpp"
+#include "host/backend_order.hpp"
 #include "host/plugin_loader.hpp"
 #include "host/plugin_probe.hpp"
 #include "host/probe_cache.hpp"
@@ -31,13 +32,6 @@ namespace {
 
 constexpr std::string_view kPluginPrefix = "apr-plugin-";
 constexpr unsigned kMaxParallelProbes = 8;  // children mostly wait on drivers, not on CPU
-
-int backend_rank(std::string_view name) {
-  static constexpr std::string_view order[] = {"cuda", "vulkan", "cpu"};
-  for (size_t i = 0; i < std::size(order); ++i)
-    if (order[i] == name) return static_cast<int>(i);
-  return static_cast<int>(std::size(order));
-}
 
 std::vector<fs::path> split_path_list(const char* value) {
   std::vector<fs::path> out;
@@ -219,10 +213,11 @@ Plugin& PluginHost::select(std::string_view backend) const {
   if (backend == "auto") {
     // Probe scores rank real hardware above software fallbacks (a GPU plugin scores higher than
     // cpu, lavapipe lower), so the best usable backend is the highest score; the documented order
-    // cuda, vulkan, cpu breaks ties.
+    // (kAutoBackendOrder) breaks ties.
     for (const auto& p : plugins_) {
       if (!chosen || p->score() > chosen->score() ||
-          (p->score() == chosen->score() && backend_rank(p->name()) < backend_rank(chosen->name())))
+          (p->score() == chosen->score() &&
+           auto_backend_rank(p->name()) < auto_backend_rank(chosen->name())))
         chosen = p.get();
     }
   } else {

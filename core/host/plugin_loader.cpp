@@ -3,9 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <dlfcn.h>
 #include <algorithm>
-#include <boost/dll/shared_library.hpp>
 #include <cstring>
 #include <utility>
 
@@ -14,10 +12,6 @@
 namespace fs = std::filesystem;
 
 namespace apr::host {
-
-struct LoadedLibrary::Library {
-  boost::dll::shared_library lib;
-};
 
 namespace {
 
@@ -38,40 +32,6 @@ void host_log(void*, int32_t level, const char* message) {
       spdlog::error("plugin: {}", m);
       break;
   }
-}
-
-// Returns the name of the first required 1.0 member that is NULL, or nullptr.
-const char* first_missing_member(const apr_plugin_api& t) {
-  const std::pair<const char*, bool> members[] = {
-      {"init", t.init},
-      {"shutdown", t.shutdown},
-      {"probe", t.probe},
-      {"error_message", t.error_message},
-      {"device_count", t.device_count},
-      {"device_info", t.device_info},
-      {"device_open", t.device_open},
-      {"device_close", t.device_close},
-      {"set_trace_sink", t.set_trace_sink},
-      {"buffer_alloc", t.buffer_alloc},
-      {"buffer_free", t.buffer_free},
-      {"buffer_write", t.buffer_write},
-      {"buffer_read", t.buffer_read},
-      {"synchronize", t.synchronize},
-      {"weight_create", t.weight_create},
-      {"weight_free", t.weight_free},
-      {"embed", t.embed},
-      {"rms_norm", t.rms_norm},
-      {"matmul", t.matmul},
-      {"add", t.add},
-      {"rope", t.rope},
-      {"kv_store", t.kv_store},
-      {"attention", t.attention},
-      {"swiglu", t.swiglu},
-      {"trace_emit", t.trace_emit},
-  };
-  for (const auto& [name, present] : members)
-    if (!present) return name;
-  return nullptr;
 }
 
 std::string plugin_error(const apr_plugin_api& t) {
@@ -119,23 +79,7 @@ void read_identity(const apr_plugin_api& t, PluginInfo& info) {
 
 }  // namespace
 
-uint32_t check_table(const apr_plugin_api& t) {
-  constexpr size_t header = offsetof(apr_plugin_api, abi_minor) + sizeof(uint32_t);
-  if (t.struct_size < header)
-    throw Error("function table is " + std::to_string(t.struct_size) +
-                " bytes, too small to hold a version");
-  if (t.abi_major != APR_ABI_MAJOR)
-    throw Error("ABI major version " + std::to_string(t.abi_major) + ", this host speaks " +
-                std::to_string(APR_ABI_MAJOR));
-  if (t.struct_size < APR_PLUGIN_API_SIZE_V1_0)
-    throw Error("function table is " + std::to_string(t.struct_size) + " bytes, ABI 1.0 needs " +
-                std::to_string(APR_PLUGIN_API_SIZE_V1_0));
-  if (const char* missing = first_missing_member(t))
-    throw Error(std::string("function table member '") + missing + "' is NULL");
-  return std::min<uint32_t>(t.abi_minor, APR_ABI_MINOR);
-}
-
-LoadedLibrary::LoadedLibrary() : lib_(std::make_unique<Library>()) {}
+LoadedLibrary::LoadedLibrary() = default;
 
 LoadedLibrary::~LoadedLibrary() {
   close();
@@ -147,9 +91,9 @@ void LoadedLibrary::close(const PhaseFn& phase) {
     initialised_ = false;
     api_->shutdown();
   }
-  if (lib_ && lib_->lib.is_loaded()) {
+  if (lib_) {
     if (phase) phase("unload");
-    lib_->lib.unload();
+    lib_.reset();
   }
 }
 
@@ -158,24 +102,12 @@ std::unique_ptr<LoadedLibrary> LoadedLibrary::load(const fs::path& file, const P
   const auto step = [&](const char* name) {
     if (phase) phase(name);
   };
-  step("load");
-  boost::dll::fs::error_code ec;
-  ::dlerror();
-  self->lib_->lib.load(boost::dll::fs::path(file.string()),
-                       boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
-  if (ec || !self->lib_->lib.is_loaded()) {
-    const char* why = ::dlerror();  // more precise than the error_code Boost.DLL gives
-    throw Error("cannot load: " + sanitized_message(why ? why : ec.message().c_str()));
+  try {
+    self->lib_ = std::make_unique<PluginLibrary>(file, step);
+  } catch (const Error& e) {
+    throw Error(sanitized_message(e.what()));  // the loader's text may hold anything
   }
-  step("entry");
-  if (!self->lib_->lib.has(APR_PLUGIN_ENTRY_SYMBOL))
-    throw Error("no entry symbol '" APR_PLUGIN_ENTRY_SYMBOL "' (not an apr plugin)");
-  auto entry =
-      self->lib_->lib.get<const apr_plugin_api*(uint32_t, uint32_t)>(APR_PLUGIN_ENTRY_SYMBOL);
-  self->api_ = entry(APR_ABI_MAJOR, APR_ABI_MINOR);
-  if (!self->api_)
-    throw Error("entry point returned no function table for ABI " + std::to_string(APR_ABI_MAJOR) +
-                "." + std::to_string(APR_ABI_MINOR));
+  self->api_ = &self->lib_->api();
   self->start(step);
   return self;
 }

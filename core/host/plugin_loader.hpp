@@ -12,12 +12,13 @@
 #include <memory>
 
 #include "host/plugin_info.hpp"
+#include "plugin_handle/plugin_library.hpp"
 
 namespace apr::host {
 
 // Called with the name of each step before it starts ("load", "entry", "table", "probe", "init",
 // "device_count", "device_info", "shutdown", "unload"), so a child can report where it died.
-using PhaseFn = std::function<void(const char* phase)>;
+using PhaseFn = apr::PhaseFn;
 
 class LoadedLibrary {
  public:
@@ -34,19 +35,16 @@ class LoadedLibrary {
   void close(const PhaseFn& phase = {});
 
  private:
-  struct Library;
   LoadedLibrary();
   void start(const PhaseFn& phase);
 
-  std::unique_ptr<Library> lib_;
+  std::unique_ptr<PluginLibrary> lib_;
   const apr_plugin_api* api_ = nullptr;
   apr_host host_{};
   PluginInfo info_;
   bool initialised_ = false;
 };
 
-// Checks the table's version, size, name and required members; returns the negotiated minor.
-// Throws apr::Error naming the defect.
-uint32_t check_table(const apr_plugin_api& table);
+using apr::check_table;  // plugin_handle/plugin_library.hpp
 
 }  // namespace apr::host

@@ -38,8 +38,7 @@ class TensorChecker {
     const quant::TypeInfo* info = quant::type_info(t.type);
     if (!info || !info->supported)
       throw Error(fname_ + ": tensor '" + t.name + "' has type " + quant::type_name(t.type) +
-                  ", which apr cannot decode (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 "
-                  "Q2_K Q3_K Q4_K Q5_K Q6_K)");
+                  ", which apr cannot decode (supported: " + quant::supported_type_names() + ")");
   }
 
   const gguf::File& f_;

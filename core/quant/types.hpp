@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The ggml type table: ids, names and block geometry for every id a GGUF file may carry.
+// The ggml type table: ids, names and block geometry for every id a GGUF file may carry, as
+// apr_sdk::kWeightTypes (apr/kit/names.hpp) spells them, and which of them apr decodes.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +43,9 @@ const TypeInfo* type_info(uint32_t type);
 std::string type_name(uint32_t type);
 
 bool is_supported(uint32_t type);
+
+// The supported types, space-separated: "F32 F16 BF16 Q4_0 ... Q6_K".
+std::string supported_type_names();
 
 // Bytes of one row of n_cols elements. Throws apr::Error for an unknown type, for n_cols that is
 // not a whole number of blocks, and for a size that does not fit in 64 bits.

@@ -64,7 +64,7 @@ Session::Session(const Model& model, const host::Plugin& plugin, SessionOptions 
   const std::string unsupported =
       unsupported_weights(plugin, options.device_index, weight_needs(model));
   if (!unsupported.empty()) throw Error(unsupported);
-  device_ = std::make_unique<Device>(plugin, options.device_index, options.n_threads);
+  device_ = open_device(plugin, options.device_index, options.n_threads);
   const auto t0 = std::chrono::steady_clock::now();
   upload_weights();
   upload_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -5,8 +5,8 @@
 
 #include "common/error.hpp"
 #include "fuzz_support.hpp"
-#include "trace/aprt.hpp"
-#include "trace/manifest.hpp"
+#include "trace_format/aprt.hpp"
+#include "trace_format/manifest.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const auto dir = [] {

@@ -14,9 +14,9 @@
 
 #include "common/error.hpp"
 #include "fuzz_support.hpp"
-#include "trace/aprt.hpp"
-#include "trace/trace_compare.hpp"
-#include "trace/trace_dir.hpp"
+#include "trace_compare/trace_compare.hpp"
+#include "trace_format/aprt.hpp"
+#include "trace_format/trace_dir.hpp"
 
 namespace {
 

@@ -183,7 +183,8 @@ TEST_CASE("every bad plugin is refused with its one-line reason; the good ones s
   }
 
   // "Still runs": a real kernel on the good plugin.
-  apr::Device device(cpu, 0, 1);
+  const auto opened = apr::open_device(cpu, 0, 1);
+  apr::Device& device = *opened;
   const std::vector<float> a = {1.5f, -2.0f, 3.25f, 0.5f}, b = {0.25f, 4.0f, -1.0f, 2.0f};
   apr::Buffer ba = device.alloc(16), bb = device.alloc(16);
   device.write(ba, 0, a.data(), 16);
@@ -197,7 +198,7 @@ TEST_CASE("every bad plugin is refused with its one-line reason; the good ones s
   std::vector<float> out(4);
   device.read(ba, 0, out.data(), 16);
   for (int i = 0; i < 4; ++i) CHECK(out[i] == a[i] + b[i]);
-  CHECK_THROWS_AS(apr::Device(cpu, 7, 1), apr::Error);  // no such device index
+  CHECK_THROWS_AS(apr::open_device(cpu, 7, 1), apr::Error);  // no such device index
 }
 
 TEST_CASE("probe results are cached per file and re-probed when the file changes") {

@@ -12,8 +12,8 @@
 
 #include "common/error.hpp"
 #include "test_support.hpp"
-#include "trace/aprt.hpp"
-#include "trace/atomic_file.hpp"
+#include "trace_format/aprt.hpp"
+#include "trace_format/atomic_file.hpp"
 
 using namespace apr;
 using namespace apr::trace;

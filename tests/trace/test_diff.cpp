@@ -6,11 +6,11 @@
 
 #include "common/error.hpp"
 #include "test_support.hpp"
-#include "trace/aprt.hpp"
-#include "trace/html_report.hpp"
-#include "trace/manifest.hpp"
-#include "trace/stage_diff.hpp"
-#include "trace/trace_compare.hpp"
+#include "trace_compare/html_report.hpp"
+#include "trace_compare/stage_diff.hpp"
+#include "trace_compare/trace_compare.hpp"
+#include "trace_format/aprt.hpp"
+#include "trace_format/manifest.hpp"
 
 using namespace apr;
 using namespace apr::trace;

@@ -2,8 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include "common/error.hpp"
-#include "trace/stages.hpp"
-#include "trace/trace_plan.hpp"
+#include "trace_capture/trace_plan.hpp"
+#include "trace_format/stages.hpp"
 
 using namespace apr;
 using namespace apr::trace;

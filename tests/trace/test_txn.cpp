@@ -6,8 +6,8 @@
 
 #include "common/error.hpp"
 #include "test_support.hpp"
-#include "trace/aprt.hpp"
-#include "trace/trace_txn.hpp"
+#include "trace_format/aprt.hpp"
+#include "trace_format/trace_txn.hpp"
 
 using apr::trace::looks_like_trace_directory;
 using apr::trace::TraceTransaction;

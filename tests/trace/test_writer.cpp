@@ -7,12 +7,12 @@
 #include "common/error.hpp"
 #include "model/model_config.hpp"
 #include "test_support.hpp"
-#include "trace/aprt.hpp"
-#include "trace/atomic_file.hpp"
-#include "trace/manifest.hpp"
-#include "trace/stages.hpp"
-#include "trace/trace_dir.hpp"
-#include "trace/trace_writer.hpp"
+#include "trace_capture/trace_writer.hpp"
+#include "trace_format/aprt.hpp"
+#include "trace_format/atomic_file.hpp"
+#include "trace_format/manifest.hpp"
+#include "trace_format/stages.hpp"
+#include "trace_format/trace_dir.hpp"
 
 using namespace apr;
 using namespace apr::trace;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "trace/sha256.hpp"
+#include "trace_format/sha256.hpp"
 
 #include <openssl/evp.h>
 

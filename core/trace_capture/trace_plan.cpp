@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "trace/trace_plan.hpp"
+#include "trace_capture/trace_plan.hpp"
 
 #include <charconv>
 #include <string>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "trace/atomic_file.hpp"
+#include "trace_format/atomic_file.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

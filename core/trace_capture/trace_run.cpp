@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "trace/trace_run.hpp"
+#include "trace_capture/trace_run.hpp"
 
 #include <filesystem>
 
@@ -7,11 +7,11 @@
 #include "host/plugin_host.hpp"
 #include "model/model.hpp"
 #include "runtime/session.hpp"
-#include "trace/interrupt.hpp"
-#include "trace/sha256.hpp"
-#include "trace/stages.hpp"
-#include "trace/trace_txn.hpp"
-#include "trace/trace_writer.hpp"
+#include "trace_capture/interrupt.hpp"
+#include "trace_capture/trace_writer.hpp"
+#include "trace_format/sha256.hpp"
+#include "trace_format/stages.hpp"
+#include "trace_format/trace_txn.hpp"
 
 namespace apr::trace {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "trace/trace_compare.hpp"
+#include "trace_compare/trace_compare.hpp"
 
 #include <array>
 #include <cstdio>
@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
-#include "trace/stages.hpp"
+#include "trace_format/stages.hpp"
 
 namespace apr::trace {
 

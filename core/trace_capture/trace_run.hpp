@@ -12,8 +12,8 @@
 
 #include <apr/plugin.h>
 
-#include "trace/manifest.hpp"
-#include "trace/trace_plan.hpp"
+#include "trace_capture/trace_plan.hpp"
+#include "trace_format/manifest.hpp"
 
 namespace apr {
 class Model;

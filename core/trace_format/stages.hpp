@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The trace stages of the forward pass: their file names, their order, and which of them belong
 // to a layer. Names are those of APRT trace directories (aprender's layout), so they never change.
+// The one table of them is apr_sdk::kStages (apr/kit/names.hpp), shared with the plugins; these
+// functions are the host's view of it.
 #pragma once
 
 #include <apr/plugin.h>

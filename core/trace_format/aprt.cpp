@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "trace/aprt.hpp"
+#include "trace_format/aprt.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 #include <string>
 
 #include "common/error.hpp"
-#include "trace/atomic_file.hpp"
+#include "trace_format/atomic_file.hpp"
 
 namespace apr::trace {
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "trace/manifest.hpp"
-#include "trace/trace_plan.hpp"
+#include "trace_capture/trace_plan.hpp"
+#include "trace_format/manifest.hpp"
 
 namespace apr::trace {
 

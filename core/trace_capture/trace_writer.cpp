@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "trace/trace_writer.hpp"
+#include "trace_capture/trace_writer.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -8,9 +8,9 @@
 #include <thread>
 
 #include "common/error.hpp"
-#include "trace/aprt.hpp"
-#include "trace/interrupt.hpp"
-#include "trace/stages.hpp"
+#include "trace_capture/interrupt.hpp"
+#include "trace_format/aprt.hpp"
+#include "trace_format/stages.hpp"
 
 namespace apr::trace {
 

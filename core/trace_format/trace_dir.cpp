@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: MIT
-#include "trace/trace_dir.hpp"
+#include "trace_format/trace_dir.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <string>
 
 #include "common/error.hpp"
-#include "trace/aprt.hpp"
-#include "trace/stage_diff.hpp"
-#include "trace/stages.hpp"
+#include "trace_format/aprt.hpp"
+#include "trace_format/stages.hpp"
 
 namespace apr::trace {
 

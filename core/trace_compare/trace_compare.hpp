@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "trace/stage_diff.hpp"
-#include "trace/trace_dir.hpp"
+#include "trace_compare/stage_diff.hpp"
+#include "trace_format/trace_dir.hpp"
 
 namespace apr::trace {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "trace/interrupt.hpp"
+#include "trace_capture/interrupt.hpp"
 
 #include <csignal>
 #include <cstring>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "trace/manifest.hpp"
+#include "trace_format/manifest.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
-#include "trace/atomic_file.hpp"
-#include "trace/stages.hpp"
+#include "trace_format/atomic_file.hpp"
+#include "trace_format/stages.hpp"
 
 namespace apr::trace {
 

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "trace/stages.hpp"
+#include "trace_format/stages.hpp"
 
 namespace apr::trace {
 

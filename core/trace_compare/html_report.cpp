@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
-#include "trace/html_report.hpp"
+#include "trace_compare/html_report.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
 
-#include "trace/stages.hpp"
+#include "trace_format/stages.hpp"
 
 namespace apr::trace {
 

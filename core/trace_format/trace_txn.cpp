@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "trace/trace_txn.hpp"
+#include "trace_format/trace_txn.hpp"
 
 #include <fcntl.h>
 #include <stdio.h>  // renameat2 (glibc >= 2.28)

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "trace/trace_compare.hpp"
+#include "trace_compare/trace_compare.hpp"
 
 namespace apr::trace {
 

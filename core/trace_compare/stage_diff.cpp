@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "trace/stage_diff.hpp"
+#include "trace_compare/stage_diff.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -11,7 +11,7 @@
 #include <apr/plugin.h>
 
 #include "common/error.hpp"
-#include "trace/aprt.hpp"
+#include "trace_format/aprt.hpp"
 
 namespace apr::trace {
 
@@ -103,7 +103,12 @@ DiffMetrics compare_values(std::span<const float> a, std::span<const float> b, s
     }
   }
   m.rms_diff = finite ? std::sqrt(sum_sq / double(finite)) : 0.0;
-  m.cosine_sim = (norm_a > 0 && norm_b > 0) ? dot / (std::sqrt(norm_a) * std::sqrt(norm_b)) : 0.0;
+  // One root of the product, not a product of roots: for identical vectors dot == norm_a ==
+  // norm_b and sqrt(norm_a * norm_b) is norm_a exactly, so they read as cosine 1, where
+  // sqrt(norm_a) * sqrt(norm_b) may exceed norm_a by an ulp and print (cut) as 0.999999.
+  m.cosine_sim = (norm_a > 0 && norm_b > 0)
+                     ? std::clamp(dot / std::sqrt(norm_a * norm_b), -1.0, 1.0)
+                     : 0.0;
   std::sort_heap(top.begin(), top.end(), larger);
   m.top = std::move(top);
   return m;

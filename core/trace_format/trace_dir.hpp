@@ -10,7 +10,7 @@
 #include <optional>
 #include <vector>
 
-#include "trace/manifest.hpp"
+#include "trace_format/manifest.hpp"
 
 namespace apr::trace {
 
