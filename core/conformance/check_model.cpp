@@ -2,9 +2,9 @@
 // Whole-model checks: a tiny transformer run through the plugin under test and through the
 // reference (cpu) plugin must give the same logits, emit every trace stage with the right shape
 // and layer and the same values, and give the same result with step markers as without.
-#include <boost/dll/shared_library.hpp>
-
 #include "plugin_fixture.hpp"
+#include "plugin_handle/device.hpp"
+#include "plugin_handle/plugin_library.hpp"
 #include "tiny_model.hpp"
 
 using namespace kernel_tests;
@@ -23,28 +23,24 @@ class ReferencePlugin {
   ReferencePlugin() {
     const std::string& path = conformance::config().reference_plugin_path;
     if (path.empty()) throw conformance::CheckSkipped{"no reference (cpu) plugin was found"};
-    lib_.load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
-    auto& entry = lib_.get<const apr_plugin_api*(uint32_t, uint32_t)>(APR_PLUGIN_ENTRY_SYMBOL);
-    api_ = entry(APR_ABI_MAJOR, APR_ABI_MINOR);
-    if (!api_) throw std::runtime_error("reference plugin " + path + " returned no table");
+    lib_ = std::make_unique<apr::PluginLibrary>(path);
+    const apr_plugin_api& api = lib_->api();
     host_ =
         apr_host{sizeof(apr_host), APR_ABI_MAJOR, APR_ABI_MINOR, "plugin-check", nullptr, nullptr};
-    if (api_->init(&host_) != APR_OK) throw std::runtime_error("reference plugin: init failed");
-    if (api_->device_open(0, nullptr, &device_) != APR_OK)
-      throw std::runtime_error("reference plugin: device_open failed");
+    if (api.init(&host_) != APR_OK) throw std::runtime_error("reference plugin: init failed");
+    device_ = std::make_unique<apr::Device>(api, apr::check_table(api), "reference cpu", 0, 0);
   }
   ~ReferencePlugin() {
-    if (device_) api_->device_close(device_);
-    if (api_) api_->shutdown();
+    device_.reset();
+    lib_->api().shutdown();
   }
-  const apr_plugin_api& api() const { return *api_; }
-  apr_device* device() const { return device_; }
+  const apr_plugin_api& api() const { return lib_->api(); }
+  apr_device* device() const { return device_->handle(); }
 
  private:
-  boost::dll::shared_library lib_;
-  const apr_plugin_api* api_ = nullptr;
+  std::unique_ptr<apr::PluginLibrary> lib_;
   apr_host host_{};
-  apr_device* device_ = nullptr;
+  std::unique_ptr<apr::Device> device_;
 };
 
 TinyModelSpec spec_for(Plugin& p) {

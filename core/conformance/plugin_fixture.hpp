@@ -6,12 +6,8 @@
 // passed over and named in a note.
 #pragma once
 
-#ifndef BOOST_DLL_USE_STD_FS
-#define BOOST_DLL_USE_STD_FS
-#endif
 #include <apr/plugin.h>
 
-#include <boost/dll/shared_library.hpp>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -26,6 +22,7 @@
 
 #include "check.hpp"
 #include "config.hpp"
+#include "plugin_handle/plugin_library.hpp"
 #include "ref_dequant.hpp"
 
 namespace kernel_tests {
@@ -95,12 +92,12 @@ class Plugin {
   Plugin() {
     path_ = conformance::config().plugin_path;
     // Loading problems are failures, not skips: a missing or broken .so is a build defect.
-    lib_.load(path_, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
-    if (!lib_.has(APR_PLUGIN_ENTRY_SYMBOL))
-      throw std::runtime_error(path_ + " does not export " APR_PLUGIN_ENTRY_SYMBOL);
-    auto& entry = lib_.get<const apr_plugin_api*(uint32_t, uint32_t)>(APR_PLUGIN_ENTRY_SYMBOL);
-    api_ = entry(APR_ABI_MAJOR, APR_ABI_MINOR);
-    if (!api_) throw std::runtime_error(path_ + ": entry point returned NULL");
+    try {
+      lib_ = std::make_unique<apr::PluginLibrary>(path_);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(path_ + ": " + e.what());
+    }
+    api_ = &lib_->api();
     if (api_->struct_size < APR_PLUGIN_API_SIZE_V1_0)
       throw std::runtime_error(path_ + ": function table smaller than ABI 1.0");
 
@@ -135,7 +132,7 @@ class Plugin {
   void skip(const std::string& reason) { skip_reason_ = reason; }
 
   std::string path_;
-  boost::dll::shared_library lib_;
+  std::unique_ptr<apr::PluginLibrary> lib_;
   const apr_plugin_api* api_ = nullptr;
   apr_host host_{};
   bool initialised_ = false;
