@@ -4,7 +4,7 @@
 // every weight type (APR_BENCH_TYPES="Q4_0 Q8_0" picks some) with random blocks, and prints weight
 // bandwidth (decode) and GFLOP/s (prefill).
 #include <apr/plugin.h>
-#include <dlfcn.h>
+#include <apr/kit/names.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -15,13 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "plugin_handle/device.hpp"
+#include "plugin_handle/plugin_library.hpp"
+
 namespace {
 
-struct TypeInfo {
-  apr_type type;
-  const char* name;
-  uint32_t block_elems, block_bytes;
-};
+using TypeInfo = apr_sdk::WeightType;
 
 // Random raw blocks with finite, modest fp16 scales at the usual offsets of each format.
 std::vector<uint8_t> random_weight(const TypeInfo& t, uint64_t n_rows, uint64_t n_cols,
@@ -32,7 +31,7 @@ std::vector<uint8_t> random_weight(const TypeInfo& t, uint64_t n_rows, uint64_t 
   const uint16_t small_half = 0x2000;  // about 2^-7
   // Byte offsets of each block's fp16 scales (random bytes there could be NaN or subnormal).
   std::vector<uint32_t> halves;
-  switch (t.type) {
+  switch (t.id) {
     case APR_TYPE_Q4_0:
     case APR_TYPE_Q5_0:
     case APR_TYPE_Q8_0:
@@ -61,13 +60,13 @@ std::vector<uint8_t> random_weight(const TypeInfo& t, uint64_t n_rows, uint64_t 
     for (uint32_t h : halves) std::memcpy(blk + h, &small_half, 2);
     // Plain floats of modest magnitude: random bits would be NaN or subnormal in part, and
     // subnormal arithmetic runs many times slower than the kernels do on real weights.
-    if (t.type == APR_TYPE_F16) {
+    if (t.id == APR_TYPE_F16) {
       const uint16_t h = static_cast<uint16_t>(0x3000 | (rng() & 0x3FF) | ((rng() & 1) << 15));
       std::memcpy(blk, &h, 2);
-    } else if (t.type == APR_TYPE_BF16) {
+    } else if (t.id == APR_TYPE_BF16) {
       const uint16_t h = static_cast<uint16_t>(0x3C00 | (rng() & 0x7F) | ((rng() & 1) << 15));
       std::memcpy(blk, &h, 2);
-    } else if (t.type == APR_TYPE_F32) {
+    } else if (t.id == APR_TYPE_F32) {
       const uint32_t f = 0x3C000000u | (static_cast<uint32_t>(rng()) & 0x7FFFFFu) |
                          (static_cast<uint32_t>(rng() & 1) << 31);
       std::memcpy(blk, &f, 4);
@@ -78,50 +77,37 @@ std::vector<uint8_t> random_weight(const TypeInfo& t, uint64_t n_rows, uint64_t 
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   const char* path = argc > 1 && *argv[1] ? argv[1] : APR_BENCH_DEFAULT_PLUGIN;
   const uint32_t n_threads = argc > 2 ? static_cast<uint32_t>(std::atoi(argv[2])) : 0;
-  void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    std::fprintf(stderr, "cannot load %s: %s\n", path, dlerror());
-    return 1;
-  }
-  auto entry = reinterpret_cast<apr_plugin_entry_fn>(dlsym(lib, APR_PLUGIN_ENTRY_SYMBOL));
-  const apr_plugin_api* api = entry ? entry(APR_ABI_MAJOR, APR_ABI_MINOR) : nullptr;
-  if (!api) {
-    std::fprintf(stderr, "%s has no usable entry point\n", path);
-    return 1;
-  }
+  apr::PluginLibrary lib(path);
+  const apr_plugin_api& api = lib.api();
   apr_host host{sizeof(apr_host), APR_ABI_MAJOR, APR_ABI_MINOR, "bench", nullptr, nullptr};
-  apr_device_options options{sizeof options, n_threads};
-  apr_device* dev = nullptr;
-  apr_device_info info{};
-  info.struct_size = sizeof info;
-  if (api->init(&host) != APR_OK || api->device_open(0, &options, &dev) != APR_OK ||
-      api->device_info(0, &info) != APR_OK) {
-    std::fprintf(stderr, "device: %s\n", api->error_message());
-    return 1;
-  }
+  if (api.init(&host) != APR_OK)
+    throw std::runtime_error(std::string("init: ") + api.error_message());
+  struct Shutdown {
+    const apr_plugin_api& api;
+    ~Shutdown() { api.shutdown(); }
+  } shutdown{api};
+  auto info = apr::abi_struct<apr_device_info>();
+  if (api.device_info(0, &info) != APR_OK)
+    throw std::runtime_error(std::string("device_info: ") + api.error_message());
+  apr::Device dev(api, apr::check_table(api), api.name, 0, n_threads);
   std::printf("%s: %s\n", info.name, info.description);
 
-  const TypeInfo all_types[] = {
-      {APR_TYPE_Q8_0, "Q8_0", 32, 34},   {APR_TYPE_Q4_0, "Q4_0", 32, 18},
-      {APR_TYPE_Q4_1, "Q4_1", 32, 20},   {APR_TYPE_Q5_0, "Q5_0", 32, 22},
-      {APR_TYPE_Q5_1, "Q5_1", 32, 24},   {APR_TYPE_Q2_K, "Q2_K", 256, 84},
-      {APR_TYPE_Q3_K, "Q3_K", 256, 110}, {APR_TYPE_Q4_K, "Q4_K", 256, 144},
-      {APR_TYPE_Q5_K, "Q5_K", 256, 176}, {APR_TYPE_Q6_K, "Q6_K", 256, 210},
-      {APR_TYPE_F16, "F16", 1, 2},       {APR_TYPE_BF16, "BF16", 1, 2},
-      {APR_TYPE_F32, "F32", 1, 4}};
-  // APR_BENCH_TYPES="Q4_0 Q8_0" limits the run to those types.
+  // Quantized types first, then the float ones; APR_BENCH_TYPES="Q4_0 Q8_0" limits the run.
+  const apr_type order[] = {APR_TYPE_Q8_0, APR_TYPE_Q4_0, APR_TYPE_Q4_1, APR_TYPE_Q5_0,
+                            APR_TYPE_Q5_1, APR_TYPE_Q2_K, APR_TYPE_Q3_K, APR_TYPE_Q4_K,
+                            APR_TYPE_Q5_K, APR_TYPE_Q6_K, APR_TYPE_F16,  APR_TYPE_BF16,
+                            APR_TYPE_F32};
   const char* only = std::getenv("APR_BENCH_TYPES");
   std::vector<TypeInfo> types;
-  for (const TypeInfo& t : all_types) {
-    if (!only || !*only) {
-      types.push_back(t);
-      continue;
-    }
-    const std::string list = std::string(" ") + only + " ";
-    if (list.find(std::string(" ") + t.name + " ") != std::string::npos) types.push_back(t);
+  for (apr_type id : order) {
+    const TypeInfo& t = *apr_sdk::weight_type(id);
+    const std::string list = std::string(" ") + (only ? only : "") + " ";
+    std::string needle = " ";
+    needle.append(t.name).append(" ");
+    if (!only || !*only || list.find(needle) != std::string::npos) types.push_back(t);
   }
   const uint64_t shapes[][2] = {{4864, 896}, {896, 4864}};  // {n_out, n_in}
   std::mt19937 rng(42);
@@ -130,32 +116,24 @@ int main(int argc, char** argv) {
       const uint64_t n_out = shape[0], n_in = shape[1];
       if (n_in % t.block_elems != 0) continue;  // e.g. K-quants need rows of 256
       std::vector<uint8_t> w = random_weight(t, n_out, n_in, rng);
-      apr_weight_desc desc{sizeof desc, t.type, APR_WEIGHT_DATA_PERSISTENT, n_in, n_out, w.data(),
-                           w.size(),    "bench"};
-      apr_weight* weight = nullptr;
-      if (api->weight_create(dev, &desc, &weight) != APR_OK) {
-        std::fprintf(stderr, "weight: %s\n", api->error_message());
-        return 1;
-      }
+      const apr_weight_desc desc{
+          sizeof desc, t.id, APR_WEIGHT_DATA_PERSISTENT, n_in, n_out, w.data(), w.size(), "bench"};
+      apr::Weight weight = dev.create_weight(desc);
       for (uint32_t n_rows : {1u, 128u}) {
         std::vector<float> x(n_rows * n_in);
         std::uniform_real_distribution<float> u(-1.0f, 1.0f);
         for (float& v : x) v = u(rng);
-        apr_buffer *bx = nullptr, *by = nullptr;
-        api->buffer_alloc(dev, x.size() * 4, &bx);
-        api->buffer_alloc(dev, uint64_t{n_rows} * n_out * 4, &by);
-        api->buffer_write(dev, bx, 0, x.data(), x.size() * 4);
-        apr_matmul_args args{sizeof args, weight, bx, 0, 0, n_rows, nullptr, 0, by, 0, 0};
+        apr::Buffer bx = dev.alloc(x.size() * 4), by = dev.alloc(uint64_t{n_rows} * n_out * 4);
+        dev.write(bx, 0, x.data(), x.size() * 4);
+        const apr_matmul_args args{sizeof args, weight.get(), bx.get(), 0, 0, n_rows, nullptr,
+                                   0,           by.get(),     0,        0};
         int iters = 0;
         timespec cpu0{}, cpu1{};
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
         const auto start = std::chrono::steady_clock::now();
         double seconds = 0;
         do {
-          if (api->matmul(dev, &args) != APR_OK) {
-            std::fprintf(stderr, "matmul: %s\n", api->error_message());
-            return 1;
-          }
+          dev.matmul(args);
           ++iters;
           seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         } while (seconds < 0.5 || iters < 3);
@@ -170,15 +148,13 @@ int main(int argc, char** argv) {
         std::printf(
             "%-5s %4llux%-4llu rows %3u: %8.3f ms  %7.2f GB/s of weights  %7.2f GFLOP/s  "
             "(CPU %8.3f ms/call)\n",
-            t.name, static_cast<unsigned long long>(n_out), static_cast<unsigned long long>(n_in),
-            n_rows, per_call * 1e3, gbps, gflops, cpu_per_call * 1e3);
-        api->buffer_free(dev, bx);
-        api->buffer_free(dev, by);
+            std::string(t.name).c_str(), static_cast<unsigned long long>(n_out),
+            static_cast<unsigned long long>(n_in), n_rows, per_call * 1e3, gbps, gflops,
+            cpu_per_call * 1e3);
       }
-      api->weight_free(dev, weight);
     }
-  api->device_close(dev);
-  api->shutdown();
-  dlclose(lib);
   return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "apr_cpu_matmul_bench: %s\n", e.what());
+  return 1;
 }
