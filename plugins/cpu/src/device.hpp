@@ -39,23 +39,10 @@ struct apr_device : apr_sdk::DeviceBase<apr_buffer, apr_weight> {
   apr_cpu::ThreadPool pool;
   const apr_cpu::IsaKernels& kernels;
 
-  // Memory (plugin_entry.cpp).
-  std::unique_ptr<apr_buffer> buffer_alloc(uint64_t nbytes);
-  void buffer_write(apr_buffer& b, uint64_t offset, const void* src, uint64_t nbytes);
-  void buffer_read(const apr_buffer& b, uint64_t offset, void* dst, uint64_t nbytes);
+  // Memory, weights and kernel methods in device_methods.cpp; each kernel method calls its run_*
+  // function (kernels.hpp) with arguments the kit has checked.
+  APR_SDK_DEVICE_METHODS
   void synchronize() {}  // every kernel has finished when it returns
-  std::unique_ptr<apr_weight> weight_create(const apr_sdk::WeightSpec& spec);
-
-  // Kernels: arguments already checked by the kit.
-  void embed(const apr_embed_args& a) { apr_cpu::run_embed(*this, a); }
-  void rms_norm(const apr_rms_norm_args& a) { apr_cpu::run_rms_norm(*this, a); }
-  void matmul(const apr_matmul_args& a) { apr_cpu::run_matmul(*this, a); }
-  void add(const apr_add_args& a) { apr_cpu::run_add(*this, a); }
-  void rope(const apr_rope_args& a) { apr_cpu::run_rope(*this, a); }
-  void kv_store(const apr_kv_store_args& a) { apr_cpu::run_kv_store(*this, a); }
-  void attention(const apr_attention_args& a) { apr_cpu::run_attention(*this, a); }
-  void swiglu(const apr_swiglu_args& a) { apr_cpu::run_swiglu(*this, a); }
-  void trace_emit(const apr_trace_emit_args& a) { apr_cpu::run_trace_emit(*this, a); }
 
   // Kernels run eagerly, so the step markers do nothing beyond the kit's checks of their
   // arguments (plugin.h allows that); they exist so the conformance suite exercises the host's

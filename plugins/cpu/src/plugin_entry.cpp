@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The cpu backend as the kit sees it: identity, probe and the one device. The kit
 // (apr/plugin_sdk.hpp) builds the function table, checks every argument and maps failures to
-// statuses; memory is in device_memory.cpp, the kernels in the other files.
+// statuses; the device's methods are in device_methods.cpp, the kernels in the other files.
 #include <cstdlib>
 #include <string>
 #include <thread>

@@ -71,24 +71,10 @@ struct apr_device : apr_sdk::DeviceBase<apr_buffer, apr_weight> {
   explicit apr_device(int device_ordinal);  // creates the stream and event; throws
   ~apr_device() override;                   // waits for the stream, then frees; never throws
 
-  // Memory and weights (cuda_device.cpp).
-  std::unique_ptr<apr_buffer> buffer_alloc(uint64_t nbytes);
-  void buffer_write(apr_buffer& b, uint64_t offset, const void* src, uint64_t nbytes);
-  void buffer_read(const apr_buffer& b, uint64_t offset, void* dst, uint64_t nbytes);
+  // Memory and weights in cuda_device.cpp; kernels in kernel_calls.cpp (CUDA's own limits, then
+  // the launch). No step_begin/step_end: kernels run eagerly, so the kit leaves those NULL.
+  APR_SDK_DEVICE_METHODS
   void synchronize();
-  std::unique_ptr<apr_weight> weight_create(const apr_sdk::WeightSpec& spec);
-
-  // Kernels (kernel_calls.cpp): CUDA's own limits, then the launch. No step_begin/step_end:
-  // kernels run eagerly, so the kit leaves those entries NULL.
-  void embed(const apr_embed_args& a);
-  void rms_norm(const apr_rms_norm_args& a);
-  void matmul(const apr_matmul_args& a);
-  void add(const apr_add_args& a);
-  void rope(const apr_rope_args& a);
-  void kv_store(const apr_kv_store_args& a);
-  void attention(const apr_attention_args& a);
-  void swiglu(const apr_swiglu_args& a);
-  void trace_emit(const apr_trace_emit_args& a);
 
   // Makes this device current for the calling thread.
   void select() const;

@@ -28,26 +28,12 @@ struct apr_device : apr_sdk::DeviceBase<apr_buffer, apr_weight> {
   // registry would release them; the kit releases them first too, this only makes it certain.
   ~apr_device() override { release_handles(); }
 
-  // Memory (device_memory.cpp).
-  std::unique_ptr<apr_buffer> buffer_alloc(uint64_t nbytes);
-  void buffer_write(apr_buffer& b, uint64_t offset, const void* src, uint64_t nbytes);
-  void buffer_read(const apr_buffer& b, uint64_t offset, void* dst, uint64_t nbytes);
+  // Memory in device_memory.cpp. Kernels are recorded into the current batch; the kit has checked
+  // every argument against the ABI (handles, ranges, strides, scalars), so a kernel refuses only
+  // what this backend cannot do, with APR_ERR_UNSUPPORTED. kernels_weights.cpp: embed, matmul;
+  // kernels_attention.cpp: attention, trace_emit; kernels_activations.cpp: the rest.
+  APR_SDK_DEVICE_METHODS
   void synchronize() { vulkan.flush(); }
-  std::unique_ptr<apr_weight> weight_create(const apr_sdk::WeightSpec& spec);
-
-  // Kernels, recorded into the current batch. The kit has checked every argument against the ABI
-  // (handles, ranges, strides, scalars); a kernel refuses only what this backend cannot do, with
-  // APR_ERR_UNSUPPORTED. kernels_weights.cpp: embed, matmul; kernels_attention.cpp: attention,
-  // trace_emit; kernels_activations.cpp: the rest.
-  void embed(const apr_embed_args& args);
-  void rms_norm(const apr_rms_norm_args& args);
-  void matmul(const apr_matmul_args& args);
-  void add(const apr_add_args& args);
-  void rope(const apr_rope_args& args);
-  void kv_store(const apr_kv_store_args& args);
-  void attention(const apr_attention_args& args);
-  void swiglu(const apr_swiglu_args& args);
-  void trace_emit(const apr_trace_emit_args& args);
   // No step_begin/step_end: without them the kit leaves the ABI's step capture unset.
 
   apr_vk::Device vulkan;

@@ -17,6 +17,17 @@
 
 namespace apr_sdk {
 
+// A weight_create request after the kit checked it against the type's block geometry.
+struct WeightSpec {
+  const WeightType& type;
+  uint64_t n_cols;
+  uint64_t n_rows;
+  uint64_t row_bytes;
+  const void* data;  // n_rows * row_bytes bytes
+  bool persistent;   // APR_WEIGHT_DATA_PERSISTENT: data outlives the weight
+  const std::string& name;
+};
+
 struct BufferBase {
   uint64_t nbytes = 0;  // as the host asked; every view is checked against it
 };
@@ -93,3 +104,27 @@ class DeviceBase {
 };
 
 }  // namespace apr_sdk
+
+// The kernels of the ABI, once: (member of apr_plugin_api = backend method, argument struct).
+// Adding a kernel adds one line here and one to kernel_checks.hpp.
+#define APR_SDK_KERNELS(X)         \
+  X(embed, apr_embed_args)         \
+  X(rms_norm, apr_rms_norm_args)   \
+  X(matmul, apr_matmul_args)       \
+  X(add, apr_add_args)             \
+  X(rope, apr_rope_args)           \
+  X(kv_store, apr_kv_store_args)   \
+  X(attention, apr_attention_args) \
+  X(swiglu, apr_swiglu_args)       \
+  X(trace_emit, apr_trace_emit_args)
+
+// Declares, inside a backend's apr_device, the methods the table calls: memory, weights and one
+// per kernel, so the list is written once (synchronize and the optional step markers are the
+// backend's to declare).
+#define APR_SDK_DECLARE_KERNEL_METHOD(fn, Args) void fn(const Args& args);
+#define APR_SDK_DEVICE_METHODS                                                              \
+  std::unique_ptr<apr_buffer> buffer_alloc(uint64_t nbytes);                                \
+  void buffer_write(apr_buffer& buffer, uint64_t offset, const void* src, uint64_t nbytes); \
+  void buffer_read(const apr_buffer& buffer, uint64_t offset, void* dst, uint64_t nbytes);  \
+  std::unique_ptr<apr_weight> weight_create(const apr_sdk::WeightSpec& spec);               \
+  APR_SDK_KERNELS(APR_SDK_DECLARE_KERNEL_METHOD)

@@ -25,12 +25,8 @@
 //   // The kit releases a device's remaining buffers and weights before deleting it, while the
 //   // device's own members (a queue, a stream) still exist for their destructors to use.
 //   struct apr_device : apr_sdk::DeviceBase<apr_buffer, apr_weight> {
-//     std::unique_ptr<apr_buffer> buffer_alloc(uint64_t nbytes);
-//     void buffer_write(apr_buffer&, uint64_t offset, const void* src, uint64_t nbytes);
-//     void buffer_read(const apr_buffer&, uint64_t offset, void* dst, uint64_t nbytes);
+//     APR_SDK_DEVICE_METHODS  // buffer_alloc/write/read, weight_create, one method per kernel
 //     void synchronize();
-//     std::unique_ptr<apr_weight> weight_create(const apr_sdk::WeightSpec&);
-//     void embed(const apr_embed_args&);  ... one method per kernel (APR_SDK_KERNELS below)
 //     // optional: void step_begin(const apr_step_args&); void step_end(const apr_step_args&);
 //   };
 //   APR_SDK_PLUGIN_ENTRY(MyBackend)
@@ -78,17 +74,6 @@ struct DeviceLimits {
 
 struct DeviceOptions {
   uint32_t n_threads = 0;  // 0: the plugin's default
-};
-
-// A weight_create request after the kit checked it against the type's block geometry.
-struct WeightSpec {
-  const WeightType& type;
-  uint64_t n_cols;
-  uint64_t n_rows;
-  uint64_t row_bytes;
-  const void* data;  // n_rows * row_bytes bytes
-  bool persistent;   // APR_WEIGHT_DATA_PERSISTENT: data outlives the weight
-  const std::string& name;
 };
 
 // The host's services, as init received them; log() is a no-op before init and after shutdown.
@@ -372,19 +357,6 @@ struct Table {
 };
 
 }  // namespace detail
-
-// The kernels of the ABI, once: (member of apr_plugin_api = backend method, argument struct).
-// Adding a kernel adds one line here and one to kernel_checks.hpp.
-#define APR_SDK_KERNELS(X)         \
-  X(embed, apr_embed_args)         \
-  X(rms_norm, apr_rms_norm_args)   \
-  X(matmul, apr_matmul_args)       \
-  X(add, apr_add_args)             \
-  X(rope, apr_rope_args)           \
-  X(kv_store, apr_kv_store_args)   \
-  X(attention, apr_attention_args) \
-  X(swiglu, apr_swiglu_args)       \
-  X(trace_emit, apr_trace_emit_args)
 
 // The table of a backend (see the top of this file); static storage, valid until unload.
 template <typename Backend>

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The device's buffers and weights: host memory, and weights referenced in place or copied, then
-// repacked for the integer kernels. The kit has checked every argument.
+// The device's methods: buffers in host memory, weights referenced in place or copied, then
+// repacked for the integer kernels, and the kernels' entry points. The kit has checked every
+// argument.
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -50,3 +51,10 @@ std::unique_ptr<apr_weight> apr_device::weight_create(const apr_sdk::WeightSpec&
         apr_cpu::pack_weight(spec.type.id, w->data, spec.n_rows, spec.n_cols, spec.row_bytes, pool);
   return w;
 }
+
+#define APR_CPU_KERNEL_METHOD(fn, Args)   \
+  void apr_device::fn(const Args& args) { \
+    apr_cpu::run_##fn(*this, args);       \
+  }
+APR_SDK_KERNELS(APR_CPU_KERNEL_METHOD)
+#undef APR_CPU_KERNEL_METHOD
