@@ -6,11 +6,14 @@
 #include <cstring>
 #include <string>
 
-#include "vk_test_plugin.hpp"
-
-using vk_test::plugin;
+#include "common/plugin_under_test.hpp"
 
 namespace {
+
+// The plugin's table, loaded but not initialised: probe and the device list come before init.
+const apr_plugin_api& plugin() {
+  return apr_test::plugin().api();
+}
 
 std::string reason_of(const apr_probe_result& r) {
   return std::string(r.reason, strnlen(r.reason, sizeof r.reason));
@@ -28,16 +31,13 @@ apr_probe_result run_probe() {
 
 TEST_CASE("the vulkan plugin exports a complete ABI 1.0 table named vulkan, alias wgpu") {
   const apr_plugin_api& api = plugin();
-  CHECK(api.abi_major == 1u);
-  CHECK(api.struct_size >= APR_PLUGIN_API_SIZE_V1_0);
+  CHECK_NOTHROW(apr::check_table(api));  // version, size and every required member
   REQUIRE(api.name != nullptr);
   CHECK(std::string(api.name) == "vulkan");
   REQUIRE(api.aliases != nullptr);
   REQUIRE(api.aliases[0] != nullptr);
   CHECK(std::string(api.aliases[0]) == "wgpu");
   CHECK(api.aliases[1] == nullptr);
-  CHECK(api.trace_emit != nullptr);
-  CHECK(api.embed != nullptr);
   REQUIRE(api.error_message() != nullptr);
 }
 
