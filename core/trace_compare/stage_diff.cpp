@@ -106,9 +106,8 @@ DiffMetrics compare_values(std::span<const float> a, std::span<const float> b, s
   // One root of the product, not a product of roots: for identical vectors dot == norm_a ==
   // norm_b and sqrt(norm_a * norm_b) is norm_a exactly, so they read as cosine 1, where
   // sqrt(norm_a) * sqrt(norm_b) may exceed norm_a by an ulp and print (cut) as 0.999999.
-  m.cosine_sim = (norm_a > 0 && norm_b > 0)
-                     ? std::clamp(dot / std::sqrt(norm_a * norm_b), -1.0, 1.0)
-                     : 0.0;
+  m.cosine_sim =
+      (norm_a > 0 && norm_b > 0) ? std::clamp(dot / std::sqrt(norm_a * norm_b), -1.0, 1.0) : 0.0;
   std::sort_heap(top.begin(), top.end(), larger);
   m.top = std::move(top);
   return m;
