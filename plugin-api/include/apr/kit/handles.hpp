@@ -2,7 +2,8 @@
 // The plugin's opaque objects as the kit sees them. A backend defines apr_buffer, apr_weight and
 // apr_device (plugin.h declares them) deriving from these bases; the kit keeps the registry of
 // what each device gave out, so a NULL, foreign or freed handle is refused with a message before a
-// backend ever sees it, and everything a device still holds is released when it closes.
+// backend ever sees it, and everything a device still holds is released when it closes. The one
+// list of kernels (APR_SDK_KERNELS) and the device methods it implies are at the end.
 #pragma once
 
 #include <apr/plugin.h>
@@ -106,7 +107,8 @@ class DeviceBase {
 }  // namespace apr_sdk
 
 // The kernels of the ABI, once: (member of apr_plugin_api = backend method, argument struct).
-// Adding a kernel adds one line here and one to kernel_checks.hpp.
+// Adding a kernel adds one line here, its least size to abi_structs.hpp and its rules to
+// kernel_checks.hpp (docs/PLUGIN-ABI.md, "Adding a kernel").
 #define APR_SDK_KERNELS(X)         \
   X(embed, apr_embed_args)         \
   X(rms_norm, apr_rms_norm_args)   \
