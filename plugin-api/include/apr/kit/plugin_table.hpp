@@ -236,7 +236,6 @@ struct Table {
       check_index(index);
       DeviceOptions opts;
       if (options) opts.n_threads = checked_args(options, "apr_device_options").n_threads;
-      if (opts.n_threads > 4096) invalid("n_threads " + num(opts.n_threads) + " is absurd");
       std::unique_ptr<Device> d = Backend::device_open(index, opts);
       std::lock_guard lock(devices_mutex());
       open_devices().insert(d.get());
