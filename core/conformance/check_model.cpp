@@ -123,14 +123,9 @@ TEST_CASE("tracing emits every stage with its shape and layer, equal to the cpu 
   SinkRecorder want_rec, got_rec;
   want_rec.want_all = got_rec.want_all = true;
   const apr_trace_sink want_sink = want_rec.sink(), got_sink = got_rec.sink();
-  REQUIRE(ref.api().set_trace_sink(ref.device(), &want_sink) == APR_OK);
-  conformance::run_tiny_model(ref.api(), ref.device(), s, prompt, false);
-  TinyRun traced;
-  {
-    ScopedSink sink(p, got_rec);
-    (void)got_sink;
-    traced = conformance::run_tiny_model(p.api(), p.device(), s, prompt, false);
-  }
+  conformance::run_tiny_model(ref.api(), ref.device(), s, prompt, false, &want_sink);
+  const TinyRun traced =
+      conformance::run_tiny_model(p.api(), p.device(), s, prompt, false, &got_sink);
   REQUIRE(got_rec.bad_emits == 0);
   const uint64_t rows = prompt[0].size();
   for (apr_stage stage = 0; stage < APR_STAGE_COUNT_V1_0; ++stage) {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// A tiny transformer (random weights, two layers, GQA, QKV bias) driven through the plugin C API
-// exactly as the host's forward pass drives it (core/runtime/session.cpp, docs/PLUGIN-ABI.md §6).
+// A tiny transformer (random weights, two layers, GQA, QKV bias) run by the host's own forward
+// pass (core/runtime/forward_pass.hpp), so the plugin sees exactly the calls a model gets.
 // The whole-model checks run it on the plugin under test and on the reference (cpu) plugin.
 #pragma once
 
@@ -26,8 +26,11 @@ struct TinyRun {
 
 // Runs `batches` (the first is the prompt) on device `dev` of `api`. With use_steps, every batch
 // is bracketed by step_begin/step_end with the per-step scalars in a device buffer, as the host
-// does (the plugin must have both markers). Throws std::runtime_error naming the failed call.
+// does (the plugin must have both markers). With a sink, every stage it wants is traced (and the
+// batches run eagerly, as the host's traced runs do); the device has no sink afterwards. Throws
+// std::runtime_error naming the failed call.
 TinyRun run_tiny_model(const apr_plugin_api& api, apr_device* dev, const TinyModelSpec& spec,
-                       const std::vector<std::vector<int32_t>>& batches, bool use_steps);
+                       const std::vector<std::vector<int32_t>>& batches, bool use_steps,
+                       const apr_trace_sink* sink = nullptr);
 
 }  // namespace conformance

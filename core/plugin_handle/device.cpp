@@ -65,7 +65,7 @@ Device::Device(const apr_plugin_api& api, uint32_t abi_minor, std::string backen
 }
 
 Device::~Device() {
-  if (handle_) api_.device_close(handle_);
+  if (handle_ && owned_) api_.device_close(handle_);
 }
 
 Buffer Device::alloc(uint64_t nbytes) {

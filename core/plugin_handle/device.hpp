@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace apr {
 
@@ -59,6 +60,15 @@ class Device {
   // the negotiated minor version (it decides which optional members may be used).
   Device(const apr_plugin_api& api, uint32_t abi_minor, std::string backend, uint32_t index,
          uint32_t n_threads);
+  // Drives a device opened elsewhere (the conformance suite's fixture); it is not closed here.
+  struct Borrowed {};
+  Device(Borrowed, const apr_plugin_api& api, uint32_t abi_minor, std::string backend,
+         apr_device* handle)
+      : api_(api),
+        abi_minor_(abi_minor),
+        backend_(std::move(backend)),
+        handle_(handle),
+        owned_(false) {}
   ~Device();
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
@@ -106,6 +116,7 @@ class Device {
   std::string backend_;
   apr_device* handle_ = nullptr;
   uint32_t index_ = 0;
+  bool owned_ = true;
 };
 
 // Fills struct_size for an ABI argument struct; every other member starts zeroed.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// A model's weights uploaded to one backend device, its KV cache, and the forward pass that
-// drives the plugin's kernels and reports every stage to an optional trace sink.
+// A model read from GGUF, its weights uploaded to one backend device, and the forward pass
+// (runtime/forward_pass.hpp) over them at the session's position in its KV cache.
 #pragma once
 
 #include <apr/plugin.h>
@@ -12,6 +12,7 @@
 
 #include "host/backend.hpp"
 #include "model/model.hpp"
+#include "runtime/forward_pass.hpp"
 
 namespace apr {
 
@@ -23,6 +24,7 @@ struct SessionOptions {
   uint32_t n_batch = 512;  // most prompt tokens sent through the kernels at once
   uint32_t n_threads = 0;  // 0 = plugin default
   uint32_t device_index = 0;
+  bool logits_every_row = false;  // forward(..., LogitRows::kEvery) may be used
 };
 
 class Session {
@@ -30,9 +32,12 @@ class Session {
   Session(const Model& model, const host::Plugin& plugin, SessionOptions options);
   ~Session();
 
-  // Runs `tokens` at the current position, appends them to the KV cache and returns the logits
-  // that follow the last one. Throws apr::Error when the context would overflow.
-  const std::vector<float>& forward(std::span<const int32_t> tokens);
+  // Runs `tokens` at the current position in batches of at most batch_size(), appends them to
+  // the KV cache and returns the logits that follow the last one, or with LogitRows::kEvery
+  // (SessionOptions::logits_every_row) those that follow each token, row by row. Throws
+  // apr::Error when the context would overflow.
+  const std::vector<float>& forward(std::span<const int32_t> tokens,
+                                    LogitRows rows = LogitRows::kLast);
 
   void reset() { n_past_ = 0; }
   // Forgets every position from `n` on; the next forward() writes the KV cache from there (a
@@ -50,14 +55,8 @@ class Session {
   void set_trace_sink(const apr_trace_sink* sink);
 
  private:
-  struct LayerWeights;
   void upload_weights();
   Buffer upload_vector(const gguf::TensorInfo& t);
-  void run_batch(const int32_t* tokens, uint32_t n);
-  // run_batch bracketed by the ABI 1.2 step markers when the plugin has them (not while tracing).
-  void run_step(const int32_t* tokens, uint32_t n);
-  void emit(apr_stage stage, uint32_t layer, const Buffer& buffer, uint64_t offset_elems,
-            uint32_t rows, uint32_t cols, uint32_t stride);
 
   const Model& model_;
   const ModelConfig& cfg_;
@@ -66,20 +65,9 @@ class Session {
   uint32_t n_batch_ = 0;
   uint32_t n_past_ = 0;
   double upload_seconds_ = 0;
-
-  Weight token_embd_;
-  Weight output_;  // unset when tied to token_embd_
-  Buffer output_norm_;
-  std::vector<LayerWeights> layers_;
-
-  std::vector<Buffer> kv_k_, kv_v_;  // per layer: n_ctx x kv_dim
-  Buffer x_, h_, qkv_, att_, tmp_, gate_, up_, logits_dev_;
+  ModelWeights weights_;
+  std::unique_ptr<ForwardPass> pass_;  // after weights_ and device_: destroyed first
   std::vector<float> logits_;
-  std::vector<float> rope_factors_;  // empty unless the model has rope_freqs
-  Buffer step_scalars_;              // APR_STEP_WORD_* of the current step; empty without markers
-
-  apr_trace_sink sink_{};
-  bool tracing_ = false;
 };
 
 }  // namespace apr
