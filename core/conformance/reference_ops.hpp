@@ -3,6 +3,7 @@
 // plugin's code.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -59,6 +60,68 @@ inline void ref_rope_row(std::vector<double>& row, uint32_t n_heads, uint32_t he
       row[i0] = x0 * std::cos(theta) - x1 * std::sin(theta);
       row[i1] = x0 * std::sin(theta) + x1 * std::cos(theta);
     }
+}
+
+// Causal GQA attention of rows at positions pos0.. over cached keys and values, as plugin.h
+// defines it. Query row r, head h is q[r * q_stride + h * head_dim + d]; cached key t of KV group
+// g is k[t * kv_stride + g * head_dim + d] (v likewise).
+struct RefAttention {
+  uint32_t n_heads = 0, n_rows = 0, n_kv = 0, head_dim = 0;
+  // n_heads x n_rows x n_kv, as traced; keys past a row's own position are 0.
+  std::vector<double> scores, probs;
+  std::vector<double> score_magnitude;  // sum |q_d k_d| * scale: the scores' rounding scale
+  std::vector<double> out;              // n_rows x (n_heads * head_dim)
+  std::vector<double> out_magnitude;    // sum |p_t v_t|: the outputs' rounding scale
+};
+
+inline RefAttention ref_attention(const float* q, uint64_t q_stride, const float* k, const float* v,
+                                  uint64_t kv_stride, uint32_t n_rows, uint32_t pos0,
+                                  uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
+                                  double scale) {
+  RefAttention a;
+  a.n_heads = n_heads;
+  a.n_rows = n_rows;
+  a.n_kv = pos0 + n_rows;
+  a.head_dim = head_dim;
+  const size_t grid = size_t(n_heads) * n_rows * a.n_kv;
+  a.scores.assign(grid, 0.0);
+  a.probs.assign(grid, 0.0);
+  a.score_magnitude.assign(grid, 0.0);
+  a.out.assign(size_t(n_rows) * n_heads * head_dim, 0.0);
+  a.out_magnitude.assign(a.out.size(), 0.0);
+  for (uint32_t h = 0; h < n_heads; ++h)
+    for (uint32_t r = 0; r < n_rows; ++r) {
+      const uint32_t g = h / (n_heads / n_kv_heads), visible = pos0 + r + 1;
+      const size_t row = (size_t(h) * n_rows + r) * a.n_kv;
+      double mx = -INFINITY, sum = 0;
+      for (uint32_t t = 0; t < visible; ++t) {
+        double dot = 0, mag = 0;
+        for (uint32_t d = 0; d < head_dim; ++d) {
+          const double term = double(q[r * q_stride + h * head_dim + d]) *
+                              double(k[t * kv_stride + g * head_dim + d]);
+          dot += term;
+          mag += std::fabs(term);
+        }
+        a.scores[row + t] = scale * dot;
+        a.score_magnitude[row + t] = scale * mag;
+        mx = std::max(mx, a.scores[row + t]);
+      }
+      for (uint32_t t = 0; t < visible; ++t) sum += std::exp(a.scores[row + t] - mx);
+      for (uint32_t t = 0; t < visible; ++t)
+        a.probs[row + t] = std::exp(a.scores[row + t] - mx) / sum;
+      for (uint32_t d = 0; d < head_dim; ++d) {
+        double o = 0, mag = 0;
+        for (uint32_t t = 0; t < visible; ++t) {
+          const double term = a.probs[row + t] * double(v[t * kv_stride + g * head_dim + d]);
+          o += term;
+          mag += std::fabs(term);
+        }
+        const size_t at = (size_t(r) * n_heads + h) * head_dim + d;
+        a.out[at] = o;
+        a.out_magnitude[at] = mag;
+      }
+    }
+  return a;
 }
 
 }  // namespace kernel_tests

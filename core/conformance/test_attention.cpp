@@ -25,31 +25,12 @@ struct AttentionSetup {
     v = random_floats(rng, n_ctx * kv_dim);
     // Rows past pos0 + n_rows are not part of the attended context: poison them.
     for (uint32_t i = n_kv * kv_dim; i < n_ctx * kv_dim; ++i) k[i] = v[i] = std::nanf("");
-    const double scale = 1.0 / std::sqrt(double(head_dim));
-    scores.assign(n_heads * n_rows * n_kv, 0.0);
-    probs.assign(n_heads * n_rows * n_kv, 0.0);
-    out.assign(n_rows * q_width, 0.0);
-    for (uint32_t h = 0; h < n_heads; ++h)
-      for (uint32_t r = 0; r < n_rows; ++r) {
-        const uint32_t g = h / (n_heads / n_kv_heads), n_valid = pos0 + r + 1;
-        double* s = &scores[(h * n_rows + r) * n_kv];
-        double* a = &probs[(h * n_rows + r) * n_kv];
-        double mx = -INFINITY, sum = 0;
-        for (uint32_t t = 0; t < n_valid; ++t) {
-          double dot = 0;
-          for (uint32_t d = 0; d < head_dim; ++d)
-            dot += double(q[r * q_stride + h * head_dim + d]) * k[t * kv_dim + g * head_dim + d];
-          s[t] = scale * dot;
-          mx = std::max(mx, s[t]);
-        }
-        for (uint32_t t = 0; t < n_valid; ++t) sum += a[t] = std::exp(s[t] - mx);
-        for (uint32_t t = 0; t < n_valid; ++t) a[t] /= sum;
-        for (uint32_t d = 0; d < head_dim; ++d) {
-          double o = 0;
-          for (uint32_t t = 0; t < n_valid; ++t) o += a[t] * v[t * kv_dim + g * head_dim + d];
-          out[r * q_width + h * head_dim + d] = o;
-        }
-      }
+    const RefAttention ref =
+        ref_attention(q.data(), q_stride, k.data(), v.data(), kv_dim, n_rows, pos0, n_heads,
+                      n_kv_heads, head_dim, 1.0 / std::sqrt(double(head_dim)));
+    scores = ref.scores;
+    probs = ref.probs;
+    out = ref.out;
   }
 };
 

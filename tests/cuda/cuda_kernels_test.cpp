@@ -29,6 +29,7 @@
 #include "common/test_skip.hpp"
 #include "common/trace_recorder.hpp"
 #include "conformance/ref_dequant.hpp"
+#include "conformance/reference_ops.hpp"
 #include "cuda/cuda_gpu.hpp"
 
 using apr_test::download;
@@ -162,58 +163,29 @@ TEST_CASE("cuda attention over more than one 128-key pass matches a float64 refe
   const std::vector<float> traced = run(&trace);  // the probe and apply kernels
   const apr_test::TraceRecorder::Tensor* scores = trace.find(APR_STAGE_ATTN_SCORES);
   const apr_test::TraceRecorder::Tensor* probs = trace.find(APR_STAGE_ATTN_SOFTMAX);
-  REQUIRE(trace.tensors.size() == 2);
+  REQUIRE(trace.emitted.size() == 2);
+  REQUIRE(trace.bad_emits == 0);
   REQUIRE(scores != nullptr);
   REQUIRE(probs != nullptr);
-  for (const auto& t : trace.tensors) {
+  for (const auto& t : trace.emitted) {
     CHECK(t.layer == 1u);
     REQUIRE(t.shape == std::vector<uint64_t>{heads, rows, n_kv});
   }
 
-  for (uint32_t h = 0; h < heads; ++h) {
-    const uint32_t g = h / (heads / kv_heads);
-    for (uint32_t r = 0; r < rows; ++r) {
-      const uint32_t visible = pos0 + r + 1;
-      std::vector<double> s(visible), s_mag(visible);
-      double mx = -1e300;
-      for (uint32_t t = 0; t < visible; ++t) {
-        double dot = 0, mag = 0;
-        for (uint32_t d = 0; d < hd; ++d) {
-          const double term = double(q[(r * heads + h) * hd + d]) * k[t * kv_dim + g * hd + d];
-          dot += term;
-          mag += std::fabs(term);
-        }
-        s[t] = dot * scale;
-        s_mag[t] = mag * scale;
-        mx = std::max(mx, s[t]);
-      }
-      double sum = 0;
-      for (uint32_t t = 0; t < visible; ++t) sum += std::exp(s[t] - mx);
-      const size_t row = (size_t(h) * rows + r) * n_kv;
-      for (uint32_t t = 0; t < n_kv; ++t) {
-        INFO("head " << h << " row " << r << " key " << t);
-        if (t >= visible) {
-          REQUIRE(scores->data[row + t] == 0.0f);
-          REQUIRE(probs->data[row + t] == 0.0f);
-          continue;
-        }
-        const double p = std::exp(s[t] - mx) / sum;
-        REQUIRE(std::fabs(scores->data[row + t] - s[t]) <= 1e-5 * s_mag[t] + 1e-6);
-        REQUIRE(std::fabs(probs->data[row + t] - p) <= 1e-5 * p + 1e-7);
-      }
-      for (uint32_t d = 0; d < hd; ++d) {
-        double ref = 0, mag = 0;
-        for (uint32_t t = 0; t < visible; ++t) {
-          const double term = std::exp(s[t] - mx) / sum * v[t * kv_dim + g * hd + d];
-          ref += term;
-          mag += std::fabs(term);
-        }
-        INFO("head " << h << " row " << r << " dim " << d);
-        const size_t at = (size_t(r) * heads + h) * hd + d;
-        REQUIRE(std::fabs(fused[at] - ref) <= 1e-5 * mag + 1e-6);
-        REQUIRE(std::fabs(traced[at] - ref) <= 1e-5 * mag + 1e-6);
-      }
-    }
+  const kernel_tests::RefAttention ref = kernel_tests::ref_attention(
+      q.data(), heads * hd, k.data(), v.data(), kv_dim, rows, pos0, heads, kv_heads, hd, scale);
+  for (size_t i = 0; i < ref.scores.size(); ++i) {
+    INFO("(head, row, key) flat index " << i);
+    // Keys past a row's own position are masked: exactly 0 in both traced grids.
+    REQUIRE(std::fabs(scores->data[i] - ref.scores[i]) <= 1e-5 * ref.score_magnitude[i] + 1e-6);
+    REQUIRE(std::fabs(probs->data[i] - ref.probs[i]) <= 1e-5 * ref.probs[i] + 1e-7);
+    const size_t key = i % n_kv, row = i / n_kv % rows;
+    if (key > pos0 + row) REQUIRE((scores->data[i] == 0.0f && probs->data[i] == 0.0f));
+  }
+  for (size_t i = 0; i < ref.out.size(); ++i) {
+    INFO("(row, head, dim) flat index " << i);
+    REQUIRE(std::fabs(fused[i] - ref.out[i]) <= 1e-5 * ref.out_magnitude[i] + 1e-6);
+    REQUIRE(std::fabs(traced[i] - ref.out[i]) <= 1e-5 * ref.out_magnitude[i] + 1e-6);
   }
 }
 
@@ -255,7 +227,8 @@ TEST_CASE("cuda trace_emit copies packed views and single rows whole, strided vi
     a.row_stride = 10;
     dev->trace_emit(a);
   }
-  REQUIRE(trace.tensors.size() == 3);
+  REQUIRE(trace.emitted.size() == 3);
+  REQUIRE(trace.bad_emits == 0);
   const auto* strided = trace.find(APR_STAGE_ATTN_OUT);
   const auto* packed = trace.find(APR_STAGE_FFN_OUT);
   const auto* head = trace.find(APR_STAGE_LM_HEAD);

@@ -18,6 +18,7 @@
 #include "common/plugin_under_test.hpp"
 #include "common/trace_recorder.hpp"
 #include "conformance/ref_dequant.hpp"
+#include "conformance/reference_ops.hpp"
 
 using apr_test::download;
 using apr_test::upload;
@@ -97,53 +98,27 @@ TEST_CASE(
   const std::vector<float> traced = run(&trace);
   const apr_test::TraceRecorder::Tensor* scores = trace.find(APR_STAGE_ATTN_SCORES);
   const apr_test::TraceRecorder::Tensor* probs = trace.find(APR_STAGE_ATTN_SOFTMAX);
-  REQUIRE(trace.tensors.size() == 2);
+  REQUIRE(trace.emitted.size() == 2);
+  REQUIRE(trace.bad_emits == 0);
   REQUIRE(scores != nullptr);
   REQUIRE(probs != nullptr);
-  for (const auto& t : trace.tensors) {
+  for (const auto& t : trace.emitted) {
     CHECK(t.layer == 4u);
     REQUIRE(t.shape == std::vector<uint64_t>{n_heads, n_rows, n_kv});
   }
 
-  for (uint32_t r = 0; r < n_rows; ++r) {
-    for (uint32_t h = 0; h < n_heads; ++h) {
-      const uint32_t g = h / (n_heads / n_kv_heads);
-      const uint32_t visible = pos0 + r + 1;
-      std::vector<double> s(visible);
-      double max_s = -1e300;
-      for (uint32_t t = 0; t < visible; ++t) {
-        double dot = 0;
-        for (uint32_t d = 0; d < head_dim; ++d) {
-          dot +=
-              double(q[r * q_stride + h * head_dim + d]) * k_all[t * src_stride + g * head_dim + d];
-        }
-        s[t] = double(scale) * dot;
-        max_s = std::max(max_s, s[t]);
-      }
-      double sum = 0;
-      for (double v : s) sum += std::exp(v - max_s);
-      for (uint32_t t = 0; t < n_kv; ++t) {
-        const size_t at = (size_t(h) * n_rows + r) * n_kv + t;
-        const double ref_s = t < visible ? s[t] : 0.0;
-        const double ref_p = t < visible ? std::exp(s[t] - max_s) / sum : 0.0;
-        INFO("head " << h << " row " << r << " key " << t);
-        REQUIRE(std::fabs(scores->data[at] - ref_s) <= 2e-6 * (1 + std::fabs(ref_s)));
-        REQUIRE(std::fabs(probs->data[at] - ref_p) <= 2e-6 * ref_p + 1e-9);
-      }
-      for (uint32_t d = 0; d < head_dim; ++d) {
-        double ref = 0, magnitude = 0;
-        for (uint32_t t = 0; t < visible; ++t) {
-          const double term =
-              std::exp(s[t] - max_s) / sum * v_all[t * src_stride + g * head_dim + d];
-          ref += term;
-          magnitude += std::fabs(term);
-        }
-        INFO("head " << h << " row " << r << " dim " << d);
-        const size_t at = (r * n_heads + h) * head_dim + d;
-        REQUIRE(std::fabs(untraced[at] - ref) <= 4e-6 * magnitude + 1e-9);
-        REQUIRE(std::fabs(traced[at] - ref) <= 4e-6 * magnitude + 1e-9);
-      }
-    }
+  const kernel_tests::RefAttention ref =
+      kernel_tests::ref_attention(q.data(), q_stride, k_all.data(), v_all.data(), src_stride,
+                                  n_rows, pos0, n_heads, n_kv_heads, head_dim, scale);
+  for (size_t i = 0; i < ref.scores.size(); ++i) {
+    INFO("(head, row, key) flat index " << i);
+    REQUIRE(std::fabs(scores->data[i] - ref.scores[i]) <= 2e-6 * (1 + std::fabs(ref.scores[i])));
+    REQUIRE(std::fabs(probs->data[i] - ref.probs[i]) <= 2e-6 * ref.probs[i] + 1e-9);
+  }
+  for (size_t i = 0; i < ref.out.size(); ++i) {
+    INFO("(row, head, dim) flat index " << i);
+    REQUIRE(std::fabs(untraced[i] - ref.out[i]) <= 4e-6 * ref.out_magnitude[i] + 1e-9);
+    REQUIRE(std::fabs(traced[i] - ref.out[i]) <= 4e-6 * ref.out_magnitude[i] + 1e-9);
   }
 }
 
