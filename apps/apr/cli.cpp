@@ -93,6 +93,8 @@ std::vector<std::string> normalize_args(std::vector<std::string> args) {
     if (a == "-ngl" || a == "--gpu-layers") a = "--n-gpu-layers";
     if (a.rfind("-ngl=", 0) == 0) a = "--n-gpu-layers=" + a.substr(5);
     if (a == "-cnv" || a == "--conversation") a = "--chat";
+    if (a == "-ub") a = "--ubatch";
+    if (a.rfind("-ub=", 0) == 0) a = "--ubatch=" + a.substr(4);
     const bool is_option = a.size() >= 2 && a[0] == '-' && a.find('=') == std::string::npos &&
                            !std::regex_match(a, negative_number);
     if (is_option && i + 1 < args.size() && std::regex_match(args[i + 1], negative_number)) {

@@ -56,9 +56,13 @@ struct CommandLine {
 CommandLine parse_command_line(std::vector<std::string> argv);
 
 // llama.cpp habits rewritten into apr's spelling before parsing: -ngl N, --gpu-layers N and
-// --n-gpu-layers N become --n-gpu-layers=N, -cnv becomes --chat, and an option followed by a
+// --n-gpu-layers N become --n-gpu-layers=N, -cnv becomes --chat, -ub becomes --ubatch (the
+// micro-batch size), and an option followed by a
 // negative number ("-n -5") gets it as its value rather than as an unknown option "-5".
 std::vector<std::string> normalize_args(std::vector<std::string> args);
+
+// Most decode steps `trace` and `bisect` take: every step of every layer is a set of files.
+constexpr int64_t kMaxDecodeSteps = 4096;
 
 // `value` when min <= value <= max; else UsageError "OPTION must be ...".
 int64_t in_range(int64_t value, std::string_view option, int64_t min, int64_t max);
@@ -114,5 +118,6 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args);
 int cmd_trace(Context& ctx, const std::vector<std::string>& args);
 int cmd_diff(Context& ctx, const std::vector<std::string>& args);
 int cmd_bisect(Context& ctx, const std::vector<std::string>& args);
+int cmd_perplexity(Context& ctx, const std::vector<std::string>& args);
 
 }  // namespace apr::cli

@@ -23,9 +23,11 @@ namespace {
 
 constexpr const char* kUsage =
     R"(Usage: apr [--backend=B] [-t THREADS] bench MODEL [-p N[,N...]] [-n N[,N...]]
-                 [-d D[,D...]] [-r R] [-o md|csv|json] [--json] [--csv] [--trace-overhead]
+                 [-d D[,D...]] [-r R] [-ub N] [-o md|csv|json] [--json] [--csv]
+                 [--trace-overhead]
 
-Runs llama-bench's tests on MODEL: for each depth D, "pp N" prefills N tokens in one batch and
+Runs llama-bench's tests on MODEL: for each depth D, "pp N" prefills N tokens in batches of at
+most -ub tokens (default 512, as llama-bench) and
 "tg N" decodes N tokens one at a time, both after D tokens already fill the cache (D = 0: an
 empty cache; the fill is not timed). A list runs every value; 0 skips that kind of test.
 Each test runs once as a warm-up, then R times; reported: mean ± standard deviation of the runs'
@@ -166,7 +168,7 @@ std::string csv_quote(const std::string& s) {
 
 int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
   std::string path, prompt_arg = "512", gen_arg = "128", depth_arg = "0", output = "md";
-  int64_t reps_arg = 5;
+  int64_t reps_arg = 5, ubatch = 512;
   bool json = false, csv = false, trace_overhead = false;
   po::options_description desc("Options");
   desc.add_options()("model", po::value(&path), "GGUF model file")(
@@ -177,6 +179,8 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
       "depth,d", po::value(&depth_arg)->default_value("0"),
       "tokens already in the cache before each test, comma-separated")(
       "repetitions,r", po::value(&reps_arg)->default_value(5), "measured runs per test")(
+      "ubatch", po::value(&ubatch)->default_value(512),
+      "micro-batch size: a pp test's prompt runs in batches of at most N tokens (-ub)")(
       "output,o", po::value(&output)->default_value("md"), "md, csv or json")(
       "json", po::bool_switch(&json), "same as -o json")("csv", po::bool_switch(&csv),
                                                          "same as -o csv")(
@@ -188,6 +192,7 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
   const auto gens = parse_counts(gen_arg, "--gen-tokens/-n");
   const auto depths = parse_counts(depth_arg, "--depth/-d");
   const uint32_t reps = static_cast<uint32_t>(in_range(reps_arg, "--repetitions", 1, 1000));
+  in_range(ubatch, "--ubatch", 1, std::numeric_limits<uint32_t>::max());
   if (json) output = "json";
   if (csv) output = "csv";
   if (output != "md" && output != "csv" && output != "json")
@@ -217,7 +222,7 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
       select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, weight_needs(*model));
   SessionOptions so;
   so.n_ctx = n_ctx;
-  so.n_batch = std::min<uint32_t>(n_batch, 512);
+  so.n_batch = std::min<uint32_t>(n_batch, static_cast<uint32_t>(ubatch));
   so.n_threads = ctx.global.threads;
   so.device_index = ctx.global.device;
   Session session(*model, plugin, so);
@@ -298,6 +303,7 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
                      {"backends", backend},
                      {"device", device},
                      {"n_threads", threads},
+                     {"n_ubatch", so.n_batch},
                      {"n_prompt", t.n_prompt},
                      {"n_gen", t.n_gen},
                      {"n_depth", t.depth},

@@ -27,7 +27,7 @@ greedy and fully deterministic. Short options follow llama.cpp: -m -p -f -n -c -
 
 struct RunOptions {
   std::string model, prompt, file, tokens, dump_logits, system, chat_template;
-  int64_t max_tokens = 128, top_k = 40, ctx_size = 0, seed = -1;
+  int64_t max_tokens = 128, top_k = 40, ctx_size = 0, seed = -1, ubatch = 512;
   float temperature = 0.8f, top_p = 0.95f;
   bool json = false, chat = false, ignore_eos = false;
 };
@@ -65,6 +65,8 @@ int cmd_run(Context& ctx, const std::vector<std::string>& args) {
       "random seed; -1 = random (reported with --json)");
   add("ctx-size,c", po::value(&o.ctx_size)->default_value(0),
       "KV cache size in tokens (0 = prompt + max-tokens); at most the model's context");
+  add("ubatch", po::value(&o.ubatch)->default_value(512),
+      "evaluate the prompt in micro-batches of at most N tokens (llama.cpp's -ub)");
   add("json", po::bool_switch(&o.json), "print one JSON object instead of streaming text");
   add("dump-logits", po::value(&o.dump_logits),
       "write the logits behind each generated token to FILE.npy (float32, tokens x vocab)");
@@ -82,6 +84,7 @@ int cmd_run(Context& ctx, const std::vector<std::string>& args) {
   in_range(o.max_tokens, "--max-tokens", -1, std::numeric_limits<int32_t>::max());
   in_range(o.top_k, "--top-k", 0, std::numeric_limits<int32_t>::max());
   in_range(o.ctx_size, "--ctx-size", 0, std::numeric_limits<uint32_t>::max());
+  in_range(o.ubatch, "--ubatch", 1, std::numeric_limits<uint32_t>::max());
   in_range(o.seed, "--seed", -1, std::numeric_limits<int64_t>::max());
   if (!(o.temperature >= 0) || !std::isfinite(o.temperature))
     throw UsageError("--temperature must be a finite number >= 0");
@@ -128,6 +131,7 @@ int cmd_run(Context& ctx, const std::vector<std::string>& args) {
       select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, weight_needs(*model));
   SessionOptions so;
   so.n_ctx = n_ctx;
+  so.n_batch = static_cast<uint32_t>(o.ubatch);
   so.n_threads = ctx.global.threads;
   so.device_index = ctx.global.device;
   Session session(*model, plugin, so);

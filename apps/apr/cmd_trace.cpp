@@ -19,11 +19,16 @@ namespace {
 constexpr const char* kUsage =
     R"(Usage: apr [--backend=B] trace [MODEL] [--prompt TEXT [--chat] | --tokens IDS]
                  --save-tensor STAGES|all [--save-tensor-dir DIR]
-                 [--save-tensor-layers START..END] [--json]
+                 [--save-tensor-layers START..END] [--decode-steps N [--step-tokens IDS]]
+                 [--ubatch N] [--json]
 
-Runs the prompt through MODEL once, as one batch, and saves the chosen stages of the chosen
-layers as APRT files: DIR/layer-N/<stage>.bin, DIR/<stage>.bin for final_norm and lm_head, and
-DIR/manifest.json. Compare two such directories with `apr diff --values`. MODEL defaults to the
+Runs the prompt through MODEL and saves the chosen stages of the chosen layers as APRT files:
+DIR/layer-N/<stage>.bin, DIR/<stage>.bin for final_norm and lm_head, and DIR/manifest.json.
+The prompt runs as one batch, or in micro-batches of N rows with --ubatch N (stitched back into
+one tensor per stage, so the files compare row for row with an unsplit trace). With
+--decode-steps N, N greedy decode steps follow, one token each through the KV cache, and step k
+is saved under DIR/step-k/ with the same names; the manifest lists each step's position and the
+token it fed. Compare two such directories with `apr diff --values`. MODEL defaults to the
 installed SmolLM2-135M-Instruct; --chat formats the prompt with the model's chat template.)";
 
 std::string shape_text(const std::vector<uint64_t>& shape) {
@@ -36,6 +41,8 @@ std::string shape_text(const std::vector<uint64_t>& shape) {
 
 int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
   std::string model_path, prompt, tokens, stages, dir, layers, system, chat_template;
+  std::string step_tokens;
+  int64_t decode_steps = 0, ubatch = 0;
   bool chat = false, json = false;
   po::options_description desc("Options");
   auto add = desc.add_options();
@@ -53,6 +60,13 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
   add("save-tensor-dir", po::value(&dir), "output directory (default: <model-stem>-trace/)");
   add("save-tensor-layers", po::value(&layers),
       "layers START..END to save, END exclusive (default: 0..1)");
+  add("decode-steps", po::value(&decode_steps)->default_value(0),
+      "after the prompt, N greedy decode steps, each traced under DIR/step-k/");
+  add("step-tokens", po::value(&step_tokens),
+      "with --decode-steps: comma-separated token ids to feed at steps 1..N instead of the "
+      "greedy choices");
+  add("ubatch", po::value(&ubatch)->default_value(0),
+      "evaluate the prompt in micro-batches of at most N tokens (0 = one batch)");
   po::variables_map vm;
   if (!parse_verb_args(args, desc, {"model"}, kUsage, vm, 0)) return kExitOk;
 
@@ -62,6 +76,10 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
   if (!chat && (vm.count("system") || vm.count("chat-template")))
     throw UsageError("--system and --chat-template need --chat");
   const auto forced_template = parse_chat_template_option(chat_template);
+  in_range(decode_steps, "--decode-steps", 0, kMaxDecodeSteps);
+  in_range(ubatch, "--ubatch", 0, UINT32_MAX);
+  if (vm.count("step-tokens") && decode_steps == 0)
+    throw UsageError("--step-tokens needs --decode-steps N");
   if (!vm.count("save-tensor"))
     throw UsageError("--save-tensor STAGES|all is required; valid stages: " +
                      trace::valid_stage_names());
@@ -76,6 +94,14 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
   options.model_path = model_path;
   options.n_threads = ctx.global.threads;
   options.device_index = ctx.global.device;
+  options.decode_steps = static_cast<uint32_t>(decode_steps);
+  options.ubatch = static_cast<uint32_t>(ubatch);
+  if (vm.count("step-tokens")) {
+    options.step_tokens = parse_token_list(step_tokens);
+    if (options.step_tokens.size() != options.decode_steps)
+      throw UsageError("--step-tokens gives " + std::to_string(options.step_tokens.size()) +
+                       " ids for " + std::to_string(decode_steps) + " decode steps");
+  }
   std::vector<int32_t> ids;
   if (vm.count("tokens")) {
     ids = parse_token_list(tokens);
@@ -107,15 +133,29 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
     j["plugin_version"] = m.plugin_version;
     j["dir"] = out.string();
     j["token_ids"] = ids;
+    j["ubatch"] = m.ubatch;
+    j["steps"] = nlohmann::json::array();
+    for (const auto& st : m.steps)
+      j["steps"].push_back({{"step", st.step},
+                            {"pos0", st.pos0},
+                            {"tokens", st.tokens},
+                            {"next_token", st.next_token ? nlohmann::json(*st.next_token)
+                                                         : nlohmann::json(nullptr)}});
     j["files"] = nlohmann::json::array();
     for (const auto& f : m.files)
-      j["files"].push_back({{"path", f.path}, {"shape", f.shape}, {"dtype", f.dtype}});
+      j["files"].push_back(
+          {{"path", f.path}, {"step", f.step}, {"shape", f.shape}, {"dtype", f.dtype}});
     j["manifest"] = trace::kManifestFileName;
     std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   std::cout << "traced " << ids.size() << " tokens of " << model_path << " on " << m.backend << " "
             << m.plugin_version << " into " << out.string() << "/\n";
+  if (m.ubatch) std::cout << "  prompt in micro-batches of " << m.ubatch << " tokens, stitched\n";
+  for (const auto& st : m.steps)
+    if (st.step > 0)
+      std::cout << "  step " << st.step << ": token " << st.tokens[0] << " at position " << st.pos0
+                << " (step-" << st.step << "/)\n";
   for (const auto& f : m.files)
     std::cout << "  " << f.path << "  " << shape_text(f.shape) << " " << f.dtype << "\n";
   std::cout << "  " << trace::kManifestFileName << "\n";

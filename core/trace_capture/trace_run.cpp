@@ -6,6 +6,7 @@
 #include "common/error.hpp"
 #include "host/plugin_host.hpp"
 #include "model/model.hpp"
+#include "runtime/sampler.hpp"
 #include "runtime/session.hpp"
 #include "trace_capture/interrupt.hpp"
 #include "trace_capture/trace_writer.hpp"
@@ -39,10 +40,17 @@ TraceResult trace_model(const host::Plugin& plugin, const Model& model,
   m.plugin_version = std::string(plugin.version());
   m.prompt = options.prompt;
   m.token_ids.assign(tokens.begin(), tokens.end());
+  const uint32_t n_prompt = static_cast<uint32_t>(tokens.size());
+  const uint32_t steps = options.decode_steps;
+  if (!options.step_tokens.empty() && options.step_tokens.size() < steps)
+    throw Error(std::to_string(steps) + " decode steps need as many step tokens; " +
+                std::to_string(options.step_tokens.size()) + " were given");
+  const bool split = options.ubatch != 0 && options.ubatch < n_prompt;
+  m.ubatch = split ? options.ubatch : 0;
 
   SessionOptions so;
-  so.n_ctx = static_cast<uint32_t>(tokens.size());
-  so.n_batch = static_cast<uint32_t>(tokens.size());
+  so.n_ctx = n_prompt + steps;
+  so.n_batch = split ? options.ubatch : n_prompt;
   so.n_threads = options.n_threads;
   so.device_index = options.device_index;
   Session session(model, plugin, so);
@@ -52,10 +60,21 @@ TraceResult trace_model(const host::Plugin& plugin, const Model& model,
   InterruptGuard guard;
   TraceTransaction txn(dir);
   result.notes = txn.notes();
-  TraceWriter writer(txn.staging(), plan);
+  TraceWriter writer(txn.staging(), plan, split);
   session.set_trace_sink(writer.sink());
   try {
-    session.forward(tokens);
+    writer.begin_step(0);
+    const std::vector<float>* logits = &session.forward(tokens);
+    writer.end_step();
+    m.steps.push_back({0, 0, m.token_ids, argmax(*logits)});
+    for (uint32_t k = 1; k <= steps; ++k) {
+      const int32_t token =
+          options.step_tokens.empty() ? *m.steps.back().next_token : options.step_tokens[k - 1];
+      writer.begin_step(k);
+      logits = &session.forward(std::span(&token, 1));
+      writer.end_step();
+      m.steps.push_back({k, n_prompt + k - 1, {token}, argmax(*logits)});
+    }
   } catch (const std::exception& e) {
     session.set_trace_sink(nullptr);
     // The sink's own failure (disk full) is the cause; the backend's abort is its echo.
@@ -77,7 +96,7 @@ TraceResult trace_model(const host::Plugin& plugin, const Model& model,
     TraceResult::Missing missing{s, {}};
     auto emitted = [&](uint32_t layer) {
       for (const auto& f : m.files)
-        if (f.stage == s && f.layer == layer) return true;
+        if (f.step == 0 && f.stage == s && f.layer == layer) return true;
       return false;
     };
     if (is_whole_model_stage(s)) {

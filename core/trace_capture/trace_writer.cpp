@@ -43,8 +43,8 @@ void stall_if_asked(size_t files_written) {
 
 }  // namespace
 
-TraceWriter::TraceWriter(std::filesystem::path dir, TracePlan plan)
-    : dir_(std::move(dir)), plan_(plan) {
+TraceWriter::TraceWriter(std::filesystem::path dir, TracePlan plan, bool stitch)
+    : dir_(std::move(dir)), plan_(plan), stitch_(stitch) {
   sink_.struct_size = sizeof(apr_trace_sink);
   sink_.user_data = this;
   sink_.wants = &TraceWriter::wants_cb;
@@ -97,18 +97,83 @@ void TraceWriter::write(const apr_trace_tensor& t) {
     throw Error("trace tensor " + label + ": nbytes " + std::to_string(t.nbytes) +
                 " disagrees with its shape (" + std::to_string(count) + " f32 elements)");
 
-  const std::string rel = stage_file_path(t.stage, t.layer);
+  const std::span<const float> values(static_cast<const float*>(t.data), count);
+  if (stitch_)
+    hold(t.stage, t.layer, std::move(shape), values, label);
+  else
+    store(t.stage, t.layer, std::move(shape), values);
+}
+
+void TraceWriter::begin_step(uint32_t step) {
+  held_.clear();
+  step_ = step;
+}
+
+void TraceWriter::end_step() {
+  try {
+    for (Held& h : held_) store(h.stage, h.layer, std::move(h.shape), h.data);
+  } catch (const std::exception& e) {
+    if (!error_) error_ = e.what();  // the cause, not the backend's, whoever reports it
+    throw;
+  }
+  held_.clear();
+}
+
+void TraceWriter::hold(apr_stage stage, uint32_t layer, std::vector<uint64_t> shape,
+                       std::span<const float> data, const std::string& label) {
+  auto it = std::find_if(held_.begin(), held_.end(),
+                         [&](const Held& h) { return h.stage == stage && h.layer == layer; });
+  if (it == held_.end()) {
+    held_.push_back({stage, layer, std::move(shape), {data.begin(), data.end()}});
+    return;
+  }
+  Held& h = *it;
+  auto refuse = [&] {
+    throw Error("trace tensor " + label + ": a micro-batch's shape cannot be joined to the " +
+                "previous ones of the step");
+  };
+  if (shape.size() != h.shape.size()) refuse();
+  if (shape.size() == 2) {  // rows x cols: append the rows
+    if (shape[1] != h.shape[1]) refuse();
+    h.data.insert(h.data.end(), data.begin(), data.end());
+    h.shape[0] += shape[0];
+  } else if (shape.size() == 3) {  // heads x rows x keys: the new rows see more keys
+    const uint64_t heads = h.shape[0], old_rows = h.shape[1], old_keys = h.shape[2];
+    const uint64_t rows = shape[1], keys = shape[2];
+    if (shape[0] != heads || keys < old_keys) refuse();
+    std::vector<float> joined(heads * (old_rows + rows) * keys, 0.0f);
+    for (uint64_t hd = 0; hd < heads; ++hd) {
+      for (uint64_t r = 0; r < old_rows; ++r)
+        std::copy_n(&h.data[(hd * old_rows + r) * old_keys], old_keys,
+                    &joined[(hd * (old_rows + rows) + r) * keys]);
+      for (uint64_t r = 0; r < rows; ++r)
+        std::copy_n(&data[(hd * rows + r) * keys], keys,
+                    &joined[(hd * (old_rows + rows) + old_rows + r) * keys]);
+    }
+    h.data = std::move(joined);
+    h.shape = {heads, old_rows + rows, keys};
+  } else {  // one row (lm_head): the last micro-batch's last row is the prompt's
+    h.data.assign(data.begin(), data.end());
+    h.shape = std::move(shape);
+  }
+}
+
+void TraceWriter::store(apr_stage stage, uint32_t layer, std::vector<uint64_t> shape,
+                        std::span<const float> data) {
+  const std::string rel = stage_file_path(stage, layer, step_);
   const std::filesystem::path path = dir_ / rel;
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
   if (ec)
     throw Error("cannot create trace directory " + path.parent_path().string() + ": " +
                 ec.message());
-  write_aprt(path, t.layer, std::span<const float>(static_cast<const float*>(t.data), count));
+  write_aprt(path, layer, data);
 
-  ManifestFile f{rel, t.stage, t.layer, shape, "f32"};
-  // A stage emitted twice (a prompt split into batches) keeps the last one.
-  auto same = [&](const ManifestFile& o) { return o.stage == f.stage && o.layer == f.layer; };
+  ManifestFile f{rel, step_, stage, layer, std::move(shape), "f32"};
+  // A stage emitted twice in a step keeps the last one.
+  auto same = [&](const ManifestFile& o) {
+    return o.step == f.step && o.stage == f.stage && o.layer == f.layer;
+  };
   auto it = std::find_if(files_.begin(), files_.end(), same);
   if (it != files_.end())
     *it = std::move(f);
@@ -119,7 +184,8 @@ void TraceWriter::write(const apr_trace_tensor& t) {
 std::vector<ManifestFile> TraceWriter::files() const {
   std::vector<ManifestFile> out = files_;
   std::stable_sort(out.begin(), out.end(), [](const ManifestFile& a, const ManifestFile& b) {
-    return forward_rank(a.layer, a.stage) < forward_rank(b.layer, b.stage);
+    return std::pair(a.step, forward_rank(a.layer, a.stage)) <
+           std::pair(b.step, forward_rank(b.layer, b.stage));
   });
   return out;
 }

@@ -17,31 +17,44 @@ namespace apr::trace {
 
 using json = nlohmann::ordered_json;
 
-std::string stage_file_path(apr_stage stage, uint32_t layer) {
+std::string stage_file_path(apr_stage stage, uint32_t layer, uint32_t step) {
   std::string name = std::string(stage_name(stage)) + ".bin";
-  if (layer == APR_LAYER_NONE) return name;
-  return "layer-" + std::to_string(layer) + "/" + name;
+  if (layer != APR_LAYER_NONE) name = "layer-" + std::to_string(layer) + "/" + name;
+  return step == 0 ? name : "step-" + std::to_string(step) + "/" + name;
 }
 
 std::string manifest_to_json(const Manifest& m) {
+  const bool v2 = m.has_steps();
   json files = json::array();
   for (const auto& f : m.files) {
     json layer = f.layer == APR_LAYER_NONE ? json(nullptr) : json(f.layer);
-    files.push_back({{"path", f.path},
-                     {"stage", std::string(stage_name(f.stage))},
-                     {"layer", layer},
-                     {"shape", f.shape},
-                     {"dtype", f.dtype},
-                     {"nbytes", element_count(f) * sizeof(float)}});
+    json entry = {{"path", f.path}};
+    if (v2) entry["step"] = f.step;
+    entry["stage"] = std::string(stage_name(f.stage));
+    entry["layer"] = layer;
+    entry["shape"] = f.shape;
+    entry["dtype"] = f.dtype;
+    entry["nbytes"] = element_count(f) * sizeof(float);
+    files.push_back(std::move(entry));
   }
   json j = {
-      {"format", kManifestFormat},
+      {"format", v2 ? kManifestFormatSteps : kManifestFormat},
       {"model",
        {{"path", m.model_path}, {"sha256", m.model_sha256}, {"architecture", m.architecture}}},
       {"backend", {{"name", m.backend}, {"plugin_version", m.plugin_version}}},
       {"prompt", m.prompt ? json(*m.prompt) : json(nullptr)},
-      {"token_ids", m.token_ids},
-      {"files", files}};
+      {"token_ids", m.token_ids}};
+  if (v2) {
+    json steps = json::array();
+    for (const auto& st : m.steps)
+      steps.push_back({{"step", st.step},
+                       {"pos0", st.pos0},
+                       {"tokens", st.tokens},
+                       {"next_token", st.next_token ? json(*st.next_token) : json(nullptr)}});
+    j["ubatch"] = m.ubatch;
+    j["steps"] = std::move(steps);
+  }
+  j["files"] = std::move(files);
   // Invalid UTF-8 in a prompt is replaced rather than refused: the token ids are what count.
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
@@ -136,6 +149,37 @@ bool is_hex64(const std::string& s) {
   return true;
 }
 
+// "steps" and "ubatch" of a v2 manifest: steps numbered 0, 1, 2, ... in order, each with the
+// tokens it fed.
+void read_steps(const FieldReader& r, const json& j, Manifest& m) {
+  m.ubatch =
+      static_cast<uint32_t>(r.count(r.member(j, "ubatch", "\"ubatch\""), UINT32_MAX, "\"ubatch\""));
+  const json& steps = r.member(j, "steps", "\"steps\"");
+  if (!steps.is_array() || steps.empty()) r.fail("\"steps\"", "is not a non-empty array");
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const std::string field = "steps[" + std::to_string(i) + "]";
+    const json& s = steps[i];
+    if (!s.is_object()) r.fail(field, "is not an object");
+    ManifestStep st;
+    st.step = static_cast<uint32_t>(
+        r.count(r.member(s, "step", field + ".step"), UINT32_MAX, field + ".step"));
+    if (st.step != i)
+      r.fail(field + ".step", "is " + std::to_string(st.step) + ", not " + std::to_string(i) +
+                                  " (steps are numbered in order)");
+    st.pos0 = static_cast<uint32_t>(
+        r.count(r.member(s, "pos0", field + ".pos0"), UINT32_MAX, field + ".pos0"));
+    const json& tokens = r.member(s, "tokens", field + ".tokens");
+    if (!tokens.is_array() || tokens.empty()) r.fail(field + ".tokens", "is not a non-empty array");
+    for (size_t t = 0; t < tokens.size(); ++t)
+      st.tokens.push_back(static_cast<int32_t>(
+          r.count(tokens[t], INT32_MAX, field + ".tokens[" + std::to_string(t) + "]")));
+    if (s.contains("next_token") && !s["next_token"].is_null())
+      st.next_token =
+          static_cast<int32_t>(r.count(s["next_token"], INT32_MAX, field + ".next_token"));
+    m.steps.push_back(std::move(st));
+  }
+}
+
 }  // namespace
 
 Manifest read_manifest(const std::filesystem::path& file) {
@@ -149,9 +193,10 @@ Manifest read_manifest(const std::filesystem::path& file) {
   }
   const FieldReader r(where);
   if (!j.is_object()) throw Error(where + ": not an apr trace manifest (not a JSON object)");
-  if (!j.contains("format") || !j["format"].is_string() || j["format"] != kManifestFormat)
+  const bool v2 = j.contains("format") && j["format"] == kManifestFormatSteps;
+  if (!v2 && (!j.contains("format") || !j["format"].is_string() || j["format"] != kManifestFormat))
     throw Error(where + ": not an apr trace manifest (\"format\" is not \"" +
-                std::string(kManifestFormat) + "\")");
+                std::string(kManifestFormat) + "\" or \"" + kManifestFormatSteps + "\")");
   Manifest m;
   const json& model = r.object(j, "model", "\"model\"");
   m.model_path = r.string(model, "path", "\"model.path\"", false);
@@ -174,6 +219,7 @@ Manifest read_manifest(const std::filesystem::path& file) {
       m.token_ids.push_back(static_cast<int32_t>(
           r.count(ids[i], INT32_MAX, "\"token_ids\"[" + std::to_string(i) + "]")));
   }
+  if (v2) read_steps(r, j, m);
   const json& files = r.member(j, "files", "\"files\"");
   if (!files.is_array()) r.fail("\"files\"", "is not an array");
   for (size_t i = 0; i < files.size(); ++i) {
@@ -182,6 +228,10 @@ Manifest read_manifest(const std::filesystem::path& file) {
     if (!f.is_object()) r.fail(field, "is not an object");
     ManifestFile mf;
     mf.path = r.string(f, "path", field + ".path", true);
+    if (v2) {
+      mf.step = static_cast<uint32_t>(
+          r.count(r.member(f, "step", field + ".step"), m.steps.size() - 1, field + ".step"));
+    }
     const std::string stage_text = r.string(f, "stage", field + ".stage", true);
     const auto stage = stage_from_name(stage_text);
     if (!stage) r.fail(field + ".stage", "unknown stage \"" + stage_text + "\"");
@@ -197,10 +247,10 @@ Manifest read_manifest(const std::filesystem::path& file) {
         r.fail(field + ".layer", stage_text + " has no layer " + std::to_string(mf.layer));
     }
     // Only the canonical name is accepted, which also keeps every path inside the directory.
-    if (mf.path != stage_file_path(mf.stage, mf.layer))
-      r.fail(field + ".path", "\"" + mf.path +
-                                  "\" does not match its stage and layer (expected \"" +
-                                  stage_file_path(mf.stage, mf.layer) + "\")");
+    const std::string expected = stage_file_path(mf.stage, mf.layer, mf.step);
+    if (mf.path != expected)
+      r.fail(field + ".path", "\"" + mf.path + "\" does not match its step, stage and layer " +
+                                  "(expected \"" + expected + "\")");
     const json& shape = r.member(f, "shape", field + ".shape");
     if (!shape.is_array() || shape.empty() || shape.size() > 4)
       r.fail(field + ".shape", "is not an array of 1 to 4 dimensions");
@@ -223,7 +273,7 @@ Manifest read_manifest(const std::filesystem::path& file) {
                                     " disagrees with the shape (" + std::to_string(count) +
                                     " f32 elements)");
     for (const auto& other : m.files)
-      if (other.stage == mf.stage && other.layer == mf.layer)
+      if (other.stage == mf.stage && other.layer == mf.layer && other.step == mf.step)
         r.fail(field, "\"" + mf.path + "\" is listed twice");
     m.files.push_back(std::move(mf));
   }

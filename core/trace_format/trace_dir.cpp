@@ -15,15 +15,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::optional<uint32_t> layer_of_directory(const std::string& name) {
-  constexpr std::string_view prefix = "layer-";
+// N of "<prefix>N" (decimal, below APR_LAYER_NONE), or nothing.
+std::optional<uint32_t> number_after(std::string_view prefix, const std::string& name) {
   if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return {};
-  uint32_t layer = 0;
+  uint32_t n = 0;
   const char* begin = name.data() + prefix.size();
   const char* end = name.data() + name.size();
-  auto [ptr, ec] = std::from_chars(begin, end, layer);
-  if (ec != std::errc() || ptr != end || layer == APR_LAYER_NONE) return {};
-  return layer;
+  auto [ptr, ec] = std::from_chars(begin, end, n);
+  if (ec != std::errc() || ptr != end || n == APR_LAYER_NONE) return {};
+  return n;
 }
 
 std::optional<apr_stage> stage_of_file(const fs::path& p) {
@@ -31,27 +31,32 @@ std::optional<apr_stage> stage_of_file(const fs::path& p) {
   return stage_from_name(p.stem().string());
 }
 
-void scan_tree(TraceDirectory& t) {
+// The files of one step's tree (`dir` is the trace directory for step 0, DIR/step-K/ else).
+void scan_step(TraceDirectory& t, const fs::path& dir, uint32_t step) {
   std::error_code ec;
   // Per-entry failures (a dangling link) only skip that entry; failing to list is an error.
   std::error_code skip;
-  for (const auto& entry : fs::directory_iterator(t.dir, ec)) {
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
     if (entry.is_regular_file(skip)) {
       if (auto s = stage_of_file(entry.path()); s && is_whole_model_stage(*s))
-        t.files.push_back({APR_LAYER_NONE, *s, entry.path()});
+        t.files.push_back({step, APR_LAYER_NONE, *s, entry.path()});
     } else if (entry.is_directory(skip)) {
-      const auto layer = layer_of_directory(name);
+      if (const auto k = number_after("step-", name); k && step == 0 && *k > 0) {
+        scan_step(t, entry.path(), *k);
+        continue;
+      }
+      const auto layer = number_after("layer-", name);
       if (!layer) continue;
       for (const auto& f : fs::directory_iterator(entry.path(), ec)) {
         if (!f.is_regular_file(skip)) continue;
         if (auto s = stage_of_file(f.path()); s && stage_exists_in_layer(*s, *layer))
-          t.files.push_back({*layer, *s, f.path()});
+          t.files.push_back({step, *layer, *s, f.path()});
       }
       if (ec) break;
     }
   }
-  if (ec) throw Error("cannot list trace directory " + t.dir.string() + ": " + ec.message());
+  if (ec) throw Error("cannot list trace directory " + dir.string() + ": " + ec.message());
 }
 
 }  // namespace
@@ -68,7 +73,7 @@ TraceDirectory list_trace_directory(const fs::path& dir) {
       const ManifestFile& f = t.manifest->files[i];
       fs::path p = dir / f.path;
       if (!fs::exists(fs::symlink_status(p, ec))) {
-        t.missing.push_back({f.layer, f.stage, p});
+        t.missing.push_back({f.step, f.layer, f.stage, p});
         continue;
       }
       // Only the header is read here: it must agree with what the manifest says about it.
@@ -84,20 +89,19 @@ TraceDirectory list_trace_directory(const fs::path& dir) {
       if (h.count != element_count(f))
         throw Error(field + ": shape holds " + std::to_string(element_count(f)) +
                     " elements but the file has " + std::to_string(h.count));
-      t.files.push_back({f.layer, f.stage, p});
+      t.files.push_back({f.step, f.layer, f.stage, p});
     }
   } else {
-    scan_tree(t);
+    scan_step(t, dir, 0);
   }
-  std::sort(t.files.begin(), t.files.end(), [](const TraceFile& a, const TraceFile& b) {
-    return forward_rank(a.layer, a.stage) < forward_rank(b.layer, b.stage);
-  });
+  auto order = [](const TraceFile& f) { return std::pair(f.step, forward_rank(f.layer, f.stage)); };
+  std::sort(t.files.begin(), t.files.end(),
+            [&](const TraceFile& a, const TraceFile& b) { return order(a) < order(b); });
   // A manifest could list one stage twice; the first entry wins.
-  t.files.erase(std::unique(t.files.begin(), t.files.end(),
-                            [](const TraceFile& a, const TraceFile& b) {
-                              return a.layer == b.layer && a.stage == b.stage;
-                            }),
-                t.files.end());
+  t.files.erase(
+      std::unique(t.files.begin(), t.files.end(),
+                  [&](const TraceFile& a, const TraceFile& b) { return order(a) == order(b); }),
+      t.files.end());
   return t;
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The stage files of a trace directory: from its manifest when it has one, otherwise from the
-// plain APRT tree (DIR/layer-N/<stage>.bin and DIR/<stage>.bin, as aprender writes it).
+// plain APRT tree (DIR/layer-N/<stage>.bin and DIR/<stage>.bin, as aprender writes it, and the
+// same under DIR/step-K/ for decode step K).
 #pragma once
 
 #include <apr/plugin.h>
@@ -15,6 +16,7 @@
 namespace apr::trace {
 
 struct TraceFile {
+  uint32_t step = 0;
   uint32_t layer = APR_LAYER_NONE;
   apr_stage stage = 0;
   std::filesystem::path path;
@@ -23,7 +25,7 @@ struct TraceFile {
 struct TraceDirectory {
   std::filesystem::path dir;
   std::optional<Manifest> manifest;
-  std::vector<TraceFile> files;    // present, in forward order
+  std::vector<TraceFile> files;    // present, in forward order (step by step)
   std::vector<TraceFile> missing;  // listed in the manifest but absent (count as unmeasured)
 };
 

@@ -250,3 +250,124 @@ TEST_CASE("a full disk aborts the plugin call with the write error", "[trace][wr
   CHECK_FALSE(std::filesystem::exists(dir.path() / "layer-0" / "attn_norm.bin"));
   CHECK(std::filesystem::is_empty(dir.path() / "layer-0"));
 }
+
+TEST_CASE("micro-batches of a split prompt are stitched into the unsplit tensors",
+          "[trace][writer][ubatch]") {
+  // A 5-token prompt in micro-batches of 2, 2 and 1 rows, against the same values emitted as one
+  // batch. Attention scores are heads x rows x keys; keys past a row's position are 0 unsplit.
+  const uint64_t heads = 2, rows = 5, cols = 3;
+  const auto norm = random_values(rows * cols, 7);
+  std::vector<float> scores(heads * rows * rows, 0.0f);
+  const auto noise = random_values(scores.size(), 8);
+  for (uint64_t h = 0; h < heads; ++h)
+    for (uint64_t r = 0; r < rows; ++r)
+      for (uint64_t k = 0; k <= r; ++k)
+        scores[(h * rows + r) * rows + k] = noise[(h * rows + r) * rows + k];
+  const auto head = random_values(20, 9);
+
+  ScratchDir whole("stitch-whole"), split("stitch-split");
+  {
+    TraceWriter w(whole.path(), TracePlan::everything(1));
+    w.begin_step(0);
+    REQUIRE(emit(w.sink(), APR_STAGE_ATTN_NORM, 0, {rows, cols}, norm) == APR_OK);
+    REQUIRE(emit(w.sink(), APR_STAGE_ATTN_SCORES, 0, {heads, rows, rows}, scores) == APR_OK);
+    REQUIRE(emit(w.sink(), APR_STAGE_LM_HEAD, APR_LAYER_NONE, {20}, head) == APR_OK);
+    w.end_step();
+  }
+  TraceWriter w(split.path(), TracePlan::everything(1), /*stitch=*/true);
+  w.begin_step(0);
+  uint64_t pos0 = 0;
+  for (uint64_t n : {2, 2, 1}) {
+    const std::vector<float> part_norm(norm.begin() + pos0 * cols,
+                                       norm.begin() + (pos0 + n) * cols);
+    const uint64_t keys = pos0 + n;  // a micro-batch sees the cache up to its last row
+    std::vector<float> part_scores(heads * n * keys);
+    for (uint64_t h = 0; h < heads; ++h)
+      for (uint64_t r = 0; r < n; ++r)
+        for (uint64_t k = 0; k < keys; ++k)
+          part_scores[(h * n + r) * keys + k] = scores[(h * rows + pos0 + r) * rows + k];
+    const std::vector<float> part_head = n == 1 ? head : random_values(20, 100 + pos0);
+    REQUIRE(emit(w.sink(), APR_STAGE_ATTN_NORM, 0, {n, cols}, part_norm) == APR_OK);
+    REQUIRE(emit(w.sink(), APR_STAGE_ATTN_SCORES, 0, {heads, n, keys}, part_scores) == APR_OK);
+    REQUIRE(emit(w.sink(), APR_STAGE_LM_HEAD, APR_LAYER_NONE, {20}, part_head) == APR_OK);
+    pos0 += n;
+  }
+  CHECK_FALSE(std::filesystem::exists(split.path() / "layer-0"));  // held until the step ends
+  w.end_step();
+  for (const char* rel : {"layer-0/attn_norm.bin", "layer-0/attn_scores.bin", "lm_head.bin"})
+    CHECK(bytes_of(split.path() / rel) == bytes_of(whole.path() / rel));
+  const auto files = w.files();
+  REQUIRE(files.size() == 3);
+  CHECK(files[0].shape == std::vector<uint64_t>{rows, cols});
+  CHECK(files[1].shape == std::vector<uint64_t>{heads, rows, rows});
+  CHECK(files[2].shape == std::vector<uint64_t>{20});
+
+  // A micro-batch whose columns differ cannot be joined: the emit is refused with the reason.
+  TraceWriter bad(split.path() / "bad", TracePlan::everything(1), true);
+  bad.begin_step(0);
+  REQUIRE(emit(bad.sink(), APR_STAGE_ATTN_NORM, 0, {1, 3}, random_values(3, 1)) == APR_OK);
+  CHECK(emit(bad.sink(), APR_STAGE_ATTN_NORM, 0, {1, 4}, random_values(4, 1)) != APR_OK);
+  REQUIRE(bad.error());
+  CHECK_THAT(*bad.error(), Catch::Contains("cannot be joined"));
+}
+
+TEST_CASE("decode steps go under step-K/ and round-trip through a v2 manifest",
+          "[trace][writer][manifest][steps]") {
+  ScratchDir dir("steps");
+  TraceWriter w(dir.path(), TracePlan::everything(1));
+  const auto v = random_values(8, 4);
+  for (uint32_t step = 0; step < 3; ++step) {
+    w.begin_step(step);
+    REQUIRE(emit(w.sink(), APR_STAGE_ATTN_NORM, 0, {1, 8}, v) == APR_OK);
+    REQUIRE(emit(w.sink(), APR_STAGE_LM_HEAD, APR_LAYER_NONE, {8}, v) == APR_OK);
+    w.end_step();
+  }
+  Manifest m;
+  m.backend = "cpu";
+  m.token_ids = {5, 6};
+  m.steps = {{0, 0, {5, 6}, 7}, {1, 2, {7}, 3}, {2, 3, {3}, std::nullopt}};
+  m.files = w.files();
+  write_manifest(dir.path(), m);
+  CHECK(std::filesystem::is_regular_file(dir.path() / "layer-0" / "attn_norm.bin"));
+  CHECK(std::filesystem::is_regular_file(dir.path() / "step-2" / "layer-0" / "attn_norm.bin"));
+  CHECK(std::filesystem::is_regular_file(dir.path() / "step-1" / "lm_head.bin"));
+
+  const auto j = nlohmann::json::parse(std::ifstream(dir.path() / "manifest.json"));
+  CHECK(j["format"] == "apr-trace-manifest-v2");
+  CHECK(j["steps"][1]["pos0"] == 2);
+  CHECK(j["steps"][1]["tokens"] == nlohmann::json::array({7}));
+  CHECK(j["steps"][2]["next_token"].is_null());
+  const Manifest back = read_manifest(dir.path() / "manifest.json");
+  REQUIRE(back.steps.size() == 3);
+  CHECK(back.steps[0].next_token == 7);
+  CHECK(back.steps[1].tokens == std::vector<int32_t>{7});
+  CHECK(manifest_to_json(back) == manifest_to_json(m));
+
+  // Listed step by step, in forward order within each step; a plain tree lists the same.
+  const auto listed = list_trace_directory(dir.path());
+  REQUIRE(listed.files.size() == 6);
+  CHECK((listed.files[2].step == 1 && listed.files[2].stage == APR_STAGE_ATTN_NORM));
+  CHECK((listed.files[5].step == 2 && listed.files[5].stage == APR_STAGE_LM_HEAD));
+  std::filesystem::remove(dir.path() / "manifest.json");
+  const auto plain = list_trace_directory(dir.path());
+  REQUIRE(plain.files.size() == 6);
+  for (size_t i = 0; i < 6; ++i)
+    CHECK((plain.files[i].step == listed.files[i].step &&
+           plain.files[i].stage == listed.files[i].stage));
+
+  // A v2 manifest whose file claims a step that is not listed, or misnumbered steps, is refused.
+  auto edited = nlohmann::json::parse(manifest_to_json(m));
+  edited["files"][5]["step"] = 9;
+  std::ofstream(dir.path() / "manifest.json") << edited.dump();
+  CHECK_THROWS_WITH(read_manifest(dir.path() / "manifest.json"), Catch::Contains("files[5].step"));
+  Manifest gap = m;
+  gap.steps[2].step = 5;
+  std::ofstream(dir.path() / "manifest.json") << manifest_to_json(gap);
+  CHECK_THROWS_WITH(read_manifest(dir.path() / "manifest.json"), Catch::Contains("steps[2].step"));
+  // Without steps or micro-batches the manifest stays v1, as before.
+  Manifest v1 = m;
+  v1.steps.resize(1);
+  std::erase_if(v1.files, [](const ManifestFile& f) { return f.step != 0; });
+  CHECK(manifest_to_json(v1).find("apr-trace-manifest-v1") != std::string::npos);
+  CHECK(manifest_to_json(v1).find("\"steps\"") == std::string::npos);
+}
