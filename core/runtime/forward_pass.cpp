@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "runtime/forward_pass.hpp"
 
-#include <cmath>
 #include <string>
 
 #include "common/error.hpp"
@@ -14,7 +13,7 @@ constexpr uint64_t kF32 = sizeof(float);
 
 ForwardPass::ForwardPass(Device& device, const ModelConfig& config, const ModelWeights& weights,
                          ForwardPassOptions options)
-    : d_(device), c_(config), w_(weights), opt_(options) {
+    : d_(device), c_(config), w_(weights), kernels_(device, config, weights), opt_(options) {
   if (opt_.n_ctx == 0 || opt_.max_rows == 0 || opt_.max_rows > opt_.n_ctx)
     throw Error("forward pass needs 1 <= rows per batch <= context positions");
   const uint64_t layer_cache = uint64_t(opt_.n_ctx) * c_.kv_dim() * kF32;
@@ -96,159 +95,51 @@ void ForwardPass::run(const int32_t* tokens, uint32_t n, uint32_t pos0, LogitRow
 
 void ForwardPass::run_batch(const int32_t* tokens, uint32_t n, uint32_t pos0, LogitRows rows) {
   const ModelConfig& c = c_;
-  Device& d = d_;
-
-  auto embed = abi_struct<apr_embed_args>();
-  embed.table = w_.token_embd.get();
-  embed.token_ids = tokens;
-  embed.n_rows = n;
-  embed.out = x_.get();
-  d.embed(embed);
-  emit(APR_STAGE_EMBEDDING, 0, x_, 0, n, c.n_embd, 0);
-
-  auto norm = abi_struct<apr_rms_norm_args>();
-  norm.x = x_.get();
-  norm.out = h_.get();
-  norm.n_rows = n;
-  norm.n_cols = c.n_embd;
-  norm.eps = c.rms_eps;
-
-  auto matmul = [&](const Weight& wt, const Buffer& x, uint32_t x_stride, const Buffer& y,
-                    uint64_t y_col, uint32_t y_stride, const Buffer* bias) {
-    auto m = abi_struct<apr_matmul_args>();
-    m.weight = wt.get();
-    m.x = x.get();
-    m.x_row_stride = x_stride;
-    m.n_rows = n;
-    m.bias = (bias && bias->get()) ? bias->get() : nullptr;
-    m.y = y.get();
-    m.y_offset = y_col * kF32;
-    m.y_row_stride = y_stride;
-    d.matmul(m);
-  };
-  auto residual = [&](apr_stage stage, uint32_t layer) {
-    auto a = abi_struct<apr_add_args>();
-    a.a = x_.get();
-    a.b = tmp_.get();
-    a.out = x_.get();
-    a.n = uint64_t(n) * c.n_embd;
-    d.add(a);
-    emit(stage, layer, x_, 0, n, c.n_embd, 0);
-  };
-
+  const StageKernels& k = kernels_;
   const uint32_t qkv = c.qkv_dim();
+
+  k.embed(tokens, n, x_);
+  emit(APR_STAGE_EMBEDDING, 0, x_, 0, n, c.n_embd, 0);
   for (uint32_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& w = w_.layers[l];
-
-    norm.weight = w.attn_norm.get();
-    d.rms_norm(norm);
+    k.rms_norm(w.attn_norm, x_, h_, n);
     emit(APR_STAGE_ATTN_NORM, l, h_, 0, n, c.n_embd, 0);
-
-    // Q, K and V land side by side in one [q|k|v] row per token.
-    matmul(w.wq, h_, 0, qkv_, 0, qkv, nullptr);
-    matmul(w.wk, h_, 0, qkv_, c.q_dim(), qkv, nullptr);
-    matmul(w.wv, h_, 0, qkv_, c.q_dim() + c.kv_dim(), qkv, nullptr);
+    k.qkv_matmul(l, h_, qkv_, n);
     emit(APR_STAGE_QKV_MATMUL, l, qkv_, 0, n, qkv, 0);
     if (c.has_qkv_bias) {
-      auto a = abi_struct<apr_add_args>();
-      a.a = qkv_.get();
-      a.b = w.qkv_bias.get();
-      a.out = qkv_.get();
-      a.n = uint64_t(n) * qkv;
-      a.b_period = qkv;
-      d.add(a);
+      k.qkv_bias(l, qkv_, n);
       emit(APR_STAGE_QKV_BIAS, l, qkv_, 0, n, qkv, 0);
     }
-
-    auto rope = abi_struct<apr_rope_args>();
-    rope.x = qkv_.get();
-    rope.x_row_stride = qkv;
-    rope.n_rows = n;
-    rope.head_dim = c.head_dim;
-    rope.n_rot = c.n_rot;
-    rope.mode = c.rope_mode;
-    rope.pos0 = pos0;
-    rope.freq_base = c.rope_freq_base;
-    rope.freq_scale = c.rope_freq_scale;
-    rope.freq_factors = w_.rope_factors.empty() ? nullptr : w_.rope_factors.data();
-    rope.n_heads = c.n_head;
-    d.rope(rope);
-    rope.x_offset = uint64_t(c.q_dim()) * kF32;
-    rope.n_heads = c.n_head_kv;
-    d.rope(rope);
+    k.rope(qkv_, n, pos0);
     emit(APR_STAGE_Q_POST_ROPE, l, qkv_, 0, n, c.q_dim(), qkv);
     emit(APR_STAGE_K_POST_ROPE, l, qkv_, c.q_dim(), n, c.kv_dim(), qkv);
-
-    auto store = abi_struct<apr_kv_store_args>();
-    store.k = qkv_.get();
-    store.k_offset = uint64_t(c.q_dim()) * kF32;
-    store.v = qkv_.get();
-    store.v_offset = uint64_t(c.q_dim() + c.kv_dim()) * kF32;
-    store.src_row_stride = qkv;
-    store.n_rows = n;
-    store.kv_dim = c.kv_dim();
-    store.pos0 = pos0;
-    store.k_cache = kv_k_[l].get();
-    store.v_cache = kv_v_[l].get();
-    d.kv_store(store);
-
-    auto attn = abi_struct<apr_attention_args>();
-    attn.q = qkv_.get();
-    attn.q_row_stride = qkv;
-    attn.n_rows = n;
-    attn.pos0 = pos0;
-    attn.n_heads = c.n_head;
-    attn.n_kv_heads = c.n_head_kv;
-    attn.head_dim = c.head_dim;
-    attn.scale = static_cast<float>(1.0 / std::sqrt(double(c.head_dim)));
-    attn.layer = l;
-    attn.k_cache = kv_k_[l].get();
-    attn.v_cache = kv_v_[l].get();
-    attn.out = att_.get();
-    d.attention(attn);
+    k.kv_store(qkv_, n, pos0, kv_k_[l], kv_v_[l]);
+    k.attention(l, qkv_, n, pos0, kv_k_[l], kv_v_[l], att_);
     emit(APR_STAGE_ATTENTION, l, att_, 0, n, c.q_dim(), 0);
-
-    matmul(w.wo, att_, 0, tmp_, 0, 0, &w.output_bias);
+    k.attn_out(l, att_, tmp_, n);
     emit(APR_STAGE_ATTN_OUT, l, tmp_, 0, n, c.n_embd, 0);
-    residual(APR_STAGE_POST_ATTN_RESIDUAL, l);
+    k.residual(x_, tmp_, x_, n);
+    emit(APR_STAGE_POST_ATTN_RESIDUAL, l, x_, 0, n, c.n_embd, 0);
 
-    norm.weight = w.ffn_norm.get();
-    d.rms_norm(norm);
+    k.rms_norm(w.ffn_norm, x_, h_, n);
     emit(APR_STAGE_FFN_NORM, l, h_, 0, n, c.n_embd, 0);
-
-    matmul(w.w_gate, h_, 0, gate_, 0, 0, nullptr);
+    k.ffn_gate(l, h_, gate_, n);
     emit(APR_STAGE_FFN_GATE, l, gate_, 0, n, c.n_ff, 0);
-    matmul(w.w_up, h_, 0, up_, 0, 0, nullptr);
+    k.ffn_up(l, h_, up_, n);
     emit(APR_STAGE_FFN_UP, l, up_, 0, n, c.n_ff, 0);
-
-    auto swiglu = abi_struct<apr_swiglu_args>();
-    swiglu.gate = gate_.get();
-    swiglu.up = up_.get();
-    swiglu.out = gate_.get();
-    swiglu.n_rows = n;
-    swiglu.n_cols = c.n_ff;
-    swiglu.layer = l;
-    d.swiglu(swiglu);
+    k.swiglu(l, gate_, up_, gate_, n);
     emit(APR_STAGE_FFN_SWIGLU, l, gate_, 0, n, c.n_ff, 0);
-
-    matmul(w.w_down, gate_, 0, tmp_, 0, 0, nullptr);
+    k.ffn_down(l, gate_, tmp_, n);
     emit(APR_STAGE_FFN_OUT, l, tmp_, 0, n, c.n_embd, 0);
-    residual(APR_STAGE_POST_FFN_RESIDUAL, l);
+    k.residual(x_, tmp_, x_, n);
+    emit(APR_STAGE_POST_FFN_RESIDUAL, l, x_, 0, n, c.n_embd, 0);
   }
-
-  norm.weight = w_.output_norm.get();
-  d.rms_norm(norm);
+  k.rms_norm(w_.output_norm, x_, h_, n);
   emit(APR_STAGE_FINAL_NORM, APR_LAYER_NONE, h_, 0, n, c.n_embd, 0);
 
   // Generation needs only the last token's logits; perplexity needs every row's.
   const uint32_t head_rows = rows == LogitRows::kEvery ? n : 1;
-  auto head = abi_struct<apr_matmul_args>();
-  head.weight = c.tied_output ? w_.token_embd.get() : w_.output.get();
-  head.x = h_.get();
-  head.x_offset = uint64_t(n - head_rows) * c.n_embd * kF32;
-  head.n_rows = head_rows;
-  head.y = logits_.get();
-  d.matmul(head);
+  k.lm_head(h_, n - head_rows, head_rows, logits_);
   emit(APR_STAGE_LM_HEAD, APR_LAYER_NONE, logits_, uint64_t(head_rows - 1) * c.n_vocab, 1,
        c.n_vocab, 0);
 }

@@ -12,24 +12,10 @@
 
 #include "model/model_config.hpp"
 #include "plugin_handle/device.hpp"
+#include "runtime/model_weights.hpp"
+#include "runtime/stage_kernels.hpp"
 
 namespace apr {
-
-// A model's tensors on one device, as the forward pass consumes them.
-struct LayerWeights {
-  Buffer attn_norm, ffn_norm;  // f32 vectors
-  Buffer qkv_bias;             // [bq | bk | bv]; empty without biases
-  Buffer output_bias;          // empty without attn_output.bias
-  Weight wq, wk, wv, wo, w_gate, w_up, w_down;
-};
-
-struct ModelWeights {
-  Weight token_embd;
-  Weight output;  // unset when the head is tied to token_embd
-  Buffer output_norm;
-  std::vector<LayerWeights> layers;
-  std::vector<float> rope_factors;  // empty unless the model has rope_freqs
-};
 
 // Which rows' logits a batch computes: the last (generation) or every row (perplexity).
 enum class LogitRows { kLast, kEvery };
@@ -70,6 +56,7 @@ class ForwardPass {
   Device& d_;
   const ModelConfig& c_;
   const ModelWeights& w_;
+  StageKernels kernels_;
   ForwardPassOptions opt_;
 
   std::vector<Buffer> kv_k_, kv_v_;  // per layer: n_ctx x kv_dim

@@ -249,8 +249,9 @@ Manifest read_manifest(const std::filesystem::path& file) {
     // Only the canonical name is accepted, which also keeps every path inside the directory.
     const std::string expected = stage_file_path(mf.stage, mf.layer, mf.step);
     if (mf.path != expected)
-      r.fail(field + ".path", "\"" + mf.path + "\" does not match its step, stage and layer " +
-                                  "(expected \"" + expected + "\")");
+      r.fail(field + ".path", "\"" + mf.path + "\" does not match its " +
+                                  (v2 ? "step, stage and layer" : "stage and layer") +
+                                  " (expected \"" + expected + "\")");
     const json& shape = r.member(f, "shape", field + ".shape");
     if (!shape.is_array() || shape.empty() || shape.size() > 4)
       r.fail(field + ".shape", "is not an array of 1 to 4 dimensions");

@@ -113,7 +113,8 @@ MANIFEST_CASES = [
     ("not JSON", "{", None),
     ("a JSON array", "[]", "not an apr trace manifest (not a JSON object)"),
     ("wrong format", lambda m: {**m, "format": "apr-trace-manifest-v9"},
-     'not an apr trace manifest ("format" is not "apr-trace-manifest-v1")'),
+     'not an apr trace manifest ("format" is not "apr-trace-manifest-v1" or '
+     '"apr-trace-manifest-v2")'),
     ("model not an object", lambda m: {**m, "model": "x"}, '"model": is not an object'),
     ("sha256 not hex", lambda m: {**m, "model": {**m["model"], "sha256": "zz" * 32}},
      '"model.sha256": is not 64 hexadecimal digits'),

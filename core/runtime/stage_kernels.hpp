@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// The plugin kernel call(s) behind each stage of the forward pass, on explicit buffers: the
+// forward pass runs them in order; `apr bisect --isolate` runs one of them alone, on another
+// backend's saved inputs. Every activation is f32, n rows packed (row stride = width) unless
+// said otherwise; [q|k|v] rows are qkv_dim() wide.
+#pragma once
+
+#include <apr/plugin.h>
+
+#include <cstdint>
+
+#include "model/model_config.hpp"
+#include "plugin_handle/device.hpp"
+#include "runtime/model_weights.hpp"
+
+namespace apr {
+
+class StageKernels {
+ public:
+  // `weights` must outlive the object.
+  StageKernels(Device& device, const ModelConfig& config, const ModelWeights& weights)
+      : d_(device), c_(config), w_(weights) {}
+
+  // embedding: n rows of n_embd.
+  void embed(const int32_t* tokens, uint32_t n, const Buffer& out) const;
+  // attn_norm, ffn_norm, final_norm (`weight` is the stage's norm vector).
+  void rms_norm(const Buffer& weight, const Buffer& x, const Buffer& out, uint32_t n) const;
+  // qkv_matmul: Q, K and V side by side in one [q|k|v] row per token.
+  void qkv_matmul(uint32_t layer, const Buffer& h, const Buffer& qkv, uint32_t n) const;
+  // qkv_bias, in place (only for models with QKV biases).
+  void qkv_bias(uint32_t layer, const Buffer& qkv, uint32_t n) const;
+  // q_post_rope and k_post_rope: Q and K of the [q|k|v] rows rotated in place.
+  void rope(const Buffer& qkv, uint32_t n, uint32_t pos0) const;
+  // K and V of the [q|k|v] rows into the layer's cache at pos0.. (no traced stage of its own).
+  void kv_store(const Buffer& qkv, uint32_t n, uint32_t pos0, const Buffer& k_cache,
+                const Buffer& v_cache) const;
+  // attn_scores, attn_softmax (emitted by the plugin) and attention: Q of the [q|k|v] rows
+  // against cache positions 0..pos0+n.
+  void attention(uint32_t layer, const Buffer& qkv, uint32_t n, uint32_t pos0,
+                 const Buffer& k_cache, const Buffer& v_cache, const Buffer& out) const;
+  // attn_out: the output projection (plus its bias when the model has one).
+  void attn_out(uint32_t layer, const Buffer& attention, const Buffer& out, uint32_t n) const;
+  // post_attn_residual, post_ffn_residual: out = a + b over n rows of n_embd.
+  void residual(const Buffer& a, const Buffer& b, const Buffer& out, uint32_t n) const;
+  void ffn_gate(uint32_t layer, const Buffer& h, const Buffer& gate, uint32_t n) const;
+  void ffn_up(uint32_t layer, const Buffer& h, const Buffer& up, uint32_t n) const;
+  // ffn_silu (emitted by the plugin) and ffn_swigl: out = silu(gate) * up.
+  void swiglu(uint32_t layer, const Buffer& gate, const Buffer& up, const Buffer& out,
+              uint32_t n) const;
+  // ffn_out: the down projection.
+  void ffn_down(uint32_t layer, const Buffer& in, const Buffer& out, uint32_t n) const;
+  // lm_head: logits of `rows` rows of h starting at `first_row`, packed into `logits`.
+  void lm_head(const Buffer& h, uint32_t first_row, uint32_t rows, const Buffer& logits) const;
+
+ private:
+  void matmul(const Weight& w, const Buffer& x, const Buffer& y, uint64_t y_col, uint32_t y_stride,
+              uint32_t n, const Buffer* bias) const;
+
+  Device& d_;
+  const ModelConfig& c_;
+  const ModelWeights& w_;
+};
+
+}  // namespace apr
