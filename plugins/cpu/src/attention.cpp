@@ -42,7 +42,8 @@ void run_attention(apr_device& device, const apr_attention_args& a) {
     scores.resize(n_valid);
     for (uint64_t t = 0; t < n_valid; ++t)
       scores[t] = a.scale * k.dot(qh, kc + t * kv_dim + kv_col, a.head_dim);
-    fault::perturb(APR_STAGE_ATTN_SCORES, a.layer, scores.data(), 1, n_valid, n_valid);
+    fault::perturb_row(APR_STAGE_ATTN_SCORES, a.layer, {a.pos0, a.n_rows, a.pos0}, r, scores.data(),
+                       n_valid);
     const uint64_t emit_at = (uint64_t{h} * a.n_rows + r) * n_kv;
     if (emit_scores) std::memcpy(all_scores.data() + emit_at, scores.data(), n_valid * 4);
 
@@ -57,7 +58,8 @@ void run_attention(apr_device& device, const apr_attention_args& a) {
       sum += e[t];
     }
     for (uint64_t t = 0; t < n_valid; ++t) scores[t] = static_cast<float>(e[t] / sum);
-    fault::perturb(APR_STAGE_ATTN_SOFTMAX, a.layer, scores.data(), 1, n_valid, n_valid);
+    fault::perturb_row(APR_STAGE_ATTN_SOFTMAX, a.layer, {a.pos0, a.n_rows, a.pos0}, r,
+                       scores.data(), n_valid);
     if (emit_softmax) std::memcpy(all_probs.data() + emit_at, scores.data(), n_valid * 4);
 
     float* oh = out + r * q_width + uint64_t{h} * a.head_dim;
@@ -72,6 +74,7 @@ void run_attention(apr_device& device, const apr_attention_args& a) {
   if (emit_softmax)
     device.trace.emit(APR_STAGE_ATTN_SOFTMAX, a.layer, all_probs.data(),
                       {a.n_heads, a.n_rows, n_kv});
+  fault::after_attention(device, a);
 }
 
 }  // namespace apr_cpu

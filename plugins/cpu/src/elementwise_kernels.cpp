@@ -35,6 +35,7 @@ void run_embed(apr_device& device, const apr_embed_args& a) {
     device.kernels.decode_row(t.type->id, t.row(static_cast<uint64_t>(a.token_ids[r])),
                               out + r * t.n_cols, t.n_cols);
   });
+  fault::after_embed(device, a);
 }
 
 void run_rms_norm(apr_device& device, const apr_rms_norm_args& a) {
@@ -98,9 +99,10 @@ void run_rope(apr_device& device, const apr_rope_args& a) {
       }
     }
   });
+  fault::after_rope(device, a);
 }
 
-void run_kv_store(apr_device&, const apr_kv_store_args& a) {
+void run_kv_store(apr_device& device, const apr_kv_store_args& a) {
   const uint64_t stride = a.src_row_stride ? a.src_row_stride : a.kv_dim;
   const float* k = f32_at(a.k, a.k_offset);
   const float* v = f32_at(a.v, a.v_offset);
@@ -112,6 +114,7 @@ void run_kv_store(apr_device&, const apr_kv_store_args& a) {
     std::memcpy(kc + r * a.kv_dim, k + r * stride, a.kv_dim * sizeof(float));
     std::memcpy(vc + r * a.kv_dim, v + r * stride, a.kv_dim * sizeof(float));
   }
+  fault::after_kv_store(device, a);
 }
 
 void run_swiglu(apr_device& device, const apr_swiglu_args& a) {
@@ -119,6 +122,7 @@ void run_swiglu(apr_device& device, const apr_swiglu_args& a) {
   const float* up = f32_at(a.up, a.up_offset);
   float* out = f32_at(a.out, a.out_offset);
   const bool emit_silu = device.wants(APR_STAGE_FFN_SILU, a.layer);
+  const fault::Rows rows = fault::rows_of(device, a.n_rows);
   std::vector<float> silu_all;
   if (emit_silu) silu_all.resize(uint64_t{a.n_rows} * a.n_cols);
   for_each_row(device, a.n_rows, a.n_cols * 4, [&](uint64_t r) {
@@ -126,7 +130,7 @@ void run_swiglu(apr_device& device, const apr_swiglu_args& a) {
     silu.resize(a.n_cols);
     const float* g = gate + r * a.n_cols;
     for (uint32_t c = 0; c < a.n_cols; ++c) silu[c] = g[c] / (1.0f + std::exp(-g[c]));
-    fault::perturb(APR_STAGE_FFN_SILU, a.layer, silu.data(), 1, a.n_cols, a.n_cols);
+    fault::perturb_row(APR_STAGE_FFN_SILU, a.layer, rows, r, silu.data(), a.n_cols);
     if (emit_silu) std::memcpy(silu_all.data() + r * a.n_cols, silu.data(), a.n_cols * 4);
     const float* u = up + r * a.n_cols;
     float* o = out + r * a.n_cols;
@@ -135,6 +139,7 @@ void run_swiglu(apr_device& device, const apr_swiglu_args& a) {
   if (emit_silu) {
     device.trace.emit(APR_STAGE_FFN_SILU, a.layer, silu_all.data(), {a.n_rows, a.n_cols});
   }
+  fault::after_swiglu(device, a);
 }
 
 }  // namespace apr_cpu

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "fault_injection.hpp"
 #include "kernels.hpp"
 #include "status.hpp"
 #include "views.hpp"
@@ -221,6 +222,7 @@ void run_matmul(apr_device& device, const apr_matmul_args& a) {
     matmul_decode(device, m, act == Act::kQ8 ? quantize_rows<BlockQ8>(device, m) : nullptr);
   else
     matmul_prefill(device, m);
+  fault::after_matmul(device, a);
 }
 
 }  // namespace apr_cpu

@@ -58,6 +58,7 @@ struct CpuBackend {
     fault::configure_from_environment();
     const IsaKernels& k = kernels();
     auto d = std::make_unique<apr_device>(options.n_threads, k);
+    fault::device_opened(*d);
     apr_sdk::log(APR_LOG_INFO,
                  std::string("cpu: ") + num(d->pool.size()) + " threads, " + k.name + " kernels");
     return d;

@@ -12,7 +12,7 @@ namespace apr_cpu {
 void run_trace_emit(apr_device& device, const apr_trace_emit_args& a) {
   const uint64_t stride = a.row_stride ? a.row_stride : a.n_cols;
   float* view = f32_at(a.buffer, a.offset);
-  fault::perturb(a.stage, a.layer, view, a.n_rows, a.n_cols, stride);
+  fault::before_trace_emit(device, a);
   if (!device.wants(a.stage, a.layer)) return;
   std::vector<float> copy(uint64_t{a.n_rows} * a.n_cols);
   for (uint64_t r = 0; r < a.n_rows; ++r)
