@@ -98,21 +98,9 @@ mkdir -p "$CACHE"
 BUILD="$CACHE/build-$MODE"
 BIN="$BUILD/bin"
 
-# --- llama.cpp source: the sdist of llama-cpp-python, downloaded once -------------------------
-llama_source() {
-  local src
-  src="$(ls -d "$CACHE"/src/llama_cpp_python-"$LLAMA_CPP_PYTHON_VERSION"/vendor/llama.cpp 2>/dev/null | head -1 || true)"
-  if [ -z "$src" ]; then
-    note "downloading the llama-cpp-python $LLAMA_CPP_PYTHON_VERSION sdist from PyPI"
-    mkdir -p "$CACHE/src"
-    "$PY" -m pip download --quiet --no-deps --no-binary :all: \
-      "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" -d "$CACHE/src" >&2
-    tar -xzf "$CACHE/src/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz" -C "$CACHE/src"
-    src="$CACHE/src/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp"
-  fi
-  [ -f "$src/CMakeLists.txt" ] || die "no llama.cpp source at $src"
-  echo "$src"
-}
+# --- llama.cpp source and build flags: shared with tools/perplexity-vs-llama.sh ------------------
+# shellcheck source=tools/llama-cpp.sh
+. "$REPO/tools/llama-cpp.sh"
 
 # --- build llama-bench and llama-quantize once ------------------------------------------------
 build_llama() {
@@ -122,29 +110,14 @@ build_llama() {
   fi
   local src
   src="$(llama_source)"
-  # Static, so that a pack holds two self-contained executables.
-  local flags=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
-    -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF)
-  command -v ccache > /dev/null && flags+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache
-    -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+  # Static, so that a pack holds two self-contained executables (tools/llama-cpp.sh).
+  local flags
+  mapfile -t flags < <(llama_common_flags)
   case "$MODE" in
     cpu)
-      # The instruction sets /proc/cpuinfo lists, named one by one instead of -march=native: that
-      # would also enable AMX, whose tile instructions fault (SIGILL) on virtual machines that
-      # advertise AMX without enabling it, as on the machine these numbers come from.
-      flags+=(-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
-      local cpuflags
-      cpuflags=" $(grep -m1 '^flags' /proc/cpuinfo 2> /dev/null | cut -d: -f2) "
-      local pair
-      for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx512f:AVX512 \
-        avx512_vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16 avx_vnni:AVX_VNNI; do
-        if [[ "$cpuflags" == *" ${pair%%:*} "* ]]; then
-          flags+=("-DGGML_${pair#*:}=ON")
-        else
-          flags+=("-DGGML_${pair#*:}=OFF")
-        fi
-      done ;;
+      local cpu
+      mapfile -t cpu < <(llama_cpu_flags)
+      flags+=("${cpu[@]}") ;;
     cuda)
       # No GPU here: build for sm_80 (A100) and sm_90 (H100/H200), the CUDA runtime linked
       # statically, libcuda resolved against the driver stub (the GPU machine's driver provides

@@ -35,6 +35,8 @@ constexpr Verb kVerbs[] = {
     {"diff", cmd_diff, "compare two APRT files or trace directories value by value"},
     {"bisect", cmd_bisect, "name the first layer and stage where two backends diverge"},
     {"bench", cmd_bench, "measure prefill and decode speed"},
+    {"perplexity", cmd_perplexity,
+     "perplexity over a text as llama-perplexity computes it; KL between two backends"},
 };
 
 void print_help(const po::options_description& global) {
