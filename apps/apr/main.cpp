@@ -4,6 +4,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <iostream>
 #include <string_view>
 
@@ -47,9 +48,10 @@ Usage: apr [global options] <command> [command options]
 
 Commands:
 )";
+  size_t width = 0;  // the longest verb and two spaces: the summaries line up
+  for (const auto& v : kVerbs) width = std::max(width, v.name.size() + 2);
   for (const auto& v : kVerbs)
-    std::cout << "  " << v.name << std::string(v.name.size() < 9 ? 9 - v.name.size() : 1, ' ')
-              << v.summary << "\n";
+    std::cout << "  " << v.name << std::string(width - v.name.size(), ' ') << v.summary << "\n";
   std::cout << "\n"
             << global << R"(
 Examples:
