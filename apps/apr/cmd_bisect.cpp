@@ -22,13 +22,14 @@ namespace {
 
 constexpr const char* kUsage =
     R"(Usage: apr bisect [MODEL] --backend-a A (--backend-b B | --reference DIR)
-                  [--prompt TEXT [--chat] | --tokens IDS] [--min-cosine X] [--json]
-                  [--report FILE.html] [--keep DIR]
+                  [--prompt TEXT [--chat] | --tokens IDS] [--min-cosine X] [--max-nmse Y]
+                  [--json] [--report FILE.html] [--keep DIR]
 
 Traces every stage of every layer of MODEL on backend A and on backend B (or compares A with a
 reference trace directory, e.g. from tools/hf_trace.py or tests/reference/ref_forward.py) and
-names the first (layer, stage) in forward order whose cosine similarity falls below X. MODEL
-defaults to the installed SmolLM2-135M-Instruct; --chat formats the prompt for chat.
+names the first (layer, stage) in forward order that diverges: cosine similarity below X, NMSE
+(sum (a-b)^2 / sum a^2, the error's energy relative to A's) above Y, or NaN/inf on one side
+only. MODEL defaults to the installed SmolLM2-135M-Instruct; --chat formats the prompt for chat.
 Exit status: 0 no divergence, 1 a divergence was found, 2 on errors, 3 no divergence among the
 measured stages but some are UNMEASURED (the reference lacks them).)";
 
@@ -65,7 +66,8 @@ std::string join_ids(const std::vector<int32_t>& ids) {
 int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
   std::string model_path, backend_a, backend_b, reference, prompt, tokens, report, keep;
   std::string system, chat_template;
-  double min_cosine = 0.999;
+  double min_cosine = trace::kDefaultMinCosine;
+  double max_nmse = trace::kDefaultMaxNmse;
   bool json = false, chat = false;
   po::options_description desc("Options");
   auto add = desc.add_options();
@@ -78,8 +80,12 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
   add("chat", po::bool_switch(&chat), "format the prompt as one user message for chat");
   add("system", po::value(&system), "with --chat: a system message before the prompt");
   add("chat-template", po::value(&chat_template), chat_template_option_help().c_str());
-  add("min-cosine", po::value(&min_cosine)->default_value(0.999, "0.999"),
+  add("min-cosine", po::value(&min_cosine)->default_value(trace::kDefaultMinCosine, "0.999"),
       "cosine similarity below which a stage counts as diverged");
+  add("max-nmse", po::value(&max_nmse)->default_value(trace::kDefaultMaxNmse, "1e-5"),
+      "NMSE (sum (a-b)^2 / sum a^2: the error's energy relative to A's) above which a stage "
+      "counts as diverged; it sees a wrong scale, which cosine cannot (b = 1.01 a gives 1e-4, "
+      "1.5 a gives 0.25); inf leaves NMSE out of the verdict");
   add("json", po::bool_switch(&json), "print one JSON object (apr-bisect-v1)");
   add("report", po::value(&report), "also write a self-contained HTML heat map to FILE");
   add("keep", po::value(&keep), "keep the traces in DIR/a and DIR/b instead of a temporary dir");
@@ -97,6 +103,8 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
   if (!report.empty()) check_output_path(report, "--report");
   if (!std::isfinite(min_cosine) || min_cosine < -1 || min_cosine > 1)
     throw UsageError("--min-cosine must be a number in [-1, 1]");
+  if (std::isnan(max_nmse) || max_nmse < 0)
+    throw UsageError("--max-nmse must be a number >= 0 (inf: no NMSE test)");
   if (!vm.count("backend-a")) backend_a = ctx.global.backend;
 
   // Read the reference first: a bad directory should fail before minutes of tracing.
@@ -158,8 +166,8 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
     ref = trace::list_trace_directory(root / "b");
   }
 
-  const trace::TraceComparison c =
-      trace::compare_directories(trace::list_trace_directory(root / "a"), *ref, min_cosine);
+  const trace::TraceComparison c = trace::compare_directories(
+      trace::list_trace_directory(root / "a"), *ref, trace::Thresholds{min_cosine, max_nmse});
   for (const auto& note : c.notes) std::cerr << "apr: note: " << note << "\n";
   const std::string side_a = trace_a.manifest.backend + " " + trace_a.manifest.plugin_version;
   const std::vector<std::pair<std::string, std::string>> facts = {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // A self-contained HTML page (inline CSS, no scripts or external resources) with a heat map of
-// cosine similarity per layer and stage, for `apr bisect --report`.
+// cosine similarity per layer and stage, coloured by the verdict rule (cosine and NMSE), every
+// metric in each cell's tooltip and the first divergence's metrics spelled out, for
+// `apr bisect --report`.
 #pragma once
 
 #include <string>

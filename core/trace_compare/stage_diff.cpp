@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include <apr/plugin.h>
@@ -29,6 +30,12 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+std::string join(const std::vector<std::string>& parts) {
+  std::string s;
+  for (const auto& p : parts) s += (s.empty() ? "" : ", ") + p;
+  return s;
+}
+
 }  // namespace
 
 std::string format_cosine(double c) {
@@ -46,6 +53,25 @@ std::string format_cosine_precise(double c) {
     if (!(std::fabs(c) < 1 && std::fabs(std::strtod(buf, nullptr)) >= 1)) return buf;
   }
   return fmt("%.17g", c);
+}
+
+std::string format_metric(double x) {
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  return fmt("%.3g", x);
+}
+
+std::string format_metric_against(double value, double threshold) {
+  // Three significant digits, more where rounding would put the printed value on the other side
+  // of the threshold or onto it.
+  if (!std::isfinite(value) || !std::isfinite(threshold)) return format_metric(value);
+  for (int digits = 3; digits < 17; ++digits) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*g", digits, value);
+    const double shown = std::strtod(buf, nullptr);
+    if ((shown > threshold) == (value > threshold) && (shown < threshold) == (value < threshold))
+      return buf;
+  }
+  return fmt("%.17g", value);
 }
 
 std::string format_threshold(double x) {
@@ -103,6 +129,11 @@ DiffMetrics compare_values(std::span<const float> a, std::span<const float> b, s
     }
   }
   m.rms_diff = finite ? std::sqrt(sum_sq / double(finite)) : 0.0;
+  // A is the reference: the error's energy relative to A's. A zero A is matched only by a zero B.
+  m.nmse = norm_a > 0   ? sum_sq / norm_a
+           : sum_sq > 0 ? std::numeric_limits<double>::infinity()
+                        : 0.0;
+  m.rel_l2 = std::sqrt(m.nmse);
   // One root of the product, not a product of roots: for identical vectors dot == norm_a ==
   // norm_b and sqrt(norm_a * norm_b) is norm_a exactly, so they read as cosine 1, where
   // sqrt(norm_a) * sqrt(norm_b) may exceed norm_a by an ulp and print (cut) as 0.999999.
@@ -113,8 +144,60 @@ DiffMetrics compare_values(std::span<const float> a, std::span<const float> b, s
   return m;
 }
 
-FileDiff compare_files(const std::filesystem::path& a, const std::filesystem::path& b,
-                       size_t top_k) {
+LogitMetrics compare_logits(std::span<const float> a, std::span<const float> b,
+                            uint64_t row_length) {
+  if (a.size() != b.size())
+    throw Error("element counts differ: " + std::to_string(a.size()) + " against " +
+                std::to_string(b.size()));
+  LogitMetrics lm;
+  const uint64_t n = a.size();
+  lm.row_length = row_length ? row_length : n;
+  if (n == 0) return lm;
+  if (n % lm.row_length)
+    throw Error("logits of " + std::to_string(n) + " elements do not split into rows of " +
+                std::to_string(lm.row_length));
+  double kl_sum = 0;
+  for (uint64_t start = 0; start < n; start += lm.row_length) {
+    const auto ra = a.subspan(start, lm.row_length);
+    const auto rb = b.subspan(start, lm.row_length);
+    bool finite = true;
+    for (uint64_t i = 0; i < lm.row_length && finite; ++i)
+      finite = std::isfinite(ra[i]) && std::isfinite(rb[i]);
+    if (!finite) continue;
+    uint64_t ia = 0, ib = 0;
+    for (uint64_t i = 1; i < lm.row_length; ++i) {
+      if (ra[i] > ra[ia]) ia = i;
+      if (rb[i] > rb[ib]) ib = i;
+    }
+    // log softmax with the largest logit subtracted first, so no exp overflows and the sums are
+    // at least 1; then KL = sum p_a (log p_a - log p_b), in f64 throughout.
+    const double ma = ra[ia], mb = rb[ib];
+    double sa = 0, sb = 0;
+    for (uint64_t i = 0; i < lm.row_length; ++i) {
+      sa += std::exp(double(ra[i]) - ma);
+      sb += std::exp(double(rb[i]) - mb);
+    }
+    const double log_sa = std::log(sa), log_sb = std::log(sb);
+    double kl = 0;
+    for (uint64_t i = 0; i < lm.row_length; ++i) {
+      const double lpa = (double(ra[i]) - ma) - log_sa;
+      const double lpb = (double(rb[i]) - mb) - log_sb;
+      kl += std::exp(lpa) * (lpa - lpb);
+    }
+    kl = std::max(0.0, kl);  // >= 0 in exact arithmetic; rounding may leave -1e-17
+    ++lm.rows;
+    lm.top1_agree += ia == ib;
+    lm.argmax_a = ia;
+    lm.argmax_b = ib;
+    kl_sum += kl;
+    lm.kl_div_max = std::max(lm.kl_div_max, kl);
+  }
+  lm.kl_div = lm.rows ? kl_sum / double(lm.rows) : 0.0;
+  return lm;
+}
+
+FileDiff compare_files(const std::filesystem::path& a, const std::filesystem::path& b, size_t top_k,
+                       std::optional<uint64_t> logit_row_length) {
   const AprtTensor ta = read_aprt(a);
   const AprtTensor tb = read_aprt(b);
   if (ta.layer != tb.layer)
@@ -129,6 +212,7 @@ FileDiff compare_files(const std::filesystem::path& a, const std::filesystem::pa
   d.path_b = b.string();
   d.layer = ta.layer;
   d.metrics = compare_values(ta.values, tb.values, top_k);
+  if (logit_row_length) d.metrics.logits = compare_logits(ta.values, tb.values, *logit_row_length);
   return d;
 }
 
@@ -138,6 +222,7 @@ std::string file_diff_json(const FileDiff& d) {
   json top = json::array();
   for (const auto& e : m.top)
     top.push_back({{"index", e.index}, {"a", e.a}, {"b", e.b}, {"abs_diff", e.abs_diff}});
+  // nmse and rel_l2 are +inf (null in JSON) only when A is all zero and B is not.
   json j = {{"schema", "apr-stage-diff-v1"},
             {"path_a", d.path_a},
             {"path_b", d.path_b},
@@ -147,19 +232,45 @@ std::string file_diff_json(const FileDiff& d) {
             {"max_abs_diff_index", m.max_abs_diff_index},
             {"rms_diff", m.rms_diff},
             {"cosine_sim", m.cosine_sim},
+            {"nmse", m.nmse},
+            {"rel_l2", m.rel_l2},
             {"top_diffs", top},
             {"nan_count_a", m.nan_a},
             {"nan_count_b", m.nan_b},
             {"nonfinite_mismatch", m.nonfinite_mismatch}};
+  if (m.logits) {
+    j["logit_rows"] = m.logits->rows;
+    j["top1_agree"] = m.logits->top1_agree_fraction();
+    j["kl_div"] = m.logits->kl_div;
+    j["kl_div_max"] = m.logits->kl_div_max;
+    j["argmax_a"] = m.logits->argmax_a;
+    j["argmax_b"] = m.logits->argmax_b;
+  }
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-std::string file_diff_text(const FileDiff& d, double min_cosine) {
+std::string failure_reasons(const DiffMetrics& m, const Thresholds& t) {
+  std::vector<std::string> parts;
+  if (m.cosine_fails(t))
+    parts.push_back("cosine " + format_cosine(m.cosine_sim) + " < " +
+                    format_threshold(t.min_cosine));
+  if (m.nmse_fails(t))
+    parts.push_back("NMSE " + format_metric_against(m.nmse, t.max_nmse) + " > " +
+                    format_threshold(t.max_nmse));
+  if (m.nonfinite_mismatch)
+    parts.push_back(std::to_string(m.nonfinite_mismatch) + " NaN/inf on one side only");
+  return join(parts);
+}
+
+std::string file_diff_text(const FileDiff& d, const Thresholds& t) {
   const DiffMetrics& m = d.metrics;
   std::string s;
   s += "a: " + d.path_a + "\nb: " + d.path_b + "\n";
   s += "layer " + format_layer(d.layer) + ", " + std::to_string(m.count) + " elements\n";
   s += "cosine similarity  " + format_cosine_precise(m.cosine_sim) + "\n";
+  s += "NMSE               " + format_metric_against(m.nmse, t.max_nmse) +
+       "   (sum (a-b)^2 / sum a^2)\n";
+  s += "relative L2        " + format_metric(m.rel_l2) + "   (|a-b| / |a|)\n";
   s += "max |a-b|          " + fmt("%.6g", m.max_abs_diff) + " at index " +
        std::to_string(m.max_abs_diff_index) + "\n";
   s += "rms (a-b)          " + fmt("%.6g", m.rms_diff) + "\n";
@@ -167,6 +278,23 @@ std::string file_diff_text(const FileDiff& d, double min_cosine) {
   if (m.nonfinite_mismatch)
     s += ", " + std::to_string(m.nonfinite_mismatch) + " elements finite on one side only";
   s += "\n";
+  if (m.logits) {
+    const LogitMetrics& l = *m.logits;
+    if (l.rows == 0)
+      s += "top-1, KL          no row of logits is finite on both sides\n";
+    else if (l.rows == 1)
+      s += "top-1 (argmax)     " +
+           (l.top1_agree ? "agrees: index " + std::to_string(l.argmax_a)
+                         : "differs: a " + std::to_string(l.argmax_a) + ", b " +
+                               std::to_string(l.argmax_b)) +
+           "\n";
+    else
+      s += "top-1 (argmax)     agrees in " + std::to_string(l.top1_agree) + " of " +
+           std::to_string(l.rows) + " rows\n";
+    if (l.rows)
+      s += "KL(a||b)           " + format_metric(l.kl_div) + " nats (softmax of the logits" +
+           (l.rows > 1 ? ", mean over rows; largest " + format_metric(l.kl_div_max) : "") + ")\n";
+  }
   if (!m.top.empty()) {
     s += "largest differences:\n";
     s += "  index            a                b                |a-b|\n";
@@ -177,11 +305,21 @@ std::string file_diff_text(const FileDiff& d, double min_cosine) {
       s += line;
     }
   }
-  const bool above = m.cosine_sim >= min_cosine;
-  s += m.passes(min_cosine) ? "OK: " : "DIVERGED: ";
-  s += "cosine " + format_cosine_precise(m.cosine_sim) + (above ? " >= " : " < ") +
-       format_threshold(min_cosine);
-  if (m.nonfinite_mismatch) s += ", but NaN/inf on one side where the other is finite";
+  // The verdict names every test with its value: the failing ones first.
+  const bool cos_ok = !m.cosine_fails(t), nmse_ok = !m.nmse_fails(t);
+  const std::string cos = "cosine " + format_cosine_precise(m.cosine_sim) +
+                          (cos_ok ? " >= " : " < ") + format_threshold(t.min_cosine);
+  const std::string nmse = "NMSE " + format_metric_against(m.nmse, t.max_nmse) +
+                           (nmse_ok ? " <= " : " > ") + format_threshold(t.max_nmse);
+  if (m.passes(t)) {
+    s += "OK: " + cos + ", " + nmse;
+  } else {
+    std::vector<std::string> failed, held;
+    (cos_ok ? held : failed).push_back(cos);
+    (nmse_ok ? held : failed).push_back(nmse);
+    if (m.nonfinite_mismatch) failed.push_back("NaN/inf on one side where the other is finite");
+    s += "DIVERGED: " + join(failed) + (held.empty() ? "" : " (" + join(held) + ")");
+  }
   s += "\n";
   return s;
 }

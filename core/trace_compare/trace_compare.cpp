@@ -30,6 +30,34 @@ std::string pad(std::string s, size_t width) {
   return s;
 }
 
+// The length of one row of lm_head's logits: the last dimension of its shape in A's manifest,
+// else B's; 0 (the whole tensor is one row) when neither lists a shape.
+uint64_t logit_row_length(const TraceDirectory& a, const TraceDirectory& b) {
+  std::optional<uint64_t> found[2];
+  for (int side = 0; side < 2; ++side) {
+    const TraceDirectory& t = side ? b : a;
+    if (!t.manifest) continue;
+    for (const auto& f : t.manifest->files)
+      if (f.stage == APR_STAGE_LM_HEAD && !f.shape.empty() && f.shape.back() > 0)
+        found[side] = f.shape.back();
+  }
+  if (found[0] && found[1] && *found[0] != *found[1])
+    throw Error("model lm_head: rows of " + std::to_string(*found[0]) + " logits in " +
+                a.dir.string() + " but of " + std::to_string(*found[1]) + " in " + b.dir.string() +
+                " (manifest shapes differ)");
+  return found[0] ? *found[0] : found[1].value_or(0);
+}
+
+// "top-1 agrees, KL 5.47e-08" for lm_head rows; empty for other stages.
+std::string logit_summary(const DiffMetrics& m) {
+  if (!m.logits || m.logits->rows == 0) return "";
+  const LogitMetrics& l = *m.logits;
+  std::string s = l.rows == 1 ? (l.top1_agree ? "top-1 agrees" : "top-1 differs")
+                              : "top-1 agrees in " + std::to_string(l.top1_agree) + "/" +
+                                    std::to_string(l.rows) + " rows";
+  return s + ", KL " + format_metric(l.kl_div);
+}
+
 std::string row_label(const StageRow& r) {
   return (r.layer == APR_LAYER_NONE ? std::string("model") : "layer " + std::to_string(r.layer)) +
          " " + std::string(stage_name(r.stage));
@@ -53,6 +81,11 @@ std::string pair_status_name(PairStatus s) {
 
 TraceComparison compare_directories(const TraceDirectory& a, const TraceDirectory& b,
                                     double min_cosine) {
+  return compare_directories(a, b, Thresholds{min_cosine, kDefaultMaxNmse});
+}
+
+TraceComparison compare_directories(const TraceDirectory& a, const TraceDirectory& b,
+                                    const Thresholds& thresholds) {
   if (a.manifest && b.manifest && !a.manifest->token_ids.empty() &&
       !b.manifest->token_ids.empty() && a.manifest->token_ids != b.manifest->token_ids)
     throw Error("the traces in " + a.dir.string() + " and " + b.dir.string() +
@@ -60,7 +93,8 @@ TraceComparison compare_directories(const TraceDirectory& a, const TraceDirector
   TraceComparison c;
   c.dir_a = a.dir.string();
   c.dir_b = b.dir.string();
-  c.min_cosine = min_cosine;
+  c.min_cosine = thresholds.min_cosine;
+  c.max_nmse = thresholds.max_nmse;
 
   for (const TraceDirectory* t : {&a, &b}) {
     const std::string side = t == &a ? "A" : "B";
@@ -104,7 +138,9 @@ TraceComparison compare_directories(const TraceDirectory& a, const TraceDirector
     } else if (fa && fb) {
       FileDiff d;
       try {
-        d = compare_files(fa->path, fb->path, 0);
+        const bool logits = row.stage == APR_STAGE_LM_HEAD;
+        d = compare_files(fa->path, fb->path, 0,
+                          logits ? std::optional(logit_row_length(a, b)) : std::nullopt);
       } catch (const Error& e) {
         const std::string what = e.what();
         const bool count = what.find("element count mismatch") != std::string::npos;
@@ -113,7 +149,7 @@ TraceComparison compare_directories(const TraceDirectory& a, const TraceDirector
       }
       row.metrics = d.metrics;
       ++c.measured;
-      if (!row.metrics.passes(min_cosine)) {
+      if (!row.metrics.passes(thresholds)) {
         ++c.below;
         if (!c.first_divergence) c.first_divergence = Divergence{c.rows.size(), last_measured};
       }
@@ -129,9 +165,10 @@ TraceComparison compare_directories(const TraceDirectory& a, const TraceDirector
 }
 
 std::string comparison_list_text(const TraceComparison& c) {
+  const Thresholds t = c.thresholds();
   std::string s = "a: " + c.dir_a + "\nb: " + c.dir_b + "\n";
-  s += pad("layer", 7) + pad("stage", 20) + pad("cosine", 12) + pad("max|a-b|", 13) +
-       pad("rms(a-b)", 13) + pad("NaN a/b", 12) + "\n";
+  s += pad("layer", 7) + pad("stage", 20) + pad("cosine", 12) + pad("nmse", 11) +
+       pad("max|a-b|", 11) + pad("rms(a-b)", 11) + pad("NaN a/b", 10) + "\n";
   for (const auto& r : c.rows) {
     s += pad(format_layer(r.layer), 7) + pad(std::string(stage_name(r.stage)), 20);
     if (r.status != PairStatus::kMeasured) {
@@ -139,12 +176,13 @@ std::string comparison_list_text(const TraceComparison& c) {
       continue;
     }
     const DiffMetrics& m = r.metrics;
-    s += pad(format_cosine(m.cosine_sim), 12) + pad(fmt("%.4g", m.max_abs_diff), 13) +
-         pad(fmt("%.4g", m.rms_diff), 13) +
-         pad(std::to_string(m.nan_a) + "/" + std::to_string(m.nan_b), 12);
-    if (!m.passes(c.min_cosine))
-      s += m.nonfinite_mismatch ? "BELOW (non-finite mismatch)" : "BELOW";
-    s += "\n";
+    std::string line = pad(format_cosine(m.cosine_sim), 12) + pad(format_metric(m.nmse), 11) +
+                       pad(fmt("%.4g", m.max_abs_diff), 11) + pad(fmt("%.4g", m.rms_diff), 11) +
+                       pad(std::to_string(m.nan_a) + "/" + std::to_string(m.nan_b), 10);
+    if (!m.passes(t)) line += "DIVERGED: " + failure_reasons(m, t) + "  ";
+    line += logit_summary(m);
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    s += line + "\n";
   }
   s += divergence_summary(c);
   return s;
@@ -178,7 +216,7 @@ std::string comparison_grid_text(const TraceComparison& c) {
           cell = r.metrics.nonfinite_mismatch ? "NaN" : format_cosine(r.metrics.cosine_sim);
           if (c.first_divergence && c.first_divergence->row == i)
             cell += "*";
-          else if (!r.metrics.passes(c.min_cosine))
+          else if (!r.metrics.passes(c.thresholds()))
             cell += "!";
         }
         ++i;
@@ -187,30 +225,43 @@ std::string comparison_grid_text(const TraceComparison& c) {
     }
     s += "\n";
   }
-  s += "cells: cosine similarity; * first stage below " + format_threshold(c.min_cosine) +
-       ", ! later ones; only-A/only-B/missing: UNMEASURED; . not traced\n";
+  s += "cells: cosine similarity; * first diverging stage (cosine < " +
+       format_threshold(c.min_cosine) + ", NMSE > " + format_threshold(c.max_nmse) +
+       " or NaN/inf on one side only), ! later ones; only-A/only-B/missing: UNMEASURED; . not "
+       "traced\n";
   return s;
 }
 
 std::string divergence_summary(const TraceComparison& c) {
+  const Thresholds t = c.thresholds();
   const size_t unmeasured = c.unmeasured();
+  const std::string rule = "cosine >= " + format_threshold(t.min_cosine) +
+                           " and NMSE <= " + format_threshold(t.max_nmse);
   std::string tail = " (" + std::to_string(c.measured) + " stages measured, " +
-                     std::to_string(c.below) + " below " + format_threshold(c.min_cosine) + ", " +
-                     std::to_string(unmeasured) + " unmeasured)\n";
+                     std::to_string(c.below) + " diverged, " + std::to_string(unmeasured) +
+                     " unmeasured)\n";
   if (!c.first_divergence && unmeasured > 0)
-    return "incomplete: no measured stage is below " + format_threshold(c.min_cosine) + ", but " +
-           std::to_string(unmeasured) + " stage(s) are UNMEASURED, so no verdict" + tail;
-  if (!c.first_divergence)
-    return "no divergence: every measured stage has cosine >= " + format_threshold(c.min_cosine) +
-           tail;
+    return "incomplete: no measured stage is below " + format_threshold(t.min_cosine) + ", but " +
+           std::to_string(unmeasured) +
+           " stage(s) are UNMEASURED, so no verdict; every measured stage has " + rule + tail;
+  if (!c.first_divergence) return "no divergence: every measured stage has " + rule + tail;
   const StageRow& r = c.rows[c.first_divergence->row];
-  std::string s =
-      "first divergence: " + row_label(r) + ", cosine " + format_cosine(r.metrics.cosine_sim);
-  if (r.metrics.nonfinite_mismatch)
-    s += ", " + std::to_string(r.metrics.nonfinite_mismatch) + " NaN/inf on one side only";
+  const DiffMetrics& m = r.metrics;
+  // The failing tests with their values, then the other metrics for context.
+  std::vector<std::string> held;
+  if (!m.cosine_fails(t)) held.push_back("cosine " + format_cosine(m.cosine_sim));
+  if (!m.nmse_fails(t)) held.push_back("NMSE " + format_metric_against(m.nmse, t.max_nmse));
+  if (!logit_summary(m).empty()) held.push_back(logit_summary(m));
+  std::string s = "first divergence: " + row_label(r) + ", " + failure_reasons(m, t);
+  if (!held.empty()) {
+    s += " (";
+    for (size_t i = 0; i < held.size(); ++i) s += (i ? "; " : "") + held[i];
+    s += ")";
+  }
   if (c.first_divergence->previous_row) {
     const StageRow& p = c.rows[*c.first_divergence->previous_row];
-    s += "; stage before it: " + row_label(p) + ", cosine " + format_cosine(p.metrics.cosine_sim);
+    s += "; stage before it: " + row_label(p) + ", cosine " + format_cosine(p.metrics.cosine_sim) +
+         ", NMSE " + format_metric(p.metrics.nmse);
   } else {
     s += "; it is the first stage measured";
   }
@@ -226,7 +277,14 @@ std::string divergence_summary(const TraceComparison& c) {
 std::string comparison_json(const TraceComparison& c, const std::string& schema,
                             const std::vector<std::pair<std::string, std::string>>& extra) {
   using nlohmann::json;
+  const Thresholds t = c.thresholds();
   auto layer_json = [](uint32_t l) { return l == APR_LAYER_NONE ? json(nullptr) : json(l); };
+  auto add_logits = [](json& j, const DiffMetrics& m) {
+    if (!m.logits) return;
+    j["logit_rows"] = m.logits->rows;
+    j["top1_agree"] = m.logits->top1_agree_fraction();
+    j["kl_div"] = m.logits->kl_div;
+  };
   auto row_json = [&](const StageRow& r) {
     json j = {{"layer", layer_json(r.layer)},
               {"stage", std::string(stage_name(r.stage))},
@@ -240,19 +298,23 @@ std::string comparison_json(const TraceComparison& c, const std::string& schema,
     const DiffMetrics& m = r.metrics;
     j["dim_product"] = m.count;
     j["cosine_sim"] = m.cosine_sim;
+    j["nmse"] = m.nmse;  // +inf (null) only when A is all zero and B is not
+    j["rel_l2"] = m.rel_l2;
     j["max_abs_diff"] = m.max_abs_diff;
     j["max_abs_diff_index"] = m.max_abs_diff_index;
     j["rms_diff"] = m.rms_diff;
     j["nan_count_a"] = m.nan_a;
     j["nan_count_b"] = m.nan_b;
     j["nonfinite_mismatch"] = m.nonfinite_mismatch;
-    j["below_threshold"] = !m.passes(c.min_cosine);
+    add_logits(j, m);
+    j["below_threshold"] = !m.passes(t);
     return j;
   };
   json j = {{"schema", schema},
             {"dir_a", c.dir_a},
             {"dir_b", c.dir_b},
             {"min_cosine", c.min_cosine},
+            {"max_nmse", c.max_nmse},  // null when inf (NMSE left out of the verdict)
             {"measured", c.measured},
             {"below", c.below},
             {"unmeasured", c.unmeasured()},
@@ -264,14 +326,26 @@ std::string comparison_json(const TraceComparison& c, const std::string& schema,
   j["rows"] = rows;
   if (c.first_divergence) {
     const StageRow& r = c.rows[c.first_divergence->row];
+    const DiffMetrics& m = r.metrics;
+    json failed = json::array();
+    if (m.cosine_fails(t)) failed.push_back("cosine");
+    if (m.nmse_fails(t)) failed.push_back("nmse");
+    if (m.nonfinite_mismatch) failed.push_back("nonfinite");
     json d = {{"layer", layer_json(r.layer)},
               {"stage", std::string(stage_name(r.stage))},
-              {"cosine_sim", r.metrics.cosine_sim}};
+              {"cosine_sim", m.cosine_sim},
+              {"nmse", m.nmse},
+              {"max_abs_diff", m.max_abs_diff},
+              {"rel_l2", m.rel_l2},
+              {"nonfinite_mismatch", m.nonfinite_mismatch},
+              {"failed", failed}};
+    add_logits(d, m);
     if (c.first_divergence->previous_row) {
       const StageRow& p = c.rows[*c.first_divergence->previous_row];
-      d["previous"] = {{"layer", layer_json(p.layer)},
-                       {"stage", std::string(stage_name(p.stage))},
-                       {"cosine_sim", p.metrics.cosine_sim}};
+      d["previous"] = {
+          {"layer", layer_json(p.layer)},           {"stage", std::string(stage_name(p.stage))},
+          {"cosine_sim", p.metrics.cosine_sim},     {"nmse", p.metrics.nmse},
+          {"max_abs_diff", p.metrics.max_abs_diff}, {"rel_l2", p.metrics.rel_l2}};
     } else {
       d["previous"] = nullptr;
     }

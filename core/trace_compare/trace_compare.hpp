@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Compares two trace directories stage by stage in forward order and finds the first stage
-// whose cosine similarity drops below a threshold: the core of `apr diff` on directories and of
-// `apr bisect`.
+// Compares two trace directories stage by stage in forward order and finds the first stage that
+// diverges (cosine below --min-cosine, NMSE above --max-nmse, or NaN/inf on one side only): the
+// core of `apr diff` on directories and of `apr bisect`.
 #pragma once
 
 #include <apr/plugin.h>
@@ -25,7 +25,7 @@ struct StageRow {
   uint32_t layer = APR_LAYER_NONE;
   apr_stage stage = 0;
   PairStatus status = PairStatus::kMeasured;
-  DiffMetrics metrics;  // only when measured
+  DiffMetrics metrics;  // only when measured; `metrics.logits` for lm_head
 };
 
 struct Divergence {
@@ -35,15 +35,17 @@ struct Divergence {
 
 struct TraceComparison {
   std::string dir_a, dir_b;
-  double min_cosine = 0.999;
+  double min_cosine = kDefaultMinCosine;
+  double max_nmse = kDefaultMaxNmse;
   std::vector<StageRow> rows;  // forward order; every (layer, stage) present on either side
   std::optional<Divergence> first_divergence;
   size_t measured = 0;
-  size_t below = 0;  // measured rows that fail the threshold
+  size_t below = 0;  // measured rows that diverge (fail the thresholds' rule)
   // Said on stderr: a side without a manifest, files its manifest lists but lacks.
   std::vector<std::string> notes;
 
   size_t unmeasured() const { return rows.size() - measured; }
+  Thresholds thresholds() const { return {min_cosine, max_nmse}; }
   // Exit status of diff and bisect: 1 when a measured stage is below the threshold, else 3 when
   // any stage is UNMEASURED (no verdict can be given for it), else 0.
   int exit_status() const { return below ? 1 : unmeasured() ? 3 : 0; }
@@ -52,7 +54,12 @@ struct TraceComparison {
 constexpr int kExitIncomplete = 3;
 
 // Throws apr::Error when a pair's layers or element counts differ, when both manifests record
-// token ids that differ, or when no stage is present on both sides.
+// token ids that differ, or when no stage is present on both sides. lm_head is compared as rows
+// of logits too: a row is the last dimension of its shape in A's manifest (else B's), the whole
+// tensor when neither side has a manifest.
+TraceComparison compare_directories(const TraceDirectory& a, const TraceDirectory& b,
+                                    const Thresholds& thresholds);
+// The same with --max-nmse at its default.
 TraceComparison compare_directories(const TraceDirectory& a, const TraceDirectory& b,
                                     double min_cosine);
 
