@@ -6,11 +6,17 @@
 #include <filesystem>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "check.hpp"
 #include "cli.hpp"
 #include "common/error.hpp"
+#include "host/backend.hpp"
 #include "host/plugin_host.hpp"
 #include "runner.hpp"
+#include "trace_compare/stage_diff.hpp"
+#include "trace_format/stages.hpp"
+#include "trace_isolate/case_files.hpp"
 
 namespace apr::cli {
 namespace {
@@ -18,6 +24,7 @@ namespace {
 constexpr int kExitNothingChecked = 77;  // the automake/CTest convention for "skipped"
 
 constexpr const char* kUsage = R"(Usage: apr plugin-check PLUGIN.so [--device N] [--json]
+       apr plugin-check --case DIR PLUGIN.so [--device N] [--json]
 
 Checks a backend plugin against the plugin ABI (docs/PLUGIN-ABI.md): it loads the plugin as the
 host does, then runs every kernel against float64 references on random data for every weight type
@@ -26,7 +33,11 @@ arguments and struct_size edge cases, trace emission of every stage, and a tiny 
 with the cpu plugin. Each check runs in its own process. Prints one line per check and a summary.
 Exit status: 0 every check passed, 1 a check failed, 2 an error (bad arguments, a file that is
 not a plugin), 77 nothing could be checked on this machine (every check skipped, e.g. no usable
-device).)";
+device).
+
+With --case DIR, replays one kernel call written by `apr bisect --export-case DIR` instead: its
+weights, inputs and the output the reference side computed, with the tolerance bisect used. The
+kernel runs alone on the plugin's device; exit 0 when its output agrees, 1 when it does not.)";
 
 // "loads like the host does": the host's own loader (table checks, probe, init, devices).
 void check_host_loads() {
@@ -58,18 +69,70 @@ std::string find_reference_plugin(Context& ctx) {
   return {};
 }
 
+// --case: one exported kernel call against the plugin; 0 agrees, 1 does not.
+int replay_case(Context& ctx, const std::string& dir, const std::string& plugin_path, bool json) {
+  isolate::CaseTolerance tol;
+  const isolate::KernelCase c = isolate::read_case(dir, &tol);
+  auto plugin = host::load_plugin(plugin_path);
+  auto device = open_device(*plugin, ctx.global.device, ctx.global.threads);
+  const isolate::CaseTensor got = isolate::run_case(c, *device);
+  if (got.values.size() != c.expected.values.size())
+    throw Error("the plugin's " + std::string(isolate::kernel_of(c.stage)) + " emitted " +
+                std::to_string(got.values.size()) + " values of " +
+                std::string(trace::stage_name(c.stage)) + ", the case expects " +
+                std::to_string(c.expected.values.size()));
+  trace::DiffMetrics m = trace::compare_values(c.expected.values, got.values, 5);
+  if (c.stage == APR_STAGE_LM_HEAD)
+    m.logits = trace::compare_logits(c.expected.values, got.values, 0);
+  const trace::Thresholds t{tol.min_cosine, tol.max_nmse};
+  const bool ok = m.passes(t);
+  const std::string what =
+      std::string(isolate::kernel_of(c.stage)) + " for " + std::string(trace::stage_name(c.stage)) +
+      (c.layer == APR_LAYER_NONE ? "" : " of layer " + std::to_string(c.layer)) + " at step " +
+      std::to_string(c.step);
+  if (json) {
+    nlohmann::json j = {
+        {"schema", "apr-plugin-check-case-v1"},
+        {"case", dir},
+        {"plugin", plugin_path},
+        {"backend", std::string(plugin->name())},
+        {"kernel", isolate::kernel_of(c.stage)},
+        {"stage", std::string(trace::stage_name(c.stage))},
+        {"layer", c.layer == APR_LAYER_NONE ? nlohmann::json(nullptr) : nlohmann::json(c.layer)},
+        {"step", c.step},
+        {"passed", ok},
+        {"cosine_sim", m.cosine_sim},
+        {"nmse", m.nmse},
+        {"max_abs_diff", m.max_abs_diff},
+        {"min_cosine", t.min_cosine},
+        {"max_nmse", t.max_nmse}};
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << (ok ? "PASS  " : "FAIL  ") << what << " on " << plugin->name() << ": cosine "
+              << trace::format_cosine_precise(m.cosine_sim) << ", NMSE "
+              << trace::format_metric(m.nmse) << ", max |diff| "
+              << trace::format_metric(m.max_abs_diff);
+    if (!ok) std::cout << " (" << trace::failure_reasons(m, t) << ")";
+    std::cout << "\n";
+  }
+  return ok ? kExitOk : kExitDiverged;
+}
+
 }  // namespace
 
 int cmd_plugin_check(Context& ctx, const std::vector<std::string>& args) {
   bool json = false;
-  std::string path;
+  std::string path, case_dir;
   po::options_description desc("Options");
   desc.add_options()("json", po::bool_switch(&json), "print one JSON document instead")(
+      "case", po::value<std::string>(&case_dir),
+      "replay the kernel call that `apr bisect --export-case DIR` wrote")(
       "plugin", po::value<std::string>(&path), "the plugin file");
   po::variables_map vm;
   if (!parse_verb_args(args, desc, {"plugin"}, kUsage, vm)) return kExitOk;
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw UsageError("'" + path + "' is not a file");
+  if (vm.count("case")) return replay_case(ctx, case_dir, std::filesystem::absolute(path), json);
 
   conformance::Config& config = conformance::config();
   config.plugin_path = std::filesystem::absolute(path).string();

@@ -11,6 +11,7 @@
 #include "trace_capture/interrupt.hpp"
 #include "trace_format/aprt.hpp"
 #include "trace_format/stages.hpp"
+#include "trace_format/stitch.hpp"
 
 namespace apr::trace {
 
@@ -123,39 +124,10 @@ void TraceWriter::hold(apr_stage stage, uint32_t layer, std::vector<uint64_t> sh
                        std::span<const float> data, const std::string& label) {
   auto it = std::find_if(held_.begin(), held_.end(),
                          [&](const Held& h) { return h.stage == stage && h.layer == layer; });
-  if (it == held_.end()) {
-    held_.push_back({stage, layer, std::move(shape), {data.begin(), data.end()}});
-    return;
-  }
-  Held& h = *it;
-  auto refuse = [&] {
+  if (it == held_.end()) it = held_.insert(held_.end(), Held{stage, layer, {}, {}});
+  if (!join_micro_batch(it->shape, it->data, shape, data))
     throw Error("trace tensor " + label + ": a micro-batch's shape cannot be joined to the " +
                 "previous ones of the step");
-  };
-  if (shape.size() != h.shape.size()) refuse();
-  if (shape.size() == 2) {  // rows x cols: append the rows
-    if (shape[1] != h.shape[1]) refuse();
-    h.data.insert(h.data.end(), data.begin(), data.end());
-    h.shape[0] += shape[0];
-  } else if (shape.size() == 3) {  // heads x rows x keys: the new rows see more keys
-    const uint64_t heads = h.shape[0], old_rows = h.shape[1], old_keys = h.shape[2];
-    const uint64_t rows = shape[1], keys = shape[2];
-    if (shape[0] != heads || keys < old_keys) refuse();
-    std::vector<float> joined(heads * (old_rows + rows) * keys, 0.0f);
-    for (uint64_t hd = 0; hd < heads; ++hd) {
-      for (uint64_t r = 0; r < old_rows; ++r)
-        std::copy_n(&h.data[(hd * old_rows + r) * old_keys], old_keys,
-                    &joined[(hd * (old_rows + rows) + r) * keys]);
-      for (uint64_t r = 0; r < rows; ++r)
-        std::copy_n(&data[(hd * rows + r) * keys], keys,
-                    &joined[(hd * (old_rows + rows) + old_rows + r) * keys]);
-    }
-    h.data = std::move(joined);
-    h.shape = {heads, old_rows + rows, keys};
-  } else {  // one row (lm_head): the last micro-batch's last row is the prompt's
-    h.data.assign(data.begin(), data.end());
-    h.shape = std::move(shape);
-  }
 }
 
 void TraceWriter::store(apr_stage stage, uint32_t layer, std::vector<uint64_t> shape,

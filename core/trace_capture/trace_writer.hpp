@@ -21,9 +21,7 @@ class TraceWriter {
  public:
   // With `stitch` (a prompt split into micro-batches), a step's tensors are held until
   // end_step() and a stage emitted once per micro-batch is joined into one tensor, as an unsplit
-  // batch would have emitted it: rows x cols stages row after row; heads x rows x keys stages
-  // (attention scores) row after row, each row's keys past its own position 0, as unsplit; a
-  // one-row whole-model stage (lm_head) keeps the last. Without it, files are written at once
+  // batch would have emitted it (trace_format/stitch.hpp). Without it, files are written at once
   // and a stage emitted twice keeps the last.
   TraceWriter(std::filesystem::path dir, TracePlan plan, bool stitch = false);
   TraceWriter(const TraceWriter&) = delete;

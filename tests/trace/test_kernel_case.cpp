@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+// Kernel case directories (bisect --export-case, plugin-check --case): a case round-trips, and a
+// malformed one is refused with the file and field named.
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/error.hpp"
+#include "test_support.hpp"
+#include "trace_isolate/case_files.hpp"
+
+using namespace apr;
+using namespace apr::isolate;
+using apr::trace::testing::random_values;
+using apr::trace::testing::ScratchDir;
+
+namespace {
+
+// An attn_out case: 3 rows of a 16-wide attention output through a 16x8 F32 matrix.
+KernelCase attn_out_case() {
+  KernelCase c;
+  c.stage = APR_STAGE_ATTN_OUT;
+  c.layer = 2;
+  c.step = 1;
+  c.pos0 = 7;
+  c.n_rows = 3;
+  c.config.n_embd = 8;
+  c.config.n_head = 4;
+  c.config.n_head_kv = 2;
+  c.config.head_dim = 4;
+  c.config.n_rot = 4;
+  c.config.n_ff = 24;
+  c.config.n_vocab = 50;
+  c.config.rms_eps = 1e-5f;
+  c.inputs.push_back({"x", {3, 16}, random_values(48, 1)});
+  c.vectors.push_back({"output_bias", {8}, random_values(8, 2)});
+  const auto w = random_values(16 * 8, 3);
+  CaseMatrix m{"wo", "blk.2.attn_output.weight", 0, 16, 8, {}};
+  m.bytes.resize(w.size() * 4);
+  std::memcpy(m.bytes.data(), w.data(), m.bytes.size());
+  c.matrices.push_back(m);
+  c.expected = {"expected", {3, 8}, random_values(24, 4)};
+  return c;
+}
+
+void rewrite(const std::filesystem::path& dir, void (*edit)(nlohmann::json&)) {
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(dir / "case.json"));
+  edit(j);
+  std::ofstream(dir / "case.json") << j.dump();
+}
+
+}  // namespace
+
+TEST_CASE("a kernel case round-trips through its directory", "[trace][case]") {
+  ScratchDir dir("case");
+  const KernelCase c = attn_out_case();
+  write_case(c, {0.99, 1e-4}, {"/m.gguf", std::string(64, 'a'), "cpu 1", "vulkan 2"},
+             dir.path() / "c");
+  CaseTolerance tol;
+  const KernelCase back = read_case(dir.path() / "c", &tol);
+  CHECK(tol.min_cosine == 0.99);
+  CHECK(tol.max_nmse == 1e-4);
+  CHECK(back.stage == c.stage);
+  CHECK((back.layer == 2 && back.step == 1 && back.pos0 == 7 && back.n_rows == 3));
+  CHECK(back.config.n_embd == 8);
+  CHECK(back.config.n_ff == 24);
+  REQUIRE(back.input("x"));
+  CHECK(back.input("x")->values == c.inputs[0].values);
+  CHECK(back.input("x")->shape == std::vector<uint64_t>{3, 16});
+  REQUIRE(back.vector("output_bias"));
+  CHECK(back.vector("output_bias")->values == c.vectors[0].values);
+  REQUIRE(back.matrix("wo"));
+  CHECK(back.matrix("wo")->bytes == c.matrices[0].bytes);
+  CHECK(back.matrix("wo")->name == "blk.2.attn_output.weight");
+  CHECK(back.expected.values == c.expected.values);
+  const auto j = nlohmann::json::parse(std::ifstream(dir.path() / "c" / "case.json"));
+  CHECK(j["format"] == "apr-kernel-case-v1");
+  CHECK(j["kernel"] == "matmul");
+  CHECK(j["source"]["backend_b"] == "vulkan 2");
+  // Never over an existing case.
+  CHECK_THROWS_WITH(write_case(c, {}, {}, dir.path() / "c"), Catch::Contains("not an empty"));
+}
+
+TEST_CASE("a malformed kernel case is refused with the field named", "[trace][case]") {
+  ScratchDir dir("case-bad");
+  const auto fresh = [&](const char* name) {
+    write_case(attn_out_case(), {}, {}, dir.path() / name);
+    return dir.path() / name;
+  };
+  CHECK_THROWS_WITH(read_case(dir.path() / "none"), Catch::Contains("not a kernel case"));
+  auto d = fresh("format");
+  rewrite(d, [](nlohmann::json& j) { j["format"] = "apr-kernel-case-v9"; });
+  CHECK_THROWS_WITH(read_case(d), Catch::Contains("format"));
+  d = fresh("stage");
+  rewrite(d, [](nlohmann::json& j) { j["stage"] = "attn_nrom"; });
+  CHECK_THROWS_WITH(read_case(d), Catch::Contains("unknown stage \"attn_nrom\""));
+  d = fresh("escape");
+  rewrite(d, [](nlohmann::json& j) { j["inputs"][0]["file"] = "../../etc/passwd"; });
+  CHECK_THROWS_WITH(read_case(d), Catch::Contains("inputs[0].file"));
+  d = fresh("shape");
+  rewrite(d, [](nlohmann::json& j) { j["inputs"][0]["shape"] = {3, 17}; });
+  CHECK_THROWS_WITH(read_case(d), Catch::Contains("not the 51 of its shape"));
+  d = fresh("matrix");
+  rewrite(d, [](nlohmann::json& j) { j["matrices"][0]["n_rows"] = 9; });
+  CHECK_THROWS_WITH(read_case(d), Catch::Contains("matrices[0].file"));
+  d = fresh("negative");
+  rewrite(d, [](nlohmann::json& j) { j["config"]["n_embd"] = -8; });
+  CHECK_THROWS_WITH(read_case(d), Catch::Contains("config.n_embd"));
+  d = fresh("truncated");
+  std::filesystem::resize_file(d / "expected.bin", 20);
+  CHECK_THROWS_AS(read_case(d), Error);
+  d = fresh("json");
+  std::ofstream(d / "case.json") << "{";
+  CHECK_THROWS_WITH(read_case(d), Catch::Contains("not valid JSON"));
+}
