@@ -86,8 +86,9 @@ int replay_case(Context& ctx, const std::string& dir, const std::string& plugin_
     m.logits = trace::compare_logits(c.expected.values, got.values, 0);
   const trace::Thresholds t{tol.min_cosine, tol.max_nmse};
   const bool ok = m.passes(t);
+  const std::string kernel = isolate::kernel_of(c.stage), stage(trace::stage_name(c.stage));
   const std::string what =
-      std::string(isolate::kernel_of(c.stage)) + " for " + std::string(trace::stage_name(c.stage)) +
+      (kernel == stage ? stage : kernel + " for " + stage) +
       (c.layer == APR_LAYER_NONE ? "" : " of layer " + std::to_string(c.layer)) + " at step " +
       std::to_string(c.step);
   if (json) {

@@ -90,10 +90,11 @@ std::string metrics_text(const DiffMetrics& m) {
 std::string comparison_html(const TraceComparison& c, const std::string& title,
                             const std::vector<std::pair<std::string, std::string>>& facts) {
   std::array<bool, kStageCount> used{};
-  std::vector<uint32_t> layers;
+  std::vector<std::pair<uint32_t, uint32_t>> lines;  // (step, layer), in order
   for (const auto& r : c.rows) {
     used[r.stage] = true;
-    if (layers.empty() || layers.back() != r.layer) layers.push_back(r.layer);
+    if (lines.empty() || lines.back() != std::pair(r.step, r.layer))
+      lines.emplace_back(r.step, r.layer);
   }
   std::string h;
   h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" +
@@ -118,8 +119,8 @@ std::string comparison_html(const TraceComparison& c, const std::string& title,
   h += "<p class=\"verdict\">" + escape(divergence_summary(c)) + "</p>\n";
   if (c.first_divergence) {
     const StageRow& r = c.rows[c.first_divergence->row];
-    h += "<p class=\"first-details\">First divergence, layer " + escape(format_layer(r.layer)) +
-         " " + std::string(stage_name(r.stage)) + ": " + escape(metrics_text(r.metrics)) +
+    h += "<p class=\"first-details\">First divergence, " + escape(row_label(r)) + ": " +
+         escape(metrics_text(r.metrics)) +
          "; failed: " + escape(failure_reasons(r.metrics, c.thresholds())) + "</p>\n";
   }
   h += "<table class=\"map\">\n<tr><th>layer</th>";
@@ -127,17 +128,18 @@ std::string comparison_html(const TraceComparison& c, const std::string& title,
     if (used[st]) h += "<th class=\"stage\">" + std::string(stage_name(st)) + "</th>";
   h += "</tr>\n";
   size_t i = 0;
-  for (uint32_t layer : layers) {
-    h += "<tr><th>" + (layer == APR_LAYER_NONE ? std::string("model") : std::to_string(layer)) +
-         "</th>";
+  for (const auto& [step, layer] : lines) {
+    const std::string name = layer == APR_LAYER_NONE ? std::string("model") : std::to_string(layer);
+    h += "<tr><th>" + (step ? "step " + std::to_string(step) + ", " + name : name) + "</th>";
     for (apr_stage st : stages_in_forward_order()) {
       if (!used[st]) continue;
-      if (i >= c.rows.size() || c.rows[i].layer != layer || c.rows[i].stage != st) {
+      if (i >= c.rows.size() || c.rows[i].step != step || c.rows[i].layer != layer ||
+          c.rows[i].stage != st) {
         h += "<td class=\"none\" title=\"not traced\">&middot;</td>";
         continue;
       }
       const StageRow& r = c.rows[i];
-      const std::string where = "layer " + format_layer(layer) + " " + std::string(stage_name(st));
+      const std::string where = row_label(r);
       if (r.status != PairStatus::kMeasured) {
         h += "<td class=\"unmeasured\" title=\"" +
              escape(where + ": " + pair_status_name(r.status)) + "\">n/a</td>";

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "trace_compare/trace_compare.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <map>
@@ -58,12 +59,33 @@ std::string logit_summary(const DiffMetrics& m) {
   return s + ", KL " + format_metric(l.kl_div);
 }
 
-std::string row_label(const StageRow& r) {
-  return (r.layer == APR_LAYER_NONE ? std::string("model") : "layer " + std::to_string(r.layer)) +
-         " " + std::string(stage_name(r.stage));
+// The token ids fed at each step a manifest lists (step 0: the prompt).
+std::vector<std::vector<int32_t>> fed_tokens(const Manifest& m) {
+  std::vector<std::vector<int32_t>> out;
+  for (const auto& st : m.steps) out.push_back(st.tokens);
+  if (out.empty() && !m.token_ids.empty()) out.push_back(m.token_ids);
+  return out;
+}
+
+// Rows grouped by (step, layer), in order: the grid's lines.
+struct GridLine {
+  uint32_t step, layer;
+};
+std::vector<GridLine> grid_lines(const TraceComparison& c) {
+  std::vector<GridLine> lines;
+  for (const auto& r : c.rows)
+    if (lines.empty() || lines.back().step != r.step || lines.back().layer != r.layer)
+      lines.push_back({r.step, r.layer});
+  return lines;
 }
 
 }  // namespace
+
+std::string row_label(const StageRow& r) {
+  return (r.step ? "step " + std::to_string(r.step) + " " : std::string()) +
+         (r.layer == APR_LAYER_NONE ? std::string("model") : "layer " + std::to_string(r.layer)) +
+         " " + std::string(stage_name(r.stage));
+}
 
 std::string pair_status_name(PairStatus s) {
   switch (s) {
@@ -90,6 +112,15 @@ TraceComparison compare_directories(const TraceDirectory& a, const TraceDirector
       !b.manifest->token_ids.empty() && a.manifest->token_ids != b.manifest->token_ids)
     throw Error("the traces in " + a.dir.string() + " and " + b.dir.string() +
                 " were made from different token ids; trace both with the same prompt");
+  if (a.manifest && b.manifest) {
+    const auto fa = fed_tokens(*a.manifest), fb = fed_tokens(*b.manifest);
+    for (size_t k = 1; k < std::min(fa.size(), fb.size()); ++k)
+      if (fa[k] != fb[k])
+        throw Error("the traces in " + a.dir.string() + " and " + b.dir.string() +
+                    " fed different tokens at decode step " + std::to_string(k) + " (" +
+                    std::to_string(fa[k].front()) + " and " + std::to_string(fb[k].front()) +
+                    "); trace B with --step-tokens set to A's tokens");
+  }
   TraceComparison c;
   c.dir_a = a.dir.string();
   c.dir_b = b.dir.string();
@@ -114,15 +145,17 @@ TraceComparison compare_directories(const TraceDirectory& a, const TraceDirector
         "neither directory has a manifest.json: only stages present on one side "
         "or both are known, so a stage missing from both cannot be noticed");
 
-  // Every (layer, stage) either side has or lists; the file pointers are the present ones.
-  std::map<uint64_t, std::pair<const TraceFile*, const TraceFile*>> pairs;
-  std::map<uint64_t, const TraceFile*> listed;
-  for (const auto& f : a.files) pairs[forward_rank(f.layer, f.stage)].first = &f;
-  for (const auto& f : b.files) pairs[forward_rank(f.layer, f.stage)].second = &f;
+  // Every (step, layer, stage) either side has or lists; the file pointers are the present ones.
+  using Key = std::pair<uint32_t, uint64_t>;
+  auto key = [](const TraceFile& f) { return Key(f.step, forward_rank(f.layer, f.stage)); };
+  std::map<Key, std::pair<const TraceFile*, const TraceFile*>> pairs;
+  std::map<Key, const TraceFile*> listed;
+  for (const auto& f : a.files) pairs[key(f)].first = &f;
+  for (const auto& f : b.files) pairs[key(f)].second = &f;
   for (const auto* missing : {&a.missing, &b.missing})
     for (const auto& f : *missing) {
-      pairs[forward_rank(f.layer, f.stage)];
-      listed[forward_rank(f.layer, f.stage)] = &f;
+      pairs[key(f)];
+      listed[key(f)] = &f;
     }
 
   std::optional<size_t> last_measured;
@@ -131,6 +164,7 @@ TraceComparison compare_directories(const TraceDirectory& a, const TraceDirector
     const TraceFile* fb = pair.second;
     const TraceFile* any = fa ? fa : fb ? fb : listed.at(rank);
     StageRow row;
+    row.step = any->step;
     row.layer = any->layer;
     row.stage = any->stage;
     if (!fa && !fb) {
@@ -170,7 +204,9 @@ std::string comparison_list_text(const TraceComparison& c) {
   s += pad("layer", 7) + pad("stage", 20) + pad("cosine", 12) + pad("nmse", 11) +
        pad("max|a-b|", 11) + pad("rms(a-b)", 11) + pad("NaN a/b", 10) + "\n";
   for (const auto& r : c.rows) {
-    s += pad(format_layer(r.layer), 7) + pad(std::string(stage_name(r.stage)), 20);
+    const std::string where =
+        r.step ? "s" + std::to_string(r.step) + ":" + format_layer(r.layer) : format_layer(r.layer);
+    s += pad(where, 7) + pad(std::string(stage_name(r.stage)), 20);
     if (r.status != PairStatus::kMeasured) {
       s += pair_status_name(r.status) + "\n";
       continue;
@@ -190,23 +226,39 @@ std::string comparison_list_text(const TraceComparison& c) {
 
 std::string comparison_grid_text(const TraceComparison& c) {
   std::array<bool, kStageCount> used{};
-  std::vector<uint32_t> layers;
+  for (const auto& r : c.rows) used[r.stage] = true;
+  const std::vector<GridLine> lines = grid_lines(c);
+  // A decode step whose every stage was measured and agrees is summed up in one line.
+  std::map<uint32_t, std::pair<size_t, bool>> steps;  // step -> (rows, every one agrees)
   for (const auto& r : c.rows) {
-    used[r.stage] = true;
-    if (layers.empty() || layers.back() != r.layer) layers.push_back(r.layer);
+    auto& [n, clean] = steps.try_emplace(r.step, 0, true).first->second;
+    ++n;
+    clean = clean && r.status == PairStatus::kMeasured && r.metrics.passes(c.thresholds());
   }
   constexpr size_t kCell = 10;
-  std::string s = pad("", 7);
+  const size_t label = steps.size() > 1 ? 9 : 7;
+  std::string s = pad("", label);
   for (apr_stage st : stages_in_forward_order())
     if (used[st]) s += pad(kShortNames[st], kCell);
   s += "\n";
   size_t i = 0;
-  for (uint32_t layer : layers) {
-    s += pad(layer == APR_LAYER_NONE ? std::string("model") : std::to_string(layer), 7);
+  for (size_t li = 0; li < lines.size(); ++li) {
+    const auto [step, layer] = lines[li];
+    const auto [n_rows, clean] = steps.at(step);
+    if (step > 0 && clean) {  // one line for the whole step
+      if (li == 0 || lines[li - 1].step != step)
+        s += pad("s" + std::to_string(step), label) + "every stage agrees (" +
+             std::to_string(n_rows) + " measured)\n";
+      while (i < c.rows.size() && c.rows[i].step == step && c.rows[i].layer == layer) ++i;
+      continue;
+    }
+    const std::string name = layer == APR_LAYER_NONE ? std::string("model") : std::to_string(layer);
+    s += pad(step ? "s" + std::to_string(step) + ":" + name : name, label);
     for (apr_stage st : stages_in_forward_order()) {
       if (!used[st]) continue;
       std::string cell = ".";
-      if (i < c.rows.size() && c.rows[i].layer == layer && c.rows[i].stage == st) {
+      if (i < c.rows.size() && c.rows[i].step == step && c.rows[i].layer == layer &&
+          c.rows[i].stage == st) {
         const StageRow& r = c.rows[i];
         if (r.status != PairStatus::kMeasured) {
           cell = r.status == PairStatus::kOnlyA   ? "only-A"
@@ -228,8 +280,9 @@ std::string comparison_grid_text(const TraceComparison& c) {
   s += "cells: cosine similarity; * first diverging stage (cosine < " +
        format_threshold(c.min_cosine) + ", NMSE > " + format_threshold(c.max_nmse) +
        " or NaN/inf on one side only), ! later ones; only-A/only-B/missing: UNMEASURED; . not "
-       "traced\n";
-  return s;
+       "traced";
+  if (steps.size() > 1) s += "; sK:L is layer L of decode step K";
+  return s + "\n";
 }
 
 std::string divergence_summary(const TraceComparison& c) {
@@ -286,7 +339,8 @@ std::string comparison_json(const TraceComparison& c, const std::string& schema,
     j["kl_div"] = m.logits->kl_div;
   };
   auto row_json = [&](const StageRow& r) {
-    json j = {{"layer", layer_json(r.layer)},
+    json j = {{"step", r.step},
+              {"layer", layer_json(r.layer)},
               {"stage", std::string(stage_name(r.stage))},
               {"status", r.status == PairStatus::kMeasured ? "measured" : "unmeasured"}};
     if (r.status != PairStatus::kMeasured) {
@@ -331,7 +385,8 @@ std::string comparison_json(const TraceComparison& c, const std::string& schema,
     if (m.cosine_fails(t)) failed.push_back("cosine");
     if (m.nmse_fails(t)) failed.push_back("nmse");
     if (m.nonfinite_mismatch) failed.push_back("nonfinite");
-    json d = {{"layer", layer_json(r.layer)},
+    json d = {{"step", r.step},
+              {"layer", layer_json(r.layer)},
               {"stage", std::string(stage_name(r.stage))},
               {"cosine_sim", m.cosine_sim},
               {"nmse", m.nmse},
@@ -342,10 +397,13 @@ std::string comparison_json(const TraceComparison& c, const std::string& schema,
     add_logits(d, m);
     if (c.first_divergence->previous_row) {
       const StageRow& p = c.rows[*c.first_divergence->previous_row];
-      d["previous"] = {
-          {"layer", layer_json(p.layer)},           {"stage", std::string(stage_name(p.stage))},
-          {"cosine_sim", p.metrics.cosine_sim},     {"nmse", p.metrics.nmse},
-          {"max_abs_diff", p.metrics.max_abs_diff}, {"rel_l2", p.metrics.rel_l2}};
+      d["previous"] = {{"step", p.step},
+                       {"layer", layer_json(p.layer)},
+                       {"stage", std::string(stage_name(p.stage))},
+                       {"cosine_sim", p.metrics.cosine_sim},
+                       {"nmse", p.metrics.nmse},
+                       {"max_abs_diff", p.metrics.max_abs_diff},
+                       {"rel_l2", p.metrics.rel_l2}};
     } else {
       d["previous"] = nullptr;
     }

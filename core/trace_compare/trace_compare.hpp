@@ -22,6 +22,7 @@ namespace apr::trace {
 enum class PairStatus { kMeasured, kOnlyA, kOnlyB, kNeither };
 
 struct StageRow {
+  uint32_t step = 0;  // 0: the prompt pass; k: decode step k (trace_format/manifest.hpp)
   uint32_t layer = APR_LAYER_NONE;
   apr_stage stage = 0;
   PairStatus status = PairStatus::kMeasured;
@@ -37,7 +38,8 @@ struct TraceComparison {
   std::string dir_a, dir_b;
   double min_cosine = kDefaultMinCosine;
   double max_nmse = kDefaultMaxNmse;
-  std::vector<StageRow> rows;  // forward order; every (layer, stage) present on either side
+  // Step by step, forward order within each; every (step, layer, stage) present on either side.
+  std::vector<StageRow> rows;
   std::optional<Divergence> first_divergence;
   size_t measured = 0;
   size_t below = 0;  // measured rows that diverge (fail the thresholds' rule)
@@ -54,7 +56,8 @@ struct TraceComparison {
 constexpr int kExitIncomplete = 3;
 
 // Throws apr::Error when a pair's layers or element counts differ, when both manifests record
-// token ids that differ, or when no stage is present on both sides. lm_head is compared as rows
+// token ids that differ (the prompt, or the token fed at a step both list), or when no stage is
+// present on both sides. lm_head is compared as rows
 // of logits too: a row is the last dimension of its shape in A's manifest (else B's), the whole
 // tensor when neither side has a manifest.
 TraceComparison compare_directories(const TraceDirectory& a, const TraceDirectory& b,
@@ -65,10 +68,13 @@ TraceComparison compare_directories(const TraceDirectory& a, const TraceDirector
 
 std::string pair_status_name(PairStatus s);
 
-// One row per (layer, stage), for `apr diff` on directories.
+// One row per (step, layer, stage), for `apr diff` on directories.
 std::string comparison_list_text(const TraceComparison& c);
-// Layers down, stages across, for `apr bisect`.
+// Layers down, stages across, for `apr bisect`; a decode step whose every stage agrees is one
+// line, the others a grid of their own.
 std::string comparison_grid_text(const TraceComparison& c);
+// "layer 3 attn_softmax", "model lm_head", "step 2 layer 0 attention".
+std::string row_label(const StageRow& r);
 // One line naming the first diverging stage, or saying there is none.
 std::string divergence_summary(const TraceComparison& c);
 // Schema apr-trace-diff-v1; `extra` entries (backends, model) are merged at the top level.

@@ -11,16 +11,7 @@ import random
 from pathlib import Path
 
 import pytest
-
-
-def assert_one_line_error(proc, *fragments):
-    assert proc.returncode == 2, f"exit {proc.returncode}\nstderr: {proc.stderr}"
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1, f"want one line of error, got:\n{proc.stderr}"
-    assert lines[0].startswith("apr: "), lines[0]
-    for f in fragments:
-        assert f in lines[0], f"{f!r} not in {lines[0]!r}"
-    assert proc.stdout.strip() == "", f"unexpected stdout: {proc.stdout[:500]}"
+from apr_fixtures import assert_one_line_error
 
 
 @pytest.fixture(scope="module")

