@@ -71,7 +71,10 @@ def test_the_walkthrough_runs_as_written(apr_bin, smollm2, tmp_path):
         assert manifest, trace
         assert len(list((tmp_path / trace).glob("**/*.bin"))) >= 30 * 10, trace
     diff_out = next(o for c, o in zip(commands, outputs) if " diff " in c)
-    bisect_out = next(o for c, o in zip(commands, outputs) if " bisect " in c)
     assert "no divergence" in diff_out, diff_out[-2000:]
-    assert "no divergence" in bisect_out, bisect_out[-2000:]
+    bisects = [(c, o) for c, o in zip(commands, outputs) if " bisect " in c]
+    for command, out in bisects:
+        assert "no divergence" in out, (command, out[-2000:])
+    steps_out = next(o for c, o in bisects if "--decode-steps 4" in c)
+    assert "s4 " in steps_out and "every stage agrees" in steps_out, steps_out[-2000:]
     assert (tmp_path / "bisect.html").stat().st_size > 1000
