@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The trace-directory reader: the input is unpacked into a small directory tree, which is then
-// listed (manifest or plain APRT tree), every listed file read, and the directory compared with
-// itself as `apr diff` would.
+// listed (manifest or plain APRT tree, decode steps included), every listed file read, and the
+// directory compared with itself as `apr diff` would; the same tree is also read as a kernel case
+// directory (`apr plugin-check --case`).
 //
 // Input format (text-friendly, so seeds are readable and mutations keep structure):
 //   --- manifest.json\n<bytes>\n--- layer-0/attn_norm.bin\n<bytes>...
@@ -17,6 +18,7 @@
 #include "trace_compare/trace_compare.hpp"
 #include "trace_format/aprt.hpp"
 #include "trace_format/trace_dir.hpp"
+#include "trace_isolate/case_files.hpp"
 
 namespace {
 
@@ -83,6 +85,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)apr::trace::comparison_grid_text(cmp);
     (void)apr::trace::divergence_summary(cmp);
     (void)apr::trace::comparison_json(cmp, "apr-trace-diff-v1", {});
+  } catch (const apr::Error&) {
+  }
+  try {
+    (void)apr::isolate::read_case(root);
   } catch (const apr::Error&) {
   }
   return 0;
