@@ -47,15 +47,7 @@ void ForwardPass::set_trace_sink(const apr_trace_sink* sink) {
 void ForwardPass::emit(apr_stage stage, uint32_t layer, const Buffer& buffer, uint64_t offset_elems,
                        uint32_t rows, uint32_t cols, uint32_t stride) {
   if (!tracing_ || !sink_.wants(sink_.user_data, stage, layer)) return;
-  auto a = abi_struct<apr_trace_emit_args>();
-  a.stage = stage;
-  a.layer = layer;
-  a.buffer = buffer.get();
-  a.offset = offset_elems * kF32;
-  a.n_rows = rows;
-  a.n_cols = cols;
-  a.row_stride = stride;
-  d_.trace_emit(a);
+  emit_stage(d_, stage, layer, buffer, offset_elems, rows, cols, stride);
 }
 
 void ForwardPass::run(const int32_t* tokens, uint32_t n, uint32_t pos0, LogitRows rows) {

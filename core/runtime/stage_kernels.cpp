@@ -9,6 +9,19 @@ namespace {
 constexpr uint64_t kF32 = sizeof(float);
 }  // namespace
 
+void emit_stage(Device& device, apr_stage stage, uint32_t layer, const Buffer& buffer,
+                uint64_t offset, uint32_t rows, uint32_t cols, uint32_t stride) {
+  auto a = abi_struct<apr_trace_emit_args>();
+  a.stage = stage;
+  a.layer = layer;
+  a.buffer = buffer.get();
+  a.offset = offset * kF32;
+  a.n_rows = rows;
+  a.n_cols = cols;
+  a.row_stride = stride;
+  device.trace_emit(a);
+}
+
 void StageKernels::matmul(const Weight& w, const Buffer& x, const Buffer& y, uint64_t y_col,
                           uint32_t y_stride, uint32_t n, const Buffer* bias) const {
   auto m = abi_struct<apr_matmul_args>();

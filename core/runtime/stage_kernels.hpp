@@ -15,6 +15,11 @@
 
 namespace apr {
 
+// Has the device copy rows x cols floats of `buffer` from element `offset` (row stride `stride`
+// elements, 0 = packed) to its trace sink as (stage, layer): trace_emit with the view a stage has.
+void emit_stage(Device& device, apr_stage stage, uint32_t layer, const Buffer& buffer,
+                uint64_t offset, uint32_t rows, uint32_t cols, uint32_t stride);
+
 class StageKernels {
  public:
   // `weights` must outlive the object.

@@ -383,15 +383,7 @@ class CaseRunner {
   }
 
   void emit(const Buffer& b, uint64_t offset, uint32_t n, uint32_t cols, uint32_t stride) {
-    auto a = abi_struct<apr_trace_emit_args>();
-    a.stage = c_.stage;
-    a.layer = c_.layer;
-    a.buffer = b.get();
-    a.offset = offset * kF32;
-    a.n_rows = n;
-    a.n_cols = cols;
-    a.row_stride = stride;
-    d_.trace_emit(a);
+    emit_stage(d_, c_.stage, c_.layer, b, offset, n, cols, stride);
   }
 
   // The step's rows [r0, r0 + n), at position pos0 + r0, through the stage's kernel.
