@@ -81,6 +81,18 @@ def test_tokens_prompt_matches_text_prompt(run_apr, qwen):
     assert tok["generated_token_ids"] == text["generated_token_ids"]
 
 
+def test_ubatch_splits_the_prompt_without_changing_greedy_tokens(run_apr, qwen):
+    """--ubatch N (llama.cpp's -ub): the prompt runs in micro-batches through the KV cache; the
+    cpu backend computes each row alike whatever the batch, so the tokens are the same."""
+    base = ["--backend=cpu", "run", qwen, "--prompt", "The cat sat on the mat and then",
+            "--max-tokens", "6", "--temperature", "0", "--json"]
+    whole = json.loads(run_apr(*base, check_exit=0).stdout)
+    assert len(whole["prompt_token_ids"]) > 3
+    for ub in (["--ubatch", "1"], ["--ubatch", "3"], ["-ub", "2"]):
+        split = json.loads(run_apr(*base, *ub, check_exit=0).stdout)
+        assert split["generated_token_ids"] == whole["generated_token_ids"], ub
+
+
 # --- argument errors --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,fragment", [
@@ -99,6 +111,8 @@ def test_tokens_prompt_matches_text_prompt(run_apr, qwen):
      "backend 'nonesuch' is not available; available: "),
     (["--device=9", "run", "MODEL", "--prompt", "x", "--backend=cpu"], "device 9 does not exist"),
     (["run", "MODEL", "extra", "--prompt", "x"], "too many arguments"),
+    (["run", "MODEL", "--prompt", "x", "--ubatch", "0"], "--ubatch must be"),
+    (["bench", "MODEL", "-p", "8", "-n", "0", "-ub", "0"], "--ubatch must be"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(run_apr, qwen, args, fragment):
     args = [str(qwen) if a == "MODEL" else a for a in args]

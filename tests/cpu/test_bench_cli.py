@@ -48,6 +48,13 @@ def test_json_has_llama_bench_fields(model):
         assert r["avg_ts"] == pytest.approx(sum(r["samples_ts"]) / 2)
         assert r["stddev_ts"] >= 0
         assert r["trace_sink"] == "none"
+        assert r["n_ubatch"] == 16  # the largest of the tests' prompt and depth, under 512
+
+
+def test_ubatch_is_the_micro_batch_size(model):
+    p = bench(model, "-p", "8", "-n", "0", "-r", "1", "-ub", "3", "--json")
+    assert p.returncode == 0, p.stderr
+    assert [r["n_ubatch"] for r in json.loads(p.stdout)] == [3]
 
 
 def test_csv_and_markdown(model):
