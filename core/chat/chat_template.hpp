@@ -25,6 +25,8 @@ enum class Family {
   mistral_v1,         // <s>[INST] user [/INST] answer</s>
   mistral_v3,         // <s>[INST] user[/INST] answer</s>
   mistral_v3_tekken,  // <s>[INST]user[/INST]answer</s>
+  gemma,              // <bos><start_of_turn>user\n...<end_of_turn>\n<start_of_turn>model\n
+  phi3,               // <|user|>\n...<|end|>\n<|assistant|>\n
 };
 
 struct Message {
@@ -38,6 +40,15 @@ struct Template {
   std::string bos_text;    // the text of the model's BOS and EOS tokens
   std::string eos_text;
   std::string default_system;  // the system prompt a template writes when none is given
+  // gemma, phi3: whether the template takes a system message at all (Gemma 2's raises an
+  // error; the first Phi-3 templates have no <|system|> turn and open the assistant's turn
+  // right after each user message).
+  bool system_role = true;
+  // gemma: what joins a system message to the first user message it is folded into (Gemma 3:
+  // "\n\n"; some GGUF conversions write "\n").
+  std::string system_joiner = "\n\n";
+  bool skip_empty_system = false;  // phi3: Phi-3.5 writes no <|system|> turn for empty content
+  bool eos_at_end = false;         // phi3: eos_token closes a prompt without generation prompt
 };
 
 // "chatml", "llama2", ... as accepted by --chat-template.

@@ -37,7 +37,9 @@ struct Candidate {
 }  // namespace
 
 BpeEncoder::BpeEncoder(const Vocab& vocab, const std::vector<std::string>& merges, PreTokenizer pre)
-    : vocab_(vocab), pre_(pre), ignore_merges_(pre == PreTokenizer::kLlama3) {
+    : vocab_(vocab),
+      pre_(pre),
+      ignore_merges_(pre == PreTokenizer::kLlama3 || pre == PreTokenizer::kTekken) {
   ranks_.reserve(merges.size());
   for (size_t i = 0; i < merges.size(); ++i) {
     const std::string& merge = merges[i];

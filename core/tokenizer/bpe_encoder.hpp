@@ -27,7 +27,7 @@ class BpeEncoder {
 
   const Vocab& vocab_;
   PreTokenizer pre_;
-  bool ignore_merges_;  // llama-bpe: a piece that is a whole token is emitted as it is
+  bool ignore_merges_;  // llama-bpe, tekken: a piece that is a whole token is emitted as it is
   std::unordered_map<std::string, int> ranks_;  // "left\0right" -> merge index
 };
 

@@ -120,6 +120,57 @@ size_t match_qwen2(Chars s, size_t i) {
   return match_llama3_like(s, i, 1);
 }
 
+// Mistral's tekken regex as llama.cpp writes and runs it:
+//   [^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+
+//   |[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*
+//   |\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+// llama.cpp evaluates it with std::regex over a copy of the text in which every non-ASCII code
+// point is one byte standing for its class, so a letter is "not a-z" (upper) or "not A-Z"
+// (lower) only by its ASCII case: every non-ASCII letter is both, and combining marks are no
+// letters at all (tokenizer.json's pattern has \p{Lu}, \p{Ll}, \p{M}; llama.cpp's ids are the
+// reference). The backtracking of std::regex's ECMAScript alternation is reproduced below.
+bool is_ascii_lower(Chars s, size_t i) {
+  return i < s.size() && s[i].length == 1 && s[i].cp >= 'a' && s[i].cp <= 'z';
+}
+bool is_ascii_upper(Chars s, size_t i) {
+  return i < s.size() && s[i].length == 1 && s[i].cp >= 'A' && s[i].cp <= 'Z';
+}
+// (?=[\p{L}])([^a-z]) and (?=[\p{L}])([^A-Z])
+bool is_tekken_upper(Chars s, size_t i) {
+  return is_letter(s, i) && !is_ascii_lower(s, i);
+}
+bool is_tekken_lower(Chars s, size_t i) {
+  return is_letter(s, i) && !is_ascii_upper(s, i);
+}
+bool is_cr_lf_slash(Chars s, size_t i) {
+  return is_cr_lf(s, i) || is_cp(s, i, '/');
+}
+
+size_t match_tekken(Chars s, size_t i) {
+  // [^\r\n\p{L}\p{N}]? is greedy; without it the letter alternatives cannot match at a
+  // character it would have taken, so one try with it (when it applies) is the whole search.
+  const size_t lead =
+      i < s.size() && !is_cr_lf(s, i) && !is_letter(s, i) && !is_number(s, i) ? 1 : 0;
+  const size_t j = i + lead;
+  const size_t upper = run_length(s, j, is_tekken_upper);
+  // Upper* Lower+: Upper* gives back characters until Lower+ can start.
+  for (size_t k = upper + 1; k-- > 0;) {
+    if (size_t n = run_length(s, j + k, is_tekken_lower)) return lead + k + n;
+  }
+  // Upper+ Lower*
+  if (upper > 0) return lead + upper + run_length(s, j + upper, is_tekken_lower);
+  if (is_number(s, i)) return 1;
+  if (size_t n = match_optional_space_run(s, i, is_other))
+    return n + run_length(s, i + n, is_cr_lf_slash);
+  const size_t spaces = run_length(s, i, is_space);
+  if (spaces == 0) return 0;
+  for (size_t k = spaces; k > 0; --k) {
+    if (is_cr_lf(s, i + k - 1)) return k;
+  }
+  if (size_t n = match_space_not_before_nonspace(s, i)) return n;
+  return spaces;
+}
+
 // [\p{P}\$\+<=>\^~\|]+
 size_t match_punctuation_run(Chars s, size_t i) {
   return run_length(s, i, [](Chars t, size_t k) {
@@ -203,6 +254,7 @@ constexpr PreTokenizerName kPreTokenizerNames[] = {
     {"codeshell", PreTokenizer::kDigitsThenGpt2},
     {"exaone", PreTokenizer::kDigitsThenGpt2},
     {"minerva-7b", PreTokenizer::kDigitsThenGpt2},
+    {"tekken", PreTokenizer::kTekken},
 };
 
 }  // namespace
@@ -241,6 +293,9 @@ std::vector<std::string_view> pre_tokenize(std::string_view text, PreTokenizer k
     case PreTokenizer::kDigitsThenGpt2:
       pieces = apply_stage(chars, pieces, match_one_digit);
       pieces = apply_stage(chars, pieces, match_gpt2);
+      break;
+    case PreTokenizer::kTekken:
+      pieces = apply_stage(chars, pieces, match_tekken);
       break;
   }
   std::vector<std::string_view> out;

@@ -14,6 +14,8 @@ enum class PreTokenizer {
   kLlama3,   // "llama-bpe": contractions, [^\r\n\p{L}\p{N}]?\p{L}+, \p{N}{1,3}, ...
   kQwen2,    // "qwen2": as kLlama3 but \p{N} one digit at a time
   kDigitsThenGpt2,  // "smollm", "starcoder", ...: every digit alone, then the gpt-2 regex
+  kTekken,  // "tekken" (Mistral Nemo, Small 3): letter runs split at case changes, \p{N} alone,
+            // ...; as llama.cpp runs its regex, where \p{L} is only "a letter" (no \p{Lu}/\p{M})
 };
 
 // Throws apr::Error naming the value when it is not one of the supported pre-tokenizers.

@@ -21,7 +21,8 @@ class SpecialTokenMatcher {
   explicit SpecialTokenMatcher(const Vocab& vocab);
 
   // Special tokens are matched longest first over the whole text. When parse_special is false,
-  // only USER_DEFINED tokens are matched.
+  // only USER_DEFINED tokens are matched. A match of a token marked rstrip drops the ASCII
+  // whitespace that follows it.
   std::vector<Fragment> split(std::string_view text, bool parse_special) const;
 
  private:
@@ -29,6 +30,7 @@ class SpecialTokenMatcher {
     int32_t id;
     std::string_view text;
     bool user_defined;
+    bool rstrip;
   };
   std::vector<Entry> entries_;  // longest text first
 };

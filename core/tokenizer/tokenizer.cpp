@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "tokenizer/tokenizer.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <utility>
 
@@ -17,11 +18,58 @@ namespace {
 constexpr std::string_view kSpmSpace = "\xE2\x96\x81";  // U+2581, how SentencePiece writes ' '
 
 // Tokens that end a turn in common chat formats. llama.cpp stops on these whatever their id and
-// treats them as control tokens even when a file types them otherwise.
+// treats them as control tokens even when a file types them otherwise (so Gemma's </s>, a
+// user-defined HTML tag there, is a control token that ends generation, as in llama.cpp).
 constexpr std::string_view kEndOfTurnTexts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",   "<|endoftext|>",
-    "<|eom_id|>", "<EOT>",      "_<EOT>",  "<|end_of_text|>",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "\xEF\xBD\x9C"
+    "end\xE2\x96\x81of\xE2\x96\x81sentence"
+    "\xEF\xBD\x9C",  // <｜end▁of▁sentence｜>
+    "[e~[",
 };
+
+// llama.cpp's two exceptions to the list above, decided on the end-of-generation set: with
+// <|return|> and <|call|>, or <|call|>/<|calls|> and <|flush|> (gpt-oss, Solar Open), <|end|>
+// ends nothing and is user-defined; with <|tool_response> or <|plamo:eos|> (Gemma 4, PLaMo),
+// </s> is a normal token.
+void apply_end_of_generation_exceptions(Vocab& vocab, std::unordered_set<int32_t>& eog) {
+  const auto in_eog = [&](std::string_view text) {
+    for (const int32_t id : eog) {
+      if (vocab.text[id] == text) return id;
+    }
+    return -1;
+  };
+  const bool has_call = in_eog("<|call|>") >= 0 || in_eog("<|calls|>") >= 0;
+  if (const int32_t end = in_eog("<|end|>");
+      end >= 0 && has_call && (in_eog("<|return|>") >= 0 || in_eog("<|flush|>") >= 0)) {
+    eog.erase(end);
+    vocab.type[end] = kTokenUserDefined;
+  }
+  if (const int32_t s = in_eog("</s>");
+      s >= 0 && (in_eog("<|tool_response>") >= 0 || in_eog("<|plamo:eos|>") >= 0)) {
+    eog.erase(s);
+    vocab.type[s] = kTokenNormal;
+  }
+}
 
 std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
   std::string out;
@@ -34,6 +82,53 @@ std::string replace_all(std::string_view text, std::string_view from, std::strin
   }
   out.append(text.substr(pos));
   return out;
+}
+
+// llama.cpp gives every special token of a model whose general.name (lower-cased) contains
+// "phi-3" or "phi3" the RSTRIP attribute, and </s> too, except <unk>, <s> and <|endoftext|>:
+// the whitespace right of such a token in the text is dropped before tokenizing.
+void apply_phi3_rstrip(std::string_view name, Vocab& vocab) {
+  std::string lower(name);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  if (lower.find("phi-3") == std::string::npos && lower.find("phi3") == std::string::npos) return;
+  for (size_t id = 0; id < vocab.size(); ++id) {
+    const int32_t type = vocab.type[id];
+    if (type == kTokenControl || type == kTokenUserDefined || type == kTokenUnknown) {
+      vocab.rstrip[id] = true;
+    }
+  }
+  if (const int32_t id = vocab.find("</s>"); id >= 0) vocab.rstrip[id] = true;
+  for (const char* text : {"<unk>", "<s>", "<|endoftext|>"}) {
+    if (const int32_t id = vocab.find(text); id >= 0) vocab.rstrip[id] = false;
+  }
+}
+
+// SentencePiece byte fallback needs a token for each of the 256 bytes: <0xXX>, or the byte
+// itself as a one-byte token, as llama.cpp looks them up. A vocabulary with some <0xXX> tokens
+// but not all is broken (llama.cpp would abort on the first missing byte). One without any falls
+// back to <unk> (llama.cpp aborts there as well; SentencePiece itself writes <unk>).
+void check_byte_fallback(const Vocab& vocab) {
+  int found = 0, first_missing = -1;
+  bool any_hex = false;
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    const bool hex = vocab.find(name) >= 0;
+    any_hex = any_hex || hex;
+    if (hex || vocab.find(std::string(1, static_cast<char>(b))) >= 0) {
+      ++found;
+    } else if (first_missing < 0) {
+      first_missing = b;
+    }
+  }
+  if (any_hex && found < 256) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", first_missing);
+    throw Error("tokenizer.ggml.tokens: byte-fallback vocabulary without a token for " +
+                std::to_string(256 - found) + " of the 256 bytes (first: " + name + ")");
+  }
 }
 
 // An id from the file overrides the default only when it names a token.
@@ -86,7 +181,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab(VocabData data) {
     t->bos_id_ = pick_id(data.bos_id, 11, n);
     t->eos_id_ = pick_id(data.eos_id, 11, n);
     t->unk_id_ = pick_id(data.unk_id, -1, n);
-    t->add_bos_ = data.add_bos.value_or(pre == PreTokenizer::kLlama3);
+    // llama.cpp's defaults: llama3-style and tekken vocabularies want BOS.
+    t->add_bos_ =
+        data.add_bos.value_or(pre == PreTokenizer::kLlama3 || pre == PreTokenizer::kTekken);
     t->add_space_prefix_ = false;  // byte-level BPE never adds one, whatever the file says
     t->bpe_ = std::make_unique<BpeEncoder>(vocab, data.merges, pre);
   }
@@ -102,9 +199,14 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab(VocabData data) {
   }
   if (t->eos_id_ >= 0) t->end_of_generation_.insert(t->eos_id_);
   if (t->eot_id_ >= 0) t->end_of_generation_.insert(t->eot_id_);
+  apply_end_of_generation_exceptions(vocab, t->end_of_generation_);
 
+  apply_phi3_rstrip(data.name, vocab);
   t->specials_ = std::make_unique<SpecialTokenMatcher>(vocab);
-  if (spm) t->spm_ = std::make_unique<SpmEncoder>(vocab, t->unk_id_);
+  if (spm) {
+    check_byte_fallback(vocab);
+    t->spm_ = std::make_unique<SpmEncoder>(vocab, t->unk_id_);
+  }
   return t;
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Text <-> token ids for llama/qwen2 GGUF models, giving the ids llama.cpp gives.
+// Text <-> token ids for GGUF vocabularies (byte-level BPE and SentencePiece), giving the ids
+// llama.cpp gives.
 #pragma once
 
 #include <cstdint>

@@ -24,6 +24,7 @@ enum TokenType : int32_t {
 struct VocabData {
   std::string model;                // tokenizer.ggml.model: "gpt2" or "llama"
   std::string pre;                  // tokenizer.ggml.pre; empty when absent
+  std::string name;                 // general.name: llama.cpp keys some token attributes on it
   std::vector<std::string> tokens;  // id -> text
   std::vector<float> scores;        // empty, or one per token
   std::vector<int32_t> types;       // empty (all normal), or one TokenType per token

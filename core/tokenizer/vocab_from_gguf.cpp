@@ -26,6 +26,7 @@ VocabData read_vocab(const gguf::File& file) {
   if (!model) throw Error("tokenizer.ggml.model: missing");
   data.model = std::string(*model);
   if (const auto pre = file.get_string("tokenizer.ggml.pre")) data.pre = std::string(*pre);
+  if (const auto name = file.get_string("general.name")) data.name = std::string(*name);
 
   const auto tokens = file.get_string_array("tokenizer.ggml.tokens");
   if (!tokens) throw Error("tokenizer.ggml.tokens: missing");

@@ -77,6 +77,38 @@ const std::string kMistralTekken =
     "'[INST]' + message['content'] + '[/INST]' }}{%- elif message['role'] == 'assistant' %}{{- "
     "message['content'] + eos_token}}{%- endif %}{%- endfor %}";
 
+// Gemma 2 (google/gemma-2-2b-it): no system role, alternation enforced, trimmed content.
+const std::string kGemma2 =
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not "
+    "supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != "
+    "(loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate "
+    "user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% "
+    "set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ "
+    "'<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor "
+    "%}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}";
+
+// Excerpt of Gemma 3's: the system message becomes a prefix of the first user turn.
+const std::string kGemma3 =
+    "{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n    {%- if "
+    "messages[0]['content'] is string -%}\n        {%- set first_user_prefix = "
+    "messages[0]['content'] + '\\n\\n' -%}\n    {%- else -%}\n ... {{ '<start_of_turn>' + role + "
+    "'\\n' + (first_user_prefix if loop.first else \"\") }}";
+
+// Phi-3.5-mini-instruct; Phi-3-mini-4k-instruct's is the same without "and message['content']".
+const std::string kPhi35 =
+    "{% for message in messages %}{% if message['role'] == 'system' and message['content'] "
+    "%}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' "
+    "%}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == "
+    "'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor "
+    "%}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
+
+// The first Phi-3-mini template: no system turn.
+const std::string kPhi3Original =
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') "
+    "%}{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + '\n'}}{% "
+    "elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\n'}}{% endif "
+    "%}{% endfor %}";
+
 Template for_model(const std::string& jinja, std::string bos = "<s>", std::string eos = "</s>") {
   return make_template(jinja, std::nullopt, std::move(bos), std::move(eos));
 }
@@ -98,15 +130,20 @@ TEST_CASE("families are recognised from the templates models ship") {
   CHECK(detect_family(kMistralV1) == Family::mistral_v1);
   CHECK(detect_family(kMistralV3) == Family::mistral_v3);
   CHECK(detect_family(kMistralTekken) == Family::mistral_v3_tekken);
+  CHECK(detect_family(kGemma2) == Family::gemma);
+  CHECK(detect_family(kGemma3) == Family::gemma);
+  CHECK(detect_family(kPhi35) == Family::phi3);
+  CHECK(detect_family(kPhi3Original) == Family::phi3);
 }
 
 TEST_CASE("an unknown template is an error that names the override") {
-  const std::string gemma =
-      "{{ bos_token }}{% for message in messages %}{{ '<start_of_turn>' + role + '\n' }}";
-  REQUIRE_THROWS_AS(detect_family(gemma), apr::Error);
-  REQUIRE_THROWS_WITH(detect_family(gemma), Catch::Contains("--chat-template") &&
-                                                Catch::Contains("chatml") &&
-                                                Catch::Contains("{{ bos_token }}"));
+  // Command R's format is not one apr renders.
+  const std::string command_r =
+      "{{ bos_token }}{% for message in messages %}{{ '<|START_OF_TURN_TOKEN|><|USER_TOKEN|>' }}";
+  REQUIRE_THROWS_AS(detect_family(command_r), apr::Error);
+  REQUIRE_THROWS_WITH(detect_family(command_r),
+                      Catch::Contains("--chat-template") && Catch::Contains("chatml") &&
+                          Catch::Contains("gemma, phi3") && Catch::Contains("{{ bos_token }}"));
   REQUIRE_THROWS_WITH(make_template("", std::nullopt, "<s>", "</s>"),
                       Catch::Contains("no chat template"));
   // Mistral v7 writes [SYSTEM_PROMPT], a format not rendered: refused, not mis-rendered.
@@ -115,7 +152,8 @@ TEST_CASE("an unknown template is an error that names the override") {
 
 TEST_CASE("names round-trip for --chat-template") {
   for (auto f : {Family::chatml, Family::llama2, Family::llama3, Family::llama31, Family::zephyr,
-                 Family::mistral_v1, Family::mistral_v3, Family::mistral_v3_tekken}) {
+                 Family::mistral_v1, Family::mistral_v3, Family::mistral_v3_tekken, Family::gemma,
+                 Family::phi3}) {
     REQUIRE(family_from_name(family_name(f)) == f);
   }
   CHECK_FALSE(family_from_name("ChatML"));
@@ -217,4 +255,73 @@ TEST_CASE("roles are checked") {
   REQUIRE_THROWS_WITH(render(t, tool, true), Catch::Contains("role 'tool'"));
   const std::vector<Message> late_system = {{"user", "x"}, {"system", "y"}};
   REQUIRE_THROWS_WITH(render(t, late_system, true), Catch::Contains("only the first"));
+}
+
+TEST_CASE("Gemma 3: model turns, system folded into the first user turn, trimmed content") {
+  const Template t = for_model(kGemma3, "<bos>", "<eos>");
+  CHECK(t.emits_bos);
+  CHECK(t.system_joiner == "\n\n");
+  const std::vector<Message> one = {{"user", " What is the capital of France?\n"}};
+  CHECK(render(t, one, true) ==
+        "<bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n"
+        "<start_of_turn>model\n");
+  CHECK(render(t, kTwoTurns, true) ==
+        "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n"
+        "Hello!<end_of_turn>\n<start_of_turn>user\nCapital of France?<end_of_turn>\n"
+        "<start_of_turn>model\n");
+  CHECK(render(t, one, false) ==
+        "<bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n");
+  // Python's str.strip(), which Jinja's trim is: Unicode spaces go too.
+  const std::vector<Message> spaced = {{"user", "\xE3\x80\x80Hi\xC2\xA0\x1F"}};
+  CHECK(render(t, spaced, true) ==
+        "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
+  const std::vector<Message> two_users = {{"user", "a"}, {"user", "b"}};
+  REQUIRE_THROWS_WITH(render(t, two_users, true), Catch::Contains("alternate"));
+
+  // A conversion that joins with one newline keeps it.
+  std::string one_newline = kGemma3;
+  one_newline.replace(one_newline.find("'\\n\\n'"), 6, "'\\n'");
+  const Template t1 = for_model(one_newline, "<bos>", "<eos>");
+  CHECK(t1.system_joiner == "\n");
+  const std::vector<Message> sys = {{"system", "S"}, {"user", "Hi"}};
+  CHECK(render(t1, sys, false) == "<bos><start_of_turn>user\nS\nHi<end_of_turn>\n");
+}
+
+TEST_CASE("Gemma 2 has no system role") {
+  const Template t = for_model(kGemma2, "<bos>", "<eos>");
+  CHECK_FALSE(t.system_role);
+  const std::vector<Message> one = {{"user", "Hi"}};
+  CHECK(render(t, one, true) ==
+        "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
+  REQUIRE_THROWS_WITH(render(t, kTwoTurns, true), Catch::Contains("no system role"));
+  // Forced without a template, gemma behaves as Gemma 3 (system folded in, BOS written).
+  const Template bare = make_template("", Family::gemma, "<bos>", "<eos>");
+  const std::vector<Message> sys = {{"system", "S"}, {"user", "Hi"}};
+  CHECK(render(bare, sys, true) ==
+        "<bos><start_of_turn>user\nS\n\nHi<end_of_turn>\n<start_of_turn>model\n");
+}
+
+TEST_CASE("Phi-3: role tags closed by <|end|>, EOS without generation prompt") {
+  const Template t = for_model(kPhi35, "<s>", "<|endoftext|>");
+  CHECK_FALSE(t.emits_bos);
+  CHECK(render(t, kTwoTurns, true) ==
+        "<|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello!<|end|>\n"
+        "<|user|>\nCapital of France?<|end|>\n<|assistant|>\n");
+  const std::vector<Message> answered = {{"system", ""}, {"user", " Hi "}, {"assistant", "Yo"}};
+  CHECK(render(t, answered, false) ==
+        "<|user|>\n Hi <|end|>\n<|assistant|>\nYo<|end|>\n<|endoftext|>");
+  // Phi-3-mini-4k-instruct writes even an empty system turn.
+  std::string mini = kPhi35;
+  mini.erase(mini.find(" and message['content']"), 23);
+  CHECK(render(for_model(mini, "<s>", "<|endoftext|>"), answered, true) ==
+        "<|system|>\n<|end|>\n<|user|>\n Hi <|end|>\n<|assistant|>\nYo<|end|>\n<|assistant|>\n");
+
+  const Template original = for_model(kPhi3Original, "<s>", "<|endoftext|>");
+  CHECK(original.emits_bos);
+  const std::vector<Message> one = {{"user", "Hi"}};
+  CHECK(render(original, one, true) == "<s><|user|>\nHi<|end|>\n<|assistant|>\n");
+  REQUIRE_THROWS_WITH(render(original, kTwoTurns, true), Catch::Contains("no system role"));
+  // Forced on another model's template, phi3 keeps its own defaults.
+  const Template forced = make_template(kSmolLM2, Family::phi3, "<s>", "<|endoftext|>");
+  CHECK(render(forced, kTwoTurns, true).starts_with("<|system|>\nBe brief.<|end|>\n"));
 }

@@ -45,6 +45,17 @@ def good_gpt2() -> dict:
     }
 
 
+def good_spm() -> dict:
+    """A SentencePiece vocabulary with byte fallback (<0x00>..<0xFF>), as Gemma's and Phi-3's."""
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["\u2581a", "b"]
+    return {
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.scores": [0.0] * (len(tokens) - 2) + [-1.0, -2.0],
+        "tokenizer.ggml.token_type": [2, 3, 3] + [6] * 256 + [1, 1],
+    }
+
+
 def without(kv: dict, key: str) -> dict:
     return {k: v for k, v in kv.items() if k != key}
 
@@ -73,6 +84,23 @@ CASES = [
      ["tokenizer.ggml.tokens"]),
     ("bos id of the wrong type", {**good_gpt2(), "tokenizer.ggml.bos_token_id": "one"},
      ["tokenizer.ggml.bos_token_id"]),
+    ("byte fallback without <0x41>",
+     {**good_spm(), "tokenizer.ggml.tokens": [t if t != "<0x41>" else "<0x41>?"
+                                              for t in good_spm()["tokenizer.ggml.tokens"]]},
+     ["tokenizer.ggml.tokens", "byte-fallback", "<0x41>"]),
+    ("scores that are strings", {**good_spm(), "tokenizer.ggml.scores":
+                                 ["x"] * len(good_spm()["tokenizer.ggml.tokens"])},
+     ["tokenizer.ggml.scores"]),
+    ("token types that are strings", {**good_spm(), "tokenizer.ggml.token_type":
+                                      ["x"] * len(good_spm()["tokenizer.ggml.tokens"])},
+     ["tokenizer.ggml.token_type"]),
+    ("spm scores of the wrong length", {**good_spm(), "tokenizer.ggml.scores": [0.5]},
+     ["tokenizer.ggml.scores", "1 entries"]),
+    ("general.name of the wrong type", {**good_spm(), "general.name": 7},
+     ["general.name"]),
+    ("tekken without merges", without({**good_gpt2(), "tokenizer.ggml.pre": "tekken"},
+                                      "tokenizer.ggml.merges"),
+     ["tokenizer.ggml.merges", "missing"]),
 ]
 
 
@@ -90,12 +118,15 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     failures = 0
 
-    good = work / "good.gguf"
-    write(good, good_gpt2())
-    result = run(args.cli, good)
-    if result.returncode != 0 or '"ids": [' not in result.stdout:
-        print(f"valid file: expected ids, got status {result.returncode}: {result.stderr.strip()}")
-        failures += 1
+    for name, kv in [("good", good_gpt2()), ("good-spm", good_spm()),
+                     ("good-tekken", {**good_gpt2(), "tokenizer.ggml.pre": "tekken"})]:
+        good = work / f"{name}.gguf"
+        write(good, kv)
+        result = run(args.cli, good)
+        if result.returncode != 0 or '"ids": [' not in result.stdout:
+            print(f"valid file {name}: expected ids, got status {result.returncode}: "
+                  f"{result.stderr.strip()}")
+            failures += 1
 
     for i, (name, kv, fragments) in enumerate(CASES):
         path = work / f"bad-{i}.gguf"

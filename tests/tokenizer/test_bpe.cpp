@@ -203,3 +203,12 @@ TEST_CASE("a merge whose result is not a token falls back to byte tokens", "[tok
   v.tokens[256] = "zz";  // the merged text "ab" is no longer a token
   CHECK(Tokenizer::from_vocab(v)->encode("ab") == Ids{'a', 'b'});
 }
+
+TEST_CASE("tekken vocabularies add BOS unless the file says otherwise", "[tokenizer][bpe][bos]") {
+  VocabData v = test::byte_level_vocab({{"a", "b"}}, {{"<s>", kTokenControl}}, "tekken");
+  v.bos_id = static_cast<int64_t>(v.tokens.size()) - 1;
+  const int32_t bos = static_cast<int32_t>(*v.bos_id);
+  CHECK(Tokenizer::from_vocab(v)->encode("ab") == Ids{bos, 256});
+  v.add_bos = false;
+  CHECK(Tokenizer::from_vocab(v)->encode("ab") == Ids{256});
+}

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.hpp"
@@ -65,7 +66,30 @@ TEST_CASE("pre-tokenizer names", "[tokenizer][pre]") {
   CHECK(pre_tokenizer_from_name("smollm") == PreTokenizer::kDigitsThenGpt2);
   CHECK(pre_tokenizer_from_name("stablelm2") == PreTokenizer::kQwen2);
   CHECK(pre_tokenizer_from_name("olmo") == PreTokenizer::kGpt2);
-  CHECK_THROWS_WITH(pre_tokenizer_from_name("tekken"), Catch::Contains("'tekken'"));
+  CHECK(pre_tokenizer_from_name("tekken") == PreTokenizer::kTekken);
+  CHECK_THROWS_WITH(pre_tokenizer_from_name("chameleon"), Catch::Contains("'chameleon'"));
+}
+
+// Splits llama.cpp gives (tests/tokenizer/fixtures/tekken-split.json has many more): its regex
+// runs on text where every non-ASCII letter counts as upper and lower case at once and
+// combining marks are no letters.
+TEST_CASE("tekken pre-tokenizer splits as llama.cpp's regex does", "[tokenizer][pre]") {
+  using V = std::vector<std::string_view>;
+  const auto tekken = [](std::string_view text) {
+    return pre_tokenize(text, PreTokenizer::kTekken);
+  };
+  CHECK(tekken("HTTPServer XMLHttpRequest iOS McDonald's") ==
+        V{"HTTPServer", " XMLHttp", "Request", " i", "OS", " Mc", "Donald", "'s"});
+  // U+00C0 (A with grave) is both cases there, so "ÀB" ends in a lower-case run: À, then B.
+  const std::string a_grave = "\xC3\x80", text = a_grave + "B a" + a_grave + "B ABCdef";
+  const std::string a_a_grave = " a" + a_grave;
+  CHECK(tekken(text) == V{a_grave, "B", a_a_grave, "B", " ABCdef"});
+  // e + COMBINING ACUTE ACCENT: the mark starts a piece of its own.
+  CHECK(tekken("e\xCC\x81te") == V{"e", "\xCC\x81te"});
+  CHECK(tekken("12 x/y ...\n/ !?\n\n/x") == V{"1", "2", " x", "/y", " ...\n/", " !?\n\n/", "x"});
+  CHECK(tekken("\t\t  x\n \n  y\r\n\r\nz  ") ==
+        V{"\t\t ", " x", "\n \n", " ", " y", "\r\n\r\n", "z", "  "});
+  CHECK(tekken("don't") == V{"don", "'t"});
 }
 
 TEST_CASE("smollm-style pre-tokenizer isolates every digit before the gpt-2 split",
