@@ -16,37 +16,7 @@
 
 #include "chat/chat_template.hpp"
 #include "common/error.hpp"
-
-namespace {
-
-bool from_hex(std::string_view hex, std::string& out) {
-  const auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  if (hex.size() % 2 != 0) return false;
-  out.clear();
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out += static_cast<char>(hi * 16 + lo);
-  }
-  return true;
-}
-
-std::string to_hex(std::string_view bytes) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes) {
-    out += digits[static_cast<unsigned char>(c) >> 4];
-    out += digits[static_cast<unsigned char>(c) & 15];
-  }
-  return out;
-}
-
-}  // namespace
+#include "common/hex_text.hpp"
 
 int main(int argc, char** argv) {
   std::string jinja, family, bos, eos;
@@ -81,7 +51,8 @@ int main(int argc, char** argv) {
   while (std::getline(std::cin, line)) {
     const size_t tab = line.find('\t');
     apr::chat::Message m;
-    if (tab == std::string::npos || !from_hex(std::string_view(line).substr(tab + 1), m.content)) {
+    if (tab == std::string::npos ||
+        !apr_test::from_hex(std::string_view(line).substr(tab + 1), m.content)) {
       std::cerr << "chat_render_cli: input line is not ROLE<TAB>HEX\n";
       return 2;
     }
@@ -96,7 +67,7 @@ int main(int argc, char** argv) {
     }
     const apr::chat::Template t = apr::chat::make_template(jinja, forced, bos, eos);
     std::cout << apr::chat::family_name(t.family) << "\t"
-              << to_hex(apr::chat::render(t, messages, add_assistant)) << "\n";
+              << apr_test::to_hex(apr::chat::render(t, messages, add_assistant)) << "\n";
   } catch (const apr::Error& e) {
     std::cerr << e.what() << "\n";
     return 2;

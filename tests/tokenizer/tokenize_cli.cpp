@@ -12,39 +12,9 @@
 #include <string_view>
 
 #include "common/error.hpp"
+#include "common/hex_text.hpp"
 #include "gguf/gguf_file.hpp"
 #include "tokenizer/tokenizer.hpp"
-
-namespace {
-
-bool from_hex(std::string_view hex, std::string& out) {
-  const auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  if (hex.size() % 2 != 0) return false;
-  out.clear();
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out += static_cast<char>(hi * 16 + lo);
-  }
-  return true;
-}
-
-std::string to_hex(std::string_view bytes) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes) {
-    out += digits[static_cast<unsigned char>(c) >> 4];
-    out += digits[static_cast<unsigned char>(c) & 15];
-  }
-  return out;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -68,7 +38,7 @@ int main(int argc, char** argv) {
     const auto tokenizer = apr::Tokenizer::from_gguf(*file);
     std::string line, text;
     while (std::getline(std::cin, line)) {
-      if (!from_hex(line, text)) {
+      if (!apr_test::from_hex(line, text)) {
         std::cerr << "tokenize_cli: input line is not hex\n";
         return 2;
       }
@@ -78,7 +48,7 @@ int main(int argc, char** argv) {
         if (i) json += ", ";
         json += std::to_string(ids[i]);
       }
-      json += "], \"decoded\": \"" + to_hex(tokenizer->decode(ids)) + "\"}\n";
+      json += "], \"decoded\": \"" + apr_test::to_hex(tokenizer->decode(ids)) + "\"}\n";
       std::cout << json;
     }
     std::cout.flush();
