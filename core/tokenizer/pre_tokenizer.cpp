@@ -78,6 +78,19 @@ size_t match_space_not_before_nonspace(Chars s, size_t i) {
   return n - 1;
 }
 
+// The last alternatives of the llama3, qwen2 and tekken regexes, \s*[\r\n]+|\s+(?!\S)|\s+: up
+// to and including the last CR or LF of a whitespace run, else the run but its last space when
+// a non-space follows, else the whole run.
+size_t match_whitespace_alternatives(Chars s, size_t i) {
+  const size_t spaces = run_length(s, i, is_space);
+  if (spaces == 0) return 0;
+  for (size_t k = spaces; k > 0; --k) {
+    if (is_cr_lf(s, i + k - 1)) return k;
+  }
+  if (size_t n = match_space_not_before_nonspace(s, i)) return n;
+  return spaces;
+}
+
 size_t match_gpt2_body(Chars s, size_t i) {
   if (size_t n = match_contraction(s, i, false)) return n;
   if (size_t n = match_optional_space_run(s, i, is_letter)) return n;
@@ -103,14 +116,7 @@ size_t match_llama3_like(Chars s, size_t i, size_t max_digits) {
   if (size_t n = run_length(s, i, is_number, max_digits)) return n;
   if (size_t n = match_optional_space_run(s, i, is_other))
     return n + run_length(s, i + n, is_cr_lf);
-  const size_t spaces = run_length(s, i, is_space);
-  if (spaces == 0) return 0;
-  // \s*[\r\n]+: up to and including the last CR or LF of the whitespace run.
-  for (size_t k = spaces; k > 0; --k) {
-    if (is_cr_lf(s, i + k - 1)) return k;
-  }
-  if (size_t n = match_space_not_before_nonspace(s, i)) return n;
-  return spaces;
+  return match_whitespace_alternatives(s, i);
 }
 
 size_t match_llama3(Chars s, size_t i) {
@@ -162,13 +168,7 @@ size_t match_tekken(Chars s, size_t i) {
   if (is_number(s, i)) return 1;
   if (size_t n = match_optional_space_run(s, i, is_other))
     return n + run_length(s, i + n, is_cr_lf_slash);
-  const size_t spaces = run_length(s, i, is_space);
-  if (spaces == 0) return 0;
-  for (size_t k = spaces; k > 0; --k) {
-    if (is_cr_lf(s, i + k - 1)) return k;
-  }
-  if (size_t n = match_space_not_before_nonspace(s, i)) return n;
-  return spaces;
+  return match_whitespace_alternatives(s, i);
 }
 
 // [\p{P}\$\+<=>\^~\|]+
