@@ -161,22 +161,28 @@ void check_output_path(const std::string& file, std::string_view option) {
     throw UsageError(opt + ": '" + file + "' exists and is not writable");
 }
 
-std::string read_prompt_source(const std::string& prompt, const std::string& file) {
-  if (file.empty() && prompt != "-") return prompt;
+std::string read_text_file(const std::string& file, std::string_view what) {
+  const std::string name(what);
   std::ostringstream text;
-  if (file.empty() || file == "-") {
+  if (file == "-") {
     text << std::cin.rdbuf();
-    if (std::cin.bad()) throw Error("cannot read the prompt from standard input");
+    if (std::cin.bad()) throw Error("cannot read the " + name + " from standard input");
     return text.str();
   }
   std::error_code ec;
   if (std::filesystem::is_directory(file, ec))
-    throw Error("prompt file '" + file + "' is a directory");
+    throw Error(name + " file '" + file + "' is a directory");
+  if (!std::filesystem::exists(file, ec)) throw Error(name + " file '" + file + "' does not exist");
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error("cannot open prompt file '" + file + "'");
+  if (!in) throw Error("cannot open " + name + " file '" + file + "'");
   text << in.rdbuf();
-  if (in.bad()) throw Error("cannot read prompt file '" + file + "'");
+  if (in.bad()) throw Error("cannot read " + name + " file '" + file + "'");
   return text.str();
+}
+
+std::string read_prompt_source(const std::string& prompt, const std::string& file) {
+  if (file.empty() && prompt != "-") return prompt;
+  return read_text_file(file.empty() ? "-" : file, "prompt");
 }
 
 bool parse_verb_args(const std::vector<std::string>& args, po::options_description desc,

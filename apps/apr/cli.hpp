@@ -71,6 +71,10 @@ int64_t in_range(int64_t value, std::string_view option, int64_t min, int64_t ma
 // or FILE is a directory. Throws UsageError naming `option`.
 void check_output_path(const std::string& file, std::string_view option);
 
+// The whole of FILE ("-": standard input); `what` names it in the one-line errors ("prompt file
+// 'F' does not exist", "cannot read the text from standard input").
+std::string read_text_file(const std::string& file, std::string_view what);
+
 // The text of --prompt/-p (where "-" reads standard input) or of -f FILE; throws apr::Error
 // when the file cannot be read.
 std::string read_prompt_source(const std::string& prompt, const std::string& file);

@@ -7,11 +7,9 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <limits>
 #include <optional>
-#include <sstream>
 
 #include "cli.hpp"
 #include "common/error.hpp"
@@ -54,21 +52,7 @@ struct Options {
 // The text of FILE ("-": standard input) as llama.cpp's -f reads it: one trailing newline is
 // dropped.
 std::string read_text(const std::string& file) {
-  std::ostringstream text;
-  if (file == "-") {
-    text << std::cin.rdbuf();
-    if (std::cin.bad()) throw Error("cannot read the text from standard input");
-  } else {
-    std::error_code ec;
-    if (std::filesystem::is_directory(file, ec))
-      throw Error("text file '" + file + "' is a directory");
-    if (!std::filesystem::exists(file, ec)) throw Error("text file '" + file + "' does not exist");
-    std::ifstream in(file, std::ios::binary);
-    if (!in) throw Error("cannot open text file '" + file + "'");
-    text << in.rdbuf();
-    if (in.bad()) throw Error("cannot read text file '" + file + "'");
-  }
-  std::string s = text.str();
+  std::string s = read_text_file(file, "text");
   if (!s.empty() && s.back() == '\n') s.pop_back();
   if (s.empty()) throw Error("the text in '" + file + "' is empty");
   return s;
