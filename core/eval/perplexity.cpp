@@ -9,18 +9,6 @@
 
 namespace apr::eval {
 
-double log_sum_exp(std::span<const float> logits) {
-  // A NaN never becomes the maximum (std::max keeps the left side), but exp(NaN - m) makes the
-  // sum NaN, so NaN propagates without a test in the loop.
-  float m = -std::numeric_limits<float>::infinity();
-  for (float v : logits) m = std::max(m, v);
-  if (!std::isfinite(m)) return m;  // +inf, or -inf for an empty or all -inf row
-  double sum = 0;
-  const double md = m;
-  for (float v : logits) sum += std::exp(double(v) - md);
-  return md + std::log(sum);
-}
-
 void log_softmax(std::span<const float> logits, std::span<double> out) {
   if (out.size() != logits.size()) throw Error("log_softmax: output size differs from input");
   const double lse = log_sum_exp(logits);
@@ -29,31 +17,6 @@ void log_softmax(std::span<const float> logits, std::span<double> out) {
 
 double token_nll(std::span<const float> logits, double lse, int32_t token) {
   return lse - double(logits[size_t(token)]);
-}
-
-double kl_divergence(std::span<const float> logits_p, double lse_p, std::span<const float> logits_q,
-                     double lse_q) {
-  if (logits_p.size() != logits_q.size())
-    throw Error("kl_divergence: the two rows have different sizes");
-  double kl = 0;
-  for (size_t i = 0; i < logits_p.size(); ++i) {
-    const double lp = double(logits_p[i]) - lse_p;
-    const double p = std::exp(lp);
-    if (p == 0) continue;  // 0 * log(0 / q) = 0, also where q is 0
-    kl += p * (lp - (double(logits_q[i]) - lse_q));
-  }
-  return kl < 0 ? 0.0 : kl;  // keeps NaN
-}
-
-double kl_divergence(std::span<const float> logits_p, std::span<const float> logits_q) {
-  return kl_divergence(logits_p, log_sum_exp(logits_p), logits_q, log_sum_exp(logits_q));
-}
-
-uint32_t argmax(std::span<const float> logits) {
-  uint32_t best = 0;
-  for (uint32_t i = 1; i < logits.size(); ++i)
-    if (logits[i] > logits[best]) best = i;
-  return best;
 }
 
 double NllStats::perplexity() const {
@@ -175,7 +138,7 @@ EvalResult evaluate(std::span<const int32_t> tokens, const EvalOptions& options,
         const double lse_b = checked_lse(rb, *b, c, row + k);
         r.b->add(token_nll(rb, lse_b, token));
         const double kl = kl_divergence(ra, lse_a, rb, lse_b);
-        const uint32_t top_a = argmax(ra), top_b = argmax(rb);
+        const int32_t top_a = argmax(ra), top_b = argmax(rb);
         r.kl_sum += kl;
         chunk_kl += kl;
         r.kl_max = std::max(r.kl_max, kl);
@@ -184,8 +147,7 @@ EvalResult evaluate(std::span<const int32_t> tokens, const EvalOptions& options,
           ++r.top1_agree;
           ++chunk_agree;
         }
-        keep_worst(r.worst, options.n_worst,
-                   {c, position, token, kl, int32_t(top_a), int32_t(top_b)});
+        keep_worst(r.worst, options.n_worst, {c, position, token, kl, top_a, top_b});
       }
       row += n;
     }

@@ -25,13 +25,16 @@
 #include <string>
 #include <vector>
 
+#include "common/logit_math.hpp"
+
 namespace apr::eval {
 
 // --- the arithmetic of one row of logits -------------------------------------------------------
 
-// log(sum_i exp(x_i)) in double, shifted by the maximum. Not finite when a logit is NaN or +inf
-// (or when every logit is -inf).
-double log_sum_exp(std::span<const float> logits);
+// log_sum_exp, kl_divergence and argmax are common/logit_math.hpp's.
+using apr::argmax;
+using apr::kl_divergence;
+using apr::log_sum_exp;
 
 // out[i] = x_i - log_sum_exp(x): the row's log-probabilities, in double. out.size() must equal
 // logits.size().
@@ -39,16 +42,6 @@ void log_softmax(std::span<const float> logits, std::span<double> out);
 
 // -log P(token) = log_sum_exp(x) - x[token], with the row's log_sum_exp given.
 double token_nll(std::span<const float> logits, double lse, int32_t token);
-
-// KL(P || Q) = sum_i p_i (log p_i - log q_i) of the two distributions softmax(logits_p) and
-// softmax(logits_q), in double, with each row's log_sum_exp given. Terms with p_i == 0 count 0.
-// Rounding can make a KL of identical rows -0 or a few 1e-17 below zero; it is clamped to 0.
-double kl_divergence(std::span<const float> logits_p, double lse_p, std::span<const float> logits_q,
-                     double lse_q);
-double kl_divergence(std::span<const float> logits_p, std::span<const float> logits_q);
-
-// The index of the largest logit (the first of equal ones).
-uint32_t argmax(std::span<const float> logits);
 
 // Running sums of negative log-likelihoods, and the figures llama-perplexity prints from them.
 struct NllStats {

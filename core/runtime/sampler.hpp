@@ -8,6 +8,8 @@
 #include <span>
 #include <vector>
 
+#include "common/logit_math.hpp"  // argmax, the greedy choice
+
 namespace apr {
 
 struct SamplingParams {
@@ -27,8 +29,5 @@ class Sampler {
   std::mt19937_64 rng_;
   std::vector<std::pair<float, int32_t>> candidates_;
 };
-
-// Index of the largest logit; the lowest index wins ties, as in every reference we compare to.
-int32_t argmax(std::span<const float> logits);
 
 }  // namespace apr

@@ -12,6 +12,7 @@
 #include <apr/plugin.h>
 
 #include "common/error.hpp"
+#include "common/logit_math.hpp"
 #include "trace_format/aprt.hpp"
 
 namespace apr::trace {
@@ -164,27 +165,8 @@ LogitMetrics compare_logits(std::span<const float> a, std::span<const float> b,
     for (uint64_t i = 0; i < lm.row_length && finite; ++i)
       finite = std::isfinite(ra[i]) && std::isfinite(rb[i]);
     if (!finite) continue;
-    uint64_t ia = 0, ib = 0;
-    for (uint64_t i = 1; i < lm.row_length; ++i) {
-      if (ra[i] > ra[ia]) ia = i;
-      if (rb[i] > rb[ib]) ib = i;
-    }
-    // log softmax with the largest logit subtracted first, so no exp overflows and the sums are
-    // at least 1; then KL = sum p_a (log p_a - log p_b), in f64 throughout.
-    const double ma = ra[ia], mb = rb[ib];
-    double sa = 0, sb = 0;
-    for (uint64_t i = 0; i < lm.row_length; ++i) {
-      sa += std::exp(double(ra[i]) - ma);
-      sb += std::exp(double(rb[i]) - mb);
-    }
-    const double log_sa = std::log(sa), log_sb = std::log(sb);
-    double kl = 0;
-    for (uint64_t i = 0; i < lm.row_length; ++i) {
-      const double lpa = (double(ra[i]) - ma) - log_sa;
-      const double lpb = (double(rb[i]) - mb) - log_sb;
-      kl += std::exp(lpa) * (lpa - lpb);
-    }
-    kl = std::max(0.0, kl);  // >= 0 in exact arithmetic; rounding may leave -1e-17
+    const uint64_t ia = uint64_t(argmax(ra)), ib = uint64_t(argmax(rb));
+    const double kl = kl_divergence(ra, rb);  // log-softmax in f64, largest logit subtracted
     ++lm.rows;
     lm.top1_agree += ia == ib;
     lm.argmax_a = ia;
