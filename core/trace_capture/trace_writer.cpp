@@ -142,15 +142,14 @@ void TraceWriter::store(apr_stage stage, uint32_t layer, std::vector<uint64_t> s
   write_aprt(path, layer, data);
 
   ManifestFile f{rel, step_, stage, layer, std::move(shape), "f32"};
-  // A stage emitted twice in a step keeps the last one.
-  auto same = [&](const ManifestFile& o) {
-    return o.step == f.step && o.stage == f.stage && o.layer == f.layer;
-  };
-  auto it = std::find_if(files_.begin(), files_.end(), same);
-  if (it != files_.end())
-    *it = std::move(f);
-  else
-    files_.push_back(std::move(f));
+  // A stage emitted twice in a step keeps the last one. Files arrive step by step, so only the
+  // current step's, at the back, need looking at (a trace of many decode steps stays linear).
+  for (auto it = files_.rbegin(); it != files_.rend() && it->step == f.step; ++it)
+    if (it->stage == f.stage && it->layer == f.layer) {
+      *it = std::move(f);
+      return;
+    }
+  files_.push_back(std::move(f));
 }
 
 std::vector<ManifestFile> TraceWriter::files() const {
