@@ -70,16 +70,19 @@ def test_b_is_fed_a_tokens_and_its_own_greedy_choice_is_reported(run_apr, make_m
     assert [s["tokens"] for s in b["steps"]] == [s["tokens"] for s in a["steps"]]
     # A's own greedy choices are what it was fed.
     assert all(a["steps"][k]["tokens"] == [a["steps"][k - 1]["next_token"]] for k in (1, 2, 3))
+    # The fault changes B's logits from step 1 on: its own choice differs somewhere, and the
+    # report names the first step where it does, as B's manifest records it.
     diff = j["b_greedy_differs"]
-    if diff is not None:  # where B's own choice first differs, from B's manifest
-        k = diff["after_step"]
-        assert diff["token_b"] == b["steps"][k]["next_token"] != a["steps"][k]["next_token"]
-        assert all(b["steps"][i]["next_token"] == a["steps"][i]["next_token"] for i in range(k))
+    assert diff is not None
+    k = diff["after_step"]
+    assert k >= 1
+    assert diff["token_b"] == b["steps"][k]["next_token"] != a["steps"][k]["next_token"]
+    assert all(b["steps"][i]["next_token"] == a["steps"][i]["next_token"] for i in range(k))
     text = run_apr("bisect", model, "--backend-a", "cpu", "--backend-b", "cpu-fault", "--tokens",
                    TOKENS, "--decode-steps", "3", env={"APR_CPU_FAULT": "1:attn_out:0.5@rows=1"},
                    check_exit=1).stdout
     assert "first divergence: step 1 layer 1 attn_out" in text
-    assert ("B's own greedy choice differs after step" in text) == (diff is not None)
+    assert f"B's own greedy choice differs after step {k}" in text
 
 
 def test_step_tokens_feed_both_sides(run_apr, make_model, tmp_path):
