@@ -54,7 +54,7 @@ void finish_side(BisectSide& side, const po::variables_map& vm, const GlobalOpti
   in_range(side.ubatch, "--" + opt(side, "ubatch"), 0, std::numeric_limits<int32_t>::max());
 }
 
-void select_side_plugin(Context& ctx, BisectSide& side, const std::vector<WeightNeed>& needs) {
+void select_side_plugin(Context& ctx, BisectSide& side, const BackendNeeds& needs) {
   const auto device = static_cast<uint32_t>(side.device);
   if (side.plugin_dirs.empty()) {
     side.plugin = &select_backend(ctx.plugins(), side.backend, device, needs);

@@ -37,6 +37,6 @@ void finish_side(BisectSide& side, const po::variables_map& vm, const GlobalOpti
                  int64_t ubatch);
 
 // Chooses the side's plugin (loading it), from its own plugin directories first when given.
-void select_side_plugin(Context& ctx, BisectSide& side, const std::vector<WeightNeed>& needs);
+void select_side_plugin(Context& ctx, BisectSide& side, const BackendNeeds& needs);
 
 }  // namespace apr::cli

@@ -219,7 +219,7 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
                      ") exceed the model's context of " + std::to_string(cfg.n_ctx_train));
 
   host::Plugin& plugin =
-      select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, weight_needs(*model));
+      select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, backend_needs(*model));
   SessionOptions so;
   so.n_ctx = n_ctx;
   so.n_batch = std::min<uint32_t>(n_batch, static_cast<uint32_t>(ubatch));

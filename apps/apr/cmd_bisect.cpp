@@ -249,7 +249,7 @@ int cmd_bisect(Context& ctx, const std::vector<std::string>& args) {
 
   const trace::TracePlan plan = trace::TracePlan::everything(n_layer);
   // Both sides are chosen before any tracing, so a typo in B fails at once.
-  const std::vector<WeightNeed> needs = weight_needs(*model);
+  const BackendNeeds needs = backend_needs(*model);
   select_side_plugin(ctx, side_a, needs);
   if (!ref) select_side_plugin(ctx, side_b, needs);
   auto trace_side = [&](const BisectSide& side, const std::filesystem::path& dir) {

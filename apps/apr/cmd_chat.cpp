@@ -132,7 +132,7 @@ int cmd_chat(Context& ctx, const std::vector<std::string>& args) {
     n_ctx = model->config().n_ctx_train;
   }
   host::Plugin& plugin =
-      select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, weight_needs(*model));
+      select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, backend_needs(*model));
   SessionOptions so;
   so.n_ctx = n_ctx;
   so.n_threads = ctx.global.threads;

@@ -87,6 +87,27 @@ int cmd_info(Context&, const std::vector<std::string>& args) {
                             {"rope", rope_name(c.rope_mode)},
                             {"tied_output", c.tied_output},
                             {"qkv_bias", c.has_qkv_bias}};
+    // What the newer families add (listed only when the model has it).
+    nlohmann::json f = nlohmann::json::object();
+    if (c.has_qk_norm) f["qk_norm"] = true;
+    if (c.has_post_norms) f["post_norms"] = true;
+    if (c.ffn_activation == APR_ACT_GELU_TANH) f["ffn_activation"] = "gelu_tanh";
+    if (c.embd_scale > 0) f["embedding_scale"] = c.embd_scale;
+    if (c.attn_scale > 0 && c.attn_scale != ModelConfig{.head_dim = c.head_dim}.query_scale())
+      f["attention_scale"] = c.attn_scale;
+    if (c.attn_softcap > 0) f["attention_softcap"] = c.attn_softcap;
+    if (c.final_softcap > 0) f["final_logit_softcap"] = c.final_softcap;
+    if (!c.layer_is_swa.empty()) {
+      f["sliding_window"] = c.sliding_window;
+      std::string layers;
+      for (uint32_t l = 0; l < c.n_layer; ++l)
+        if (!c.is_swa(l)) layers += (layers.empty() ? "" : ",") + std::to_string(l);
+      f["global_layers"] = layers;
+      f["rope_freq_base_swa"] = c.rope_freq_base_swa;
+    }
+    if (c.fused_qkv) f["fused_qkv"] = true;
+    if (c.fused_gate_up) f["fused_gate_up"] = true;
+    if (!f.empty()) j["family_features"] = f;
     const Tokenizer& t = model->tokenizer();
     j["tokenizer"] = {{"model", std::string(t.model())},
                       {"pre", std::string(t.pre())},
@@ -115,6 +136,9 @@ int cmd_info(Context&, const std::vector<std::string>& args) {
     std::cout << "architecture: " << j["architecture"].get<std::string>() << "\n";
   if (model) {
     for (auto& [k, v] : j["hyperparameters"].items()) std::cout << "  " << k << ": " << v << "\n";
+    if (j.contains("family_features"))
+      for (auto& [k, v] : j["family_features"].items())
+        std::cout << "  " << k << ": " << v << "\n";
     std::cout << "tokenizer:\n";
     for (auto& [k, v] : j["tokenizer"].items()) std::cout << "  " << k << ": " << v << "\n";
   }

@@ -175,7 +175,7 @@ int cmd_perplexity(Context& ctx, const std::vector<std::string>& args) {
   const uint32_t n_chunks = eval::count_chunks(tokens.size(), n_ctx, o.chunks);
 
   // Both backends are chosen before any work, so a typo in B fails at once.
-  const std::vector<WeightNeed> needs = weight_needs(*model);
+  const BackendNeeds needs = backend_needs(*model);
   host::Plugin& plugin_a =
       select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, needs);
   host::Plugin* plugin_b =

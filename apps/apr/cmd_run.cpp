@@ -128,7 +128,7 @@ int cmd_run(Context& ctx, const std::vector<std::string>& args) {
 
   // auto passes over a backend whose device cannot take this model's weight types.
   host::Plugin& plugin =
-      select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, weight_needs(*model));
+      select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, backend_needs(*model));
   SessionOptions so;
   so.n_ctx = n_ctx;
   so.n_batch = static_cast<uint32_t>(o.ubatch);

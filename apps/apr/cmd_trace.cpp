@@ -121,7 +121,7 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
                                         ? std::filesystem::path(dir)
                                         : trace::default_trace_dir(model_path);
   host::Plugin& plugin =
-      select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, weight_needs(*model));
+      select_backend(ctx.plugins(), ctx.global.backend, ctx.global.device, backend_needs(*model));
   const trace::TraceResult r = trace::trace_model(plugin, *model, ids, plan, out, options);
 
   for (const auto& note : r.notes) std::cerr << "apr: note: " << note << "\n";
@@ -165,10 +165,8 @@ int cmd_trace(Context& ctx, const std::vector<std::string>& args) {
     for (uint32_t l : missing.layers)
       if (l != APR_LAYER_NONE) where += (where.empty() ? "" : ", ") + std::to_string(l);
     if (!where.empty()) where = (missing.layers.size() > 1 ? " in layers " : " in layer ") + where;
-    const bool bias = missing.stage == APR_STAGE_QKV_BIAS && !model->config().has_qkv_bias;
     std::cerr << "apr: note: no " << trace::stage_name(missing.stage) << " written" << where
-              << (bias ? ": this model has no QKV biases" : ": the backend did not emit it")
-              << "\n";
+              << ": the backend did not emit it\n";
   }
   return kExitOk;
 }

@@ -139,10 +139,14 @@ TEST_CASE("the capability query matches what weight_create accepts", "[abi][caps
   }
   const apr_device_caps& caps = p.caps();
   REQUIRE(caps.weight_types != 0);
-  const uint64_t known =
-      APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_STEP_CAPTURE | APR_FEATURE_FUSED_TRACE;
+  const uint64_t family_ops = APR_FEATURE_NORM_GROUPS | APR_FEATURE_ATTN_WINDOW |
+                              APR_FEATURE_ATTN_SOFTCAP | APR_FEATURE_GELU;
+  const uint64_t known = APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_STEP_CAPTURE |
+                         APR_FEATURE_FUSED_TRACE | family_ops;
   INFO("features 0x" << std::hex << caps.features);
   REQUIRE((caps.features & ~known) == 0);
+  // The operations of ABI 1.3 are claimed only by a plugin that speaks it.
+  if (caps.features & family_ops) REQUIRE(api.abi_minor >= 3);
   std::string claimed;
   for (uint32_t t : apr_test::ref_types()) {
     const bool claims = (caps.weight_types >> t) & 1u;

@@ -54,6 +54,10 @@ class Plugin {
   // The capability query (ABI 1.2), if the plugin has one.
   bool has_caps() const { return has_caps_; }
   const apr_device_caps& caps() const { return caps_; }
+  // Whether the device reports APR_FEATURE_* `bit` (never, without a capability query).
+  bool has_feature(uint64_t bit) const { return has_caps_ && (caps_.features & bit) == bit; }
+  // Whether the table has the unary kernel (ABI 1.3; may be NULL or beyond an older table).
+  bool has_unary() const { return APR_STRUCT_HAS(api_, apr_plugin_api, unary) && api_->unary; }
 
   // Whether the plugin claims weight type `type`: from the capability query when it has one,
   // else (a plugin older than 1.2) whether weight_create accepts a one-row weight of it.
@@ -148,6 +152,13 @@ class Plugin {
   ::kernel_tests::Plugin& p = ::kernel_tests::Plugin::instance(); \
   if (p.skipped()) throw ::conformance::CheckSkipped {            \
       p.skip_reason()                                             \
+    }
+
+// A check of an operation of ABI 1.3 skips on a device that does not report its feature (the
+// host refuses the models that need it there, so the plugin owes nothing).
+#define KERNEL_TEST_FEATURE_OR_SKIP(p, bit)                                                  \
+  if (!(p).has_feature(bit)) throw ::conformance::CheckSkipped {                             \
+      std::string("the device does not report " #bit) + ((p).has_caps() ? "" : " (no caps)") \
     }
 
 #define REQUIRE_APR_OK(p, call)                 \

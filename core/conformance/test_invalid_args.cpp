@@ -151,6 +151,125 @@ TEST_CASE("kernels reject NULL, undersized and out-of-bounds arguments", "[inval
   (void)before;
 }
 
+TEST_CASE("the kernels of ABI 1.3 reject bad arguments", "[invalid][family]") {
+  KERNEL_TEST_PLUGIN_OR_SKIP(p);
+  const bool groups = p.has_feature(APR_FEATURE_NORM_GROUPS);
+  const bool softcap = p.has_feature(APR_FEATURE_ATTN_SOFTCAP);
+  const bool gelu = p.has_feature(APR_FEATURE_GELU);
+  const bool unary = p.has_unary();
+  if (!groups && !softcap && !gelu && !unary)
+    throw conformance::CheckSkipped{"the plugin has none of the operations of ABI 1.3"};
+  std::mt19937_64 rng(62);
+  const uint32_t n_rows = 2, n_cols = 64;
+  const std::vector<float> data = random_floats(rng, n_rows * n_cols);
+  GuardedBuffer x(p, n_rows * n_cols), w(p, n_cols, 1.0f), y(p, n_rows * n_cols, 2.0f);
+  x.write(data);
+  // Every refusal is INVALID_ARGUMENT, with a message, and writes nothing.
+  auto require_invalid = [&](apr_status status, const char* what) {
+    require_error(p, status, what);
+    INFO(what);
+    REQUIRE(status == APR_ERR_INVALID_ARGUMENT);
+    REQUIRE(std::memcmp(x.read().data(), data.data(), data.size() * 4) == 0);
+    for (float v : y.read()) REQUIRE(v == 2.0f);
+  };
+  // The call made valid again succeeds: the refusals were for the one bad member.
+  auto require_valid = [&](apr_status status, const char* what) {
+    INFO(what);
+    REQUIRE_APR_OK(p, status);
+    y.write(std::vector<float>(n_rows * n_cols, 2.0f));
+  };
+
+  if (groups) {
+    apr_rms_norm_args norm{.struct_size = sizeof norm,
+                           .x = x.get(),
+                           .x_offset = x.offset(),
+                           .weight = w.get(),
+                           .weight_offset = w.offset(),
+                           .out = y.get(),
+                           .out_offset = y.offset(),
+                           .n_rows = n_rows,
+                           .n_cols = n_cols,
+                           .eps = 1e-5f,
+                           .reserved0 = 0,
+                           .row_stride = 0,
+                           .n_groups = 5};  // does not divide 64
+    require_invalid(p.api().rms_norm(p.device(), &norm), "n_groups does not divide n_cols");
+    norm.n_groups = 4;
+    norm.row_stride = n_cols / 2;
+    require_invalid(p.api().rms_norm(p.device(), &norm), "row_stride < n_cols");
+    norm.row_stride = n_cols;
+    require_valid(p.api().rms_norm(p.device(), &norm), "4 groups of 16");
+  }
+  if (softcap) {
+    // One row of 4 heads of 16 against a one-row cache of 2 KV heads (x doubles as the cache).
+    apr_attention_args att{.struct_size = sizeof att,
+                           .q = x.get(),
+                           .q_offset = x.offset(),
+                           .q_row_stride = 0,
+                           .n_rows = 1,
+                           .pos0 = 0,
+                           .n_heads = 4,
+                           .n_kv_heads = 2,
+                           .head_dim = 16,
+                           .scale = 0.25f,
+                           .layer = 0,
+                           .k_cache = x.get(),
+                           .v_cache = x.get(),
+                           .out = y.get(),
+                           .out_offset = y.offset(),
+                           .window = 0,
+                           .softcap = -1.0f};
+    require_invalid(p.api().attention(p.device(), &att), "negative softcap");
+    att.softcap = INFINITY;
+    require_invalid(p.api().attention(p.device(), &att), "infinite softcap");
+    att.softcap = 2.0f;
+    require_valid(p.api().attention(p.device(), &att), "softcap 2");
+  }
+  if (gelu) {
+    apr_swiglu_args sw{.struct_size = sizeof sw,
+                       .gate = x.get(),
+                       .gate_offset = x.offset(),
+                       .up = x.get(),
+                       .up_offset = x.offset(),
+                       .out = y.get(),
+                       .out_offset = y.offset(),
+                       .n_rows = n_rows,
+                       .n_cols = n_cols,
+                       .layer = 0,
+                       .reserved0 = 0,
+                       .activation = 2};  // no such activation
+    require_invalid(p.api().swiglu(p.device(), &sw), "unknown activation");
+    sw.activation = APR_ACT_GELU_TANH;
+    require_valid(p.api().swiglu(p.device(), &sw), "gelu");
+  }
+  if (unary) {
+    apr_unary_args un{.struct_size = sizeof un,
+                      .op = 7,  // no such op
+                      .alpha = 1.0f,
+                      .x = x.get(),
+                      .x_offset = x.offset(),
+                      .out = y.get(),
+                      .out_offset = y.offset(),
+                      .n = n_cols};
+    require_invalid(p.api().unary(p.device(), &un), "unknown unary op");
+    un.op = APR_UNARY_SOFTCAP;
+    un.alpha = 0.0f;
+    require_invalid(p.api().unary(p.device(), &un), "soft-cap of alpha 0");
+    un.alpha = -3.0f;
+    require_invalid(p.api().unary(p.device(), &un), "soft-cap of negative alpha");
+    un.op = APR_UNARY_SCALE;
+    un.alpha = NAN;
+    require_invalid(p.api().unary(p.device(), &un), "scale by NaN");
+    un.struct_size = APR_UNARY_ARGS_SIZE_V1_3 - 4;
+    un.alpha = 1.0f;
+    require_invalid(p.api().unary(p.device(), &un), "struct_size too small");
+    un.struct_size = sizeof un;
+    require_valid(p.api().unary(p.device(), &un), "scale by 1");
+  }
+  x.check_guards();
+  y.check_guards();
+}
+
 TEST_CASE("the error message is never NULL", "[invalid]") {
   KERNEL_TEST_PLUGIN_OR_SKIP(p);
   REQUIRE(p.api().error_message() != nullptr);

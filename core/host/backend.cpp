@@ -72,8 +72,38 @@ std::string unsupported_weights(const host::Plugin& plugin, uint32_t index,
   return {};
 }
 
+std::string unsupported_operations(const host::Plugin& plugin, uint32_t index,
+                                   const std::vector<OperationNeed>& needs,
+                                   std::string_view family) {
+  if (needs.empty()) return {};
+  std::string all;
+  for (const OperationNeed& n : needs) all += (all.empty() ? "" : ", ") + n.what;
+  const std::string backend = "backend '" + std::string(plugin.name()) + "'";
+  if (plugin.abi_minor() < 3)
+    return backend + " speaks plugin ABI 1." + std::to_string(plugin.abi_minor()) + ", but " +
+           std::string(family) + " models need ABI 1.3 for " + all;
+  const std::optional<apr_device_caps> caps = device_caps(plugin, index);
+  std::string missing;
+  for (const OperationNeed& n : needs) {
+    // The probe's answer for the table, so judging does not load the plugin.
+    const bool has = n.feature == OperationNeed::kUnaryKernel
+                         ? plugin.info().has_unary
+                         : caps && (caps->features & n.feature) != 0;
+    if (!has) missing += (missing.empty() ? "" : ", ") + n.what;
+  }
+  if (missing.empty()) return {};
+  return backend + " (device " + std::to_string(index) + ") lacks " + missing + ", which " +
+         std::string(family) + " models need";
+}
+
+std::string unsupported_needs(const host::Plugin& plugin, uint32_t index,
+                              const BackendNeeds& needs) {
+  std::string why = unsupported_operations(plugin, index, needs.operations, needs.family);
+  return why.empty() ? unsupported_weights(plugin, index, needs.weights) : why;
+}
+
 host::Plugin& select_backend(const host::PluginHost& plugins, std::string_view backend,
-                             uint32_t device, const std::vector<WeightNeed>& needs) {
+                             uint32_t device, const BackendNeeds& needs) {
   if (backend != "auto") return plugins.select(backend);
   std::vector<host::Plugin*> order;
   for (const auto& p : plugins.plugins()) order.push_back(p.get());
@@ -86,7 +116,7 @@ host::Plugin& select_backend(const host::PluginHost& plugins, std::string_view b
     if (device >= p->devices().size()) continue;
     std::string why;
     try {
-      why = unsupported_weights(*p, device, needs);
+      why = unsupported_needs(*p, device, needs);
     } catch (const std::exception& e) {
       why = e.what();
     }

@@ -45,6 +45,9 @@ struct PluginInfo {
   // The probe asked device_caps of every device (the plugin has it); a device without has_caps
   // then failed to answer.
   bool caps_probed = false;
+  // The table has the ABI 1.3 unary kernel (and speaks 1.3), so `auto` can judge a model that
+  // needs it without loading the plugin.
+  bool has_unary = false;
 };
 
 // Checks for the strings a plugin returns; each throws apr::Error naming `what` and the defect.

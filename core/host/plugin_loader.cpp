@@ -165,6 +165,7 @@ void LoadedLibrary::start(const PhaseFn& step) {
     info_.devices.push_back(std::move(d));
   }
 
+  info_.has_unary = info_.abi_minor >= 3 && APR_STRUCT_HAS(&t, apr_plugin_api, unary) && t.unary;
   if (info_.abi_minor >= 2 && APR_STRUCT_HAS(&t, apr_plugin_api, device_caps) && t.device_caps) {
     step("device_caps");
     info_.caps_probed = true;

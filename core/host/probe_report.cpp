@@ -67,6 +67,7 @@ std::string to_json(const ProbeReport& r) {
     j["probe"] = i.probe_message;
     j["devices"] = json::array();
     j["caps_probed"] = i.caps_probed;
+    j["has_unary"] = i.has_unary;
     for (const auto& d : i.devices) {
       json dj = {{"index", d.index},
                  {"kind", d.kind},
@@ -111,6 +112,10 @@ ProbeReport report_from_json(std::string_view text_in) {
   if (j.contains("caps_probed")) {
     if (!j["caps_probed"].is_boolean()) malformed("'caps_probed' is not a boolean");
     i.caps_probed = j["caps_probed"].get<bool>();
+  }
+  if (j.contains("has_unary")) {
+    if (!j["has_unary"].is_boolean()) malformed("'has_unary' is not a boolean");
+    i.has_unary = j["has_unary"].get<bool>();
   }
   const json& devices = member(j, "devices");
   if (!devices.is_array() || devices.empty() || devices.size() > kMaxDevices)

@@ -47,6 +47,28 @@ class TensorChecker {
 
 }  // namespace
 
+std::vector<const gguf::TensorInfo*> LayerTensors::matrices() const {
+  std::vector<const gguf::TensorInfo*> out;
+  for (const gguf::TensorInfo* t : {wq, wk, wv, wqkv, wo, w_gate, w_up, w_down})
+    if (t) out.push_back(t);
+  return out;
+}
+
+std::vector<const gguf::TensorInfo*> LayerTensors::all() const {
+  std::vector<const gguf::TensorInfo*> out;
+  for (const gguf::TensorInfo* t :
+       {attn_norm, wq, wk, wv, wqkv, bq, bk, bv, wo, bo, ffn_norm, w_gate, w_up, w_down, q_norm,
+        k_norm, post_attn_norm, post_ffn_norm})
+    if (t) out.push_back(t);
+  return out;
+}
+
+const gguf::TensorInfo* Model::rope_factors_for(uint32_t n_ctx) const {
+  if (rope_freqs_) return rope_freqs_;
+  if (rope_long_ && config_.n_ctx_orig && n_ctx > config_.n_ctx_orig) return rope_long_;
+  return rope_short_;
+}
+
 std::unique_ptr<Model> Model::load(const std::filesystem::path& path, const LoadOptions& options) {
   auto m = std::unique_ptr<Model>(new Model());
   m->file_ = gguf::File::open(path);
@@ -59,8 +81,10 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path, const Load
 
   const TensorChecker tc(f);
   m->rope_freqs_ = tc.optional("rope_freqs.weight", c.n_rot / 2);
-  if (f.find_tensor("blk.0.attn_qkv.weight") && !f.find_tensor("blk.0.attn_q.weight"))
-    throw Error(fname + ": fused 'attn_qkv' tensors are not supported yet");
+  m->rope_short_ = tc.optional("rope_factors_short.weight", c.n_rot / 2);
+  m->rope_long_ = tc.optional("rope_factors_long.weight", c.n_rot / 2);
+  c.fused_qkv = f.find_tensor("blk.0.attn_qkv.weight") && !f.find_tensor("blk.0.attn_q.weight");
+  c.fused_gate_up = c.arch == Architecture::kPhi3 && !f.find_tensor("blk.0.ffn_gate.weight");
   if (const gguf::TensorInfo* e = f.find_tensor("token_embd.weight");
       e && e->n_dims == 2 && e->ne[0] == c.n_embd && e->ne[1] != c.n_vocab)
     throw Error(fname + ": tensor 'token_embd.weight' has " + std::to_string(e->ne[1]) +
@@ -75,9 +99,13 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path, const Load
     const std::string p = "blk." + std::to_string(l) + ".";
     LayerTensors t;
     t.attn_norm = tc.require(p + "attn_norm.weight", c.n_embd);
-    t.wq = tc.require(p + "attn_q.weight", c.n_embd, c.q_dim());
-    t.wk = tc.require(p + "attn_k.weight", c.n_embd, c.kv_dim());
-    t.wv = tc.require(p + "attn_v.weight", c.n_embd, c.kv_dim());
+    if (c.fused_qkv) {
+      t.wqkv = tc.require(p + "attn_qkv.weight", c.n_embd, c.qkv_dim());
+    } else {
+      t.wq = tc.require(p + "attn_q.weight", c.n_embd, c.q_dim());
+      t.wk = tc.require(p + "attn_k.weight", c.n_embd, c.kv_dim());
+      t.wv = tc.require(p + "attn_v.weight", c.n_embd, c.kv_dim());
+    }
     t.bq = tc.optional(p + "attn_q.bias", c.q_dim());
     t.bk = tc.optional(p + "attn_k.bias", c.kv_dim());
     t.bv = tc.optional(p + "attn_v.bias", c.kv_dim());
@@ -92,9 +120,21 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path, const Load
     t.bo = tc.optional(p + "attn_output.bias", c.n_embd);
     if (l == 0) c.has_output_bias = t.bo != nullptr;
     t.ffn_norm = tc.require(p + "ffn_norm.weight", c.n_embd);
-    t.w_gate = tc.require(p + "ffn_gate.weight", c.n_embd, c.n_ff);
-    t.w_up = tc.require(p + "ffn_up.weight", c.n_embd, c.n_ff);
+    if (c.fused_gate_up) {
+      t.w_up = tc.require(p + "ffn_up.weight", c.n_embd, 2 * uint64_t(c.n_ff));
+    } else {
+      t.w_gate = tc.require(p + "ffn_gate.weight", c.n_embd, c.n_ff);
+      t.w_up = tc.require(p + "ffn_up.weight", c.n_embd, c.n_ff);
+    }
     t.w_down = tc.require(p + "ffn_down.weight", c.n_ff, c.n_embd);
+    if (c.has_qk_norm) {
+      t.q_norm = tc.require(p + "attn_q_norm.weight", c.head_dim);
+      t.k_norm = tc.require(p + "attn_k_norm.weight", c.head_dim);
+    }
+    if (c.has_post_norms) {
+      t.post_attn_norm = tc.require(p + "post_attention_norm.weight", c.n_embd);
+      t.post_ffn_norm = tc.require(p + "post_ffw_norm.weight", c.n_embd);
+    }
     m->layers_.push_back(t);
   }
   check_model_values(*m, options);

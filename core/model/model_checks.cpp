@@ -67,11 +67,10 @@ std::optional<std::pair<uint64_t, float>> first_nonfinite(const gguf::TensorInfo
 void check_weights(const Model& m, Findings& findings) {
   std::vector<const gguf::TensorInfo*> tensors = {&m.token_embd(), &m.output_norm()};
   if (&m.output() != &m.token_embd()) tensors.push_back(&m.output());
-  if (m.rope_freqs()) tensors.push_back(m.rope_freqs());
+  for (const gguf::TensorInfo* t : {m.rope_freqs(), m.rope_factors_short(), m.rope_factors_long()})
+    if (t) tensors.push_back(t);
   for (const LayerTensors& l : m.layers())
-    for (const gguf::TensorInfo* t : {l.attn_norm, l.wq, l.wk, l.wv, l.bq, l.bk, l.bv, l.wo, l.bo,
-                                      l.ffn_norm, l.w_gate, l.w_up, l.w_down})
-      if (t) tensors.push_back(t);
+    for (const gguf::TensorInfo* t : l.all()) tensors.push_back(t);
   for (const gguf::TensorInfo* t : tensors) {
     if (auto bad = first_nonfinite(*t))
       findings.report("tensor '" + t->name + "' holds " + nonfinite_name(bad->second) +

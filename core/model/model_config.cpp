@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <optional>
 
 #include "common/error.hpp"
 #include "gguf/gguf_file.hpp"
@@ -57,7 +58,95 @@ std::string number_text(double v) {
   return buf;
 }
 
+struct Family {
+  const char* name;
+  Architecture arch;
+  uint32_t rope_mode;
+};
+
+// The GGUF architectures apr runs, with the RoPE pairing llama.cpp uses for each.
+constexpr Family kFamilies[] = {
+    {"llama", Architecture::kLlama, APR_ROPE_INTERLEAVED},
+    {"qwen2", Architecture::kQwen2, APR_ROPE_HALF},
+    {"qwen3", Architecture::kQwen3, APR_ROPE_HALF},
+    {"gemma2", Architecture::kGemma2, APR_ROPE_HALF},
+    {"gemma3", Architecture::kGemma3, APR_ROPE_HALF},
+    {"phi3", Architecture::kPhi3, APR_ROPE_HALF},
+};
+
+// A positive finite float from the metadata, or nullopt when the key is absent.
+std::optional<float> positive(const MetadataReader& md, const std::string& arch,
+                              const std::string& key) {
+  auto v = md.number(key);
+  if (!v) return std::nullopt;
+  if (!(*v > 0) || !(*v <= std::numeric_limits<float>::max()))
+    throw Error(md.where(arch + "." + key) + ": " + number_text(*v) +
+                " is not a finite positive number");
+  return static_cast<float>(*v);
+}
+
+// Which layers slide, as llama.cpp lays them out: in every run of `pattern` layers all but the
+// last (gemma3: 5 local, 1 global; gemma2: alternating, starting local). The file may override
+// the pattern with <arch>.attention.sliding_window_pattern.
+void set_swa_layers(ModelConfig& c, const gguf::File& file, const MetadataReader& md,
+                    uint32_t pattern) {
+  const std::string key = c.arch_name + ".attention.sliding_window_pattern";
+  if (auto t = file.type_of(key); t && *t == gguf::ValueType::ARRAY)
+    throw Error(md.where(key) + ": a per-layer array is not supported (a period is)");
+  if (file.has(key)) pattern = md.count("attention.sliding_window_pattern");
+  c.layer_is_swa.assign(c.n_layer, false);
+  for (uint32_t l = 0; l < c.n_layer; ++l) c.layer_is_swa[l] = l % pattern < pattern - 1;
+}
+
+// What each newer family adds to the llama layout (llama.cpp's src/models/<arch>.cpp and the
+// transformers implementation agree on these).
+void read_family(ModelConfig& c, const gguf::File& file, const MetadataReader& md) {
+  const std::string& a = c.arch_name;
+  c.attn_scale = c.query_scale();
+  const bool gemma = c.arch == Architecture::kGemma2 || c.arch == Architecture::kGemma3;
+  if (c.arch == Architecture::kQwen3 || c.arch == Architecture::kGemma3) c.has_qk_norm = true;
+  if (gemma) {
+    c.has_post_norms = true;
+    c.ffn_activation = APR_ACT_GELU_TANH;
+    c.embd_scale = std::sqrt(static_cast<float>(c.n_embd));
+    // Gemma's largest models scale queries by 1/sqrt(hidden / heads) (query_pre_attn_scalar),
+    // which GGUF does not record; llama.cpp recognises them by their layer count, as apr does.
+    const uint32_t layers_27b = c.arch == Architecture::kGemma2 ? 46 : 62;
+    if (c.n_layer == layers_27b)
+      c.attn_scale = static_cast<float>(1.0 / std::sqrt(double(c.n_embd / c.n_head)));
+    if (auto cap = positive(md, a, "final_logit_softcapping")) c.final_softcap = *cap;
+  }
+  if (c.arch == Architecture::kGemma2) {
+    if (auto cap = positive(md, a, "attn_logit_softcapping")) c.attn_softcap = *cap;
+    c.sliding_window = md.count("attention.sliding_window", 4096);  // Gemma 2's own default
+    c.rope_freq_base_swa = c.rope_freq_base;
+    c.rope_freq_scale_swa = c.rope_freq_scale;
+    set_swa_layers(c, file, md, 2);
+  }
+  if (c.arch == Architecture::kGemma3 && file.has(a + ".attention.sliding_window")) {
+    c.sliding_window = md.count("attention.sliding_window");
+    set_swa_layers(c, file, md, 6);
+  }
+  if (gemma)
+    if (auto base = positive(md, a, "rope.freq_base_swa")) c.rope_freq_base_swa = *base;
+  if (c.arch == Architecture::kPhi3) {
+    // llama.cpp runs Phi-3 without its sliding window (its converters do not write the layer
+    // pattern), and so does apr, to give the same tokens.
+    if (auto f = positive(md, a, "rope.scaling.attn_factor")) c.rope_attn_factor = *f;
+    c.n_ctx_orig = md.count("rope.scaling.original_context_length", c.n_ctx_train);
+    c.attn_scale *= c.rope_attn_factor * c.rope_attn_factor;
+  }
+}
+
 }  // namespace
+
+const char* supported_architectures() {
+  return "llama, qwen2, qwen3, gemma2, gemma3, phi3";
+}
+
+float ModelConfig::query_scale() const {
+  return attn_scale > 0 ? attn_scale : static_cast<float>(1.0 / std::sqrt(double(head_dim)));
+}
 
 ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
   ModelConfig c;
@@ -65,16 +154,14 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
   auto arch = file.get_string("general.architecture");
   if (!arch) throw Error(fname + ": metadata 'general.architecture' is missing");
   c.arch_name = std::string(*arch);
-  if (c.arch_name == "llama") {
-    c.arch = Architecture::kLlama;
-    c.rope_mode = APR_ROPE_INTERLEAVED;
-  } else if (c.arch_name == "qwen2") {
-    c.arch = Architecture::kQwen2;
-    c.rope_mode = APR_ROPE_HALF;
-  } else {
-    throw Error(fname + ": architecture '" + c.arch_name +
-                "' is not supported (apr runs llama and qwen2)");
-  }
+  const Family* family = nullptr;
+  for (const Family& f : kFamilies)
+    if (c.arch_name == f.name) family = &f;
+  if (!family)
+    throw Error(fname + ": architecture '" + c.arch_name + "' is not supported (apr runs " +
+                supported_architectures() + ")");
+  c.arch = family->arch;
+  c.rope_mode = family->rope_mode;
   if (auto n = file.get_string("general.name")) c.name = std::string(*n);
 
   const MetadataReader md(file, c.arch_name + ".");
@@ -128,6 +215,7 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
                   " is not a finite positive number");
     c.rope_freq_scale = static_cast<float>(1.0 / *factor);
   }
+  read_family(c, file, md);
   return c;
 }
 

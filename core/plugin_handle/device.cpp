@@ -101,6 +101,12 @@ bool Device::has_step_markers() const {
          api_.step_begin != nullptr && api_.step_end != nullptr;
 }
 
+void Device::unary(const apr_unary_args& a) {
+  if (!has_unary())
+    throw BackendError(backend_ + ": the plugin has no unary kernel (plugin ABI 1.3)");
+  check(api_.unary(handle_, &a), "unary");
+}
+
 void Device::fail(apr_status status, const char* what) const {
   const char* msg = api_.error_message();
   throw BackendError(backend_ + ": " + what + " failed (" + status_name(status) +

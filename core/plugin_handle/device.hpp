@@ -96,6 +96,11 @@ class Device {
   void trace_emit(const apr_trace_emit_args& a) {
     check(api_.trace_emit(handle_, &a), "trace_emit");
   }
+  // ABI 1.3; the host checks has_unary() (through the model's needs) before a model uses it.
+  bool has_unary() const {
+    return abi_minor_ >= 3 && APR_STRUCT_HAS(&api_, apr_plugin_api, unary) && api_.unary;
+  }
+  void unary(const apr_unary_args& a);
 
   // ABI 1.2 step capture: whether the plugin has step markers, and the markers themselves.
   bool has_step_markers() const;

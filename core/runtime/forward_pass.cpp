@@ -102,7 +102,13 @@ void ForwardPass::run_batch(const int32_t* tokens, uint32_t n, uint32_t pos0, Lo
       k.qkv_bias(l, qkv_, n);
       emit(APR_STAGE_QKV_BIAS, l, qkv_, 0, n, qkv, 0);
     }
-    k.rope(qkv_, n, pos0);
+    if (c.has_qk_norm) {
+      k.q_norm(l, qkv_, n);
+      emit(APR_STAGE_Q_NORM, l, qkv_, 0, n, c.q_dim(), qkv);
+      k.k_norm(l, qkv_, n);
+      emit(APR_STAGE_K_NORM, l, qkv_, c.q_dim(), n, c.kv_dim(), qkv);
+    }
+    k.rope(l, qkv_, n, pos0);
     emit(APR_STAGE_Q_POST_ROPE, l, qkv_, 0, n, c.q_dim(), qkv);
     emit(APR_STAGE_K_POST_ROPE, l, qkv_, c.q_dim(), n, c.kv_dim(), qkv);
     k.kv_store(qkv_, n, pos0, kv_k_[l], kv_v_[l]);
@@ -110,6 +116,10 @@ void ForwardPass::run_batch(const int32_t* tokens, uint32_t n, uint32_t pos0, Lo
     emit(APR_STAGE_ATTENTION, l, att_, 0, n, c.q_dim(), 0);
     k.attn_out(l, att_, tmp_, n);
     emit(APR_STAGE_ATTN_OUT, l, tmp_, 0, n, c.n_embd, 0);
+    if (c.has_post_norms) {
+      k.rms_norm(w.post_attn_norm, tmp_, tmp_, n);
+      emit(APR_STAGE_ATTN_POST_NORM, l, tmp_, 0, n, c.n_embd, 0);
+    }
     k.residual(x_, tmp_, x_, n);
     emit(APR_STAGE_POST_ATTN_RESIDUAL, l, x_, 0, n, c.n_embd, 0);
 
@@ -120,9 +130,14 @@ void ForwardPass::run_batch(const int32_t* tokens, uint32_t n, uint32_t pos0, Lo
     k.ffn_up(l, h_, up_, n);
     emit(APR_STAGE_FFN_UP, l, up_, 0, n, c.n_ff, 0);
     k.swiglu(l, gate_, up_, gate_, n);
-    emit(APR_STAGE_FFN_SWIGLU, l, gate_, 0, n, c.n_ff, 0);
+    emit(c.ffn_activation == APR_ACT_GELU_TANH ? APR_STAGE_FFN_GEGLU : APR_STAGE_FFN_SWIGLU, l,
+         gate_, 0, n, c.n_ff, 0);
     k.ffn_down(l, gate_, tmp_, n);
     emit(APR_STAGE_FFN_OUT, l, tmp_, 0, n, c.n_embd, 0);
+    if (c.has_post_norms) {
+      k.rms_norm(w.post_ffn_norm, tmp_, tmp_, n);
+      emit(APR_STAGE_FFN_POST_NORM, l, tmp_, 0, n, c.n_embd, 0);
+    }
     k.residual(x_, tmp_, x_, n);
     emit(APR_STAGE_POST_FFN_RESIDUAL, l, x_, 0, n, c.n_embd, 0);
   }

@@ -14,15 +14,19 @@ namespace {
 
 constexpr uint64_t kF32 = sizeof(float);
 
-apr_weight_desc weight_desc(const gguf::TensorInfo& t) {
+// Rows [first, first + count) of a matrix tensor (all of it by default), which the model keeps
+// mapped for the session's lifetime, so plugins may use it in place.
+apr_weight_desc weight_desc(const gguf::TensorInfo& t, uint64_t first = 0, uint64_t count = 0) {
+  const uint64_t rows = t.ne[1];
+  const uint64_t row_bytes = t.nbytes / rows;
+  if (count == 0) count = rows;
   auto d = abi_struct<apr_weight_desc>();
   d.type = t.type;
-  // The model keeps the file mapped for the session's lifetime, so plugins may use it in place.
   d.flags = APR_WEIGHT_DATA_PERSISTENT;
   d.n_cols = t.ne[0];
-  d.n_rows = t.ne[1];
-  d.data = t.data;
-  d.nbytes = t.nbytes;
+  d.n_rows = count;
+  d.data = t.data + first * row_bytes;
+  d.nbytes = count * row_bytes;
   d.name = t.name.c_str();
   return d;
 }
@@ -35,27 +39,46 @@ std::vector<WeightNeed> weight_needs(const Model& model) {
   add(model.token_embd());
   if (!model.config().tied_output) add(model.output());
   for (const LayerTensors& t : model.layers())
-    for (const gguf::TensorInfo* m : {t.wq, t.wk, t.wv, t.wo, t.w_gate, t.w_up, t.w_down}) add(*m);
+    for (const gguf::TensorInfo* m : t.matrices()) add(*m);
   return needs;
+}
+
+std::vector<OperationNeed> operation_needs(const ModelConfig& c) {
+  std::vector<OperationNeed> needs;
+  if (c.has_qk_norm) needs.push_back({APR_FEATURE_NORM_GROUPS, "per-head RMSNorm of Q and K"});
+  if (!c.layer_is_swa.empty())
+    needs.push_back({APR_FEATURE_ATTN_WINDOW, "sliding-window attention"});
+  if (c.attn_softcap > 0)
+    needs.push_back({APR_FEATURE_ATTN_SOFTCAP, "soft-capped attention scores"});
+  if (c.ffn_activation == APR_ACT_GELU_TANH)
+    needs.push_back({APR_FEATURE_GELU, "the GELU-gated feed-forward"});
+  if (c.embd_scale > 0 || c.final_softcap > 0)
+    needs.push_back({OperationNeed::kUnaryKernel,
+                     c.final_softcap > 0 ? "the unary kernel (logit soft-cap)"
+                                         : "the unary kernel (embedding scale)"});
+  return needs;
+}
+
+BackendNeeds backend_needs(const Model& model) {
+  return {weight_needs(model), operation_needs(model.config()), model.config().arch_name};
 }
 
 Session::Session(const Model& model, const host::Plugin& plugin, SessionOptions options)
     : model_(model), cfg_(model.config()) {
   n_ctx_ = options.n_ctx ? options.n_ctx : std::min<uint32_t>(cfg_.n_ctx_train, 4096);
   n_batch_ = std::max<uint32_t>(1, std::min(options.n_batch, n_ctx_));
-  if (const gguf::TensorInfo* t = model.rope_freqs()) {
+  if (const gguf::TensorInfo* t = model.rope_factors_for(n_ctx_)) {
     // A 1.0 plugin would silently ignore the factors and compute wrong angles.
     if (plugin.abi_minor() < 1)
-      throw Error("backend '" + std::string(plugin.name()) +
-                  "' speaks plugin ABI 1.0, but this model's rope_freqs.weight needs RoPE "
-                  "frequency factors (ABI 1.1)");
+      throw Error("backend '" + std::string(plugin.name()) + "' speaks plugin ABI 1.0, but this " +
+                  "model's " + t->name + " needs RoPE frequency factors (ABI 1.1)");
     weights_.rope_factors.resize(t->n_elements);
     quant::dequantize_row(t->type, t->data, weights_.rope_factors.data(), t->n_elements);
   }
   // Before any upload: a plugin that says it cannot take a weight type is refused with the
   // type and tensor named, not halfway through loading.
   const std::string unsupported =
-      unsupported_weights(plugin, options.device_index, weight_needs(model));
+      unsupported_needs(plugin, options.device_index, backend_needs(model));
   if (!unsupported.empty()) throw Error(unsupported);
   device_ = open_device(plugin, options.device_index, options.n_threads);
   const auto t0 = std::chrono::steady_clock::now();
@@ -90,13 +113,27 @@ void Session::upload_weights() {
     LayerWeights& w = mw.layers[l];
     w.attn_norm = upload_vector(*t.attn_norm);
     w.ffn_norm = upload_vector(*t.ffn_norm);
-    w.wq = device_->create_weight(weight_desc(*t.wq));
-    w.wk = device_->create_weight(weight_desc(*t.wk));
-    w.wv = device_->create_weight(weight_desc(*t.wv));
+    if (t.wqkv) {
+      w.wqkv = device_->create_weight(weight_desc(*t.wqkv));
+    } else {
+      w.wq = device_->create_weight(weight_desc(*t.wq));
+      w.wk = device_->create_weight(weight_desc(*t.wk));
+      w.wv = device_->create_weight(weight_desc(*t.wv));
+    }
     w.wo = device_->create_weight(weight_desc(*t.wo));
-    w.w_gate = device_->create_weight(weight_desc(*t.w_gate));
-    w.w_up = device_->create_weight(weight_desc(*t.w_up));
+    if (t.w_gate) {
+      w.w_gate = device_->create_weight(weight_desc(*t.w_gate));
+      w.w_up = device_->create_weight(weight_desc(*t.w_up));
+    } else {
+      // phi3's fused matrix: gate is its first n_ff rows, up the rest; two views of one mapping.
+      w.w_gate = device_->create_weight(weight_desc(*t.w_up, 0, cfg_.n_ff));
+      w.w_up = device_->create_weight(weight_desc(*t.w_up, cfg_.n_ff, cfg_.n_ff));
+    }
     w.w_down = device_->create_weight(weight_desc(*t.w_down));
+    if (t.q_norm) w.q_norm = upload_vector(*t.q_norm);
+    if (t.k_norm) w.k_norm = upload_vector(*t.k_norm);
+    if (t.post_attn_norm) w.post_attn_norm = upload_vector(*t.post_attn_norm);
+    if (t.post_ffn_norm) w.post_ffn_norm = upload_vector(*t.post_ffn_norm);
     if (cfg_.has_qkv_bias) {
       std::vector<float> bias(cfg_.qkv_dim());
       quant::dequantize_row(t.bq->type, t.bq->data, bias.data(), cfg_.q_dim());

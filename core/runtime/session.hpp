@@ -18,6 +18,10 @@ namespace apr {
 
 // The weight types a model's matrices need, for the capability check (host/backend.hpp).
 std::vector<WeightNeed> weight_needs(const Model& model);
+// The ABI 1.3 operations a model's family needs from the plugin (none for llama and qwen2).
+std::vector<OperationNeed> operation_needs(const ModelConfig& config);
+// Both, with the family's name: what select_backend and Session check.
+BackendNeeds backend_needs(const Model& model);
 
 struct SessionOptions {
   uint32_t n_ctx = 0;      // KV cache positions; 0 = min(training context, 4096)

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "runtime/stage_kernels.hpp"
 
-#include <cmath>
-
 namespace apr {
 
 namespace {
@@ -42,6 +40,17 @@ void StageKernels::embed(const int32_t* tokens, uint32_t n, const Buffer& out) c
   a.n_rows = n;
   a.out = out.get();
   d_.embed(a);
+  if (c_.embd_scale > 0) unary(APR_UNARY_SCALE, c_.embd_scale, out, uint64_t(n) * c_.n_embd);
+}
+
+void StageKernels::unary(uint32_t op, float alpha, const Buffer& x, uint64_t n) const {
+  auto a = abi_struct<apr_unary_args>();
+  a.op = op;
+  a.alpha = alpha;
+  a.x = x.get();
+  a.out = x.get();
+  a.n = n;
+  d_.unary(a);
 }
 
 void StageKernels::rms_norm(const Buffer& weight, const Buffer& x, const Buffer& out,
@@ -60,6 +69,7 @@ void StageKernels::qkv_matmul(uint32_t layer, const Buffer& h, const Buffer& qkv
                               uint32_t n) const {
   const LayerWeights& w = w_.layers[layer];
   const uint32_t stride = c_.qkv_dim();
+  if (w.wqkv.get()) return matmul(w.wqkv, h, qkv, 0, stride, n, nullptr);
   matmul(w.wq, h, qkv, 0, stride, n, nullptr);
   matmul(w.wk, h, qkv, c_.q_dim(), stride, n, nullptr);
   matmul(w.wv, h, qkv, c_.q_dim() + c_.kv_dim(), stride, n, nullptr);
@@ -75,7 +85,31 @@ void StageKernels::qkv_bias(uint32_t layer, const Buffer& qkv, uint32_t n) const
   d_.add(a);
 }
 
-void StageKernels::rope(const Buffer& qkv, uint32_t n, uint32_t pos0) const {
+void StageKernels::head_norm(const Buffer& weight, const Buffer& qkv, uint64_t col,
+                             uint32_t heads, uint32_t n) const {
+  auto a = abi_struct<apr_rms_norm_args>();
+  a.x = qkv.get();
+  a.x_offset = col * kF32;
+  a.weight = weight.get();
+  a.out = qkv.get();
+  a.out_offset = col * kF32;
+  a.n_rows = n;
+  a.n_cols = heads * c_.head_dim;
+  a.eps = c_.rms_eps;
+  a.row_stride = c_.qkv_dim();
+  a.n_groups = heads;
+  d_.rms_norm(a);
+}
+
+void StageKernels::q_norm(uint32_t layer, const Buffer& qkv, uint32_t n) const {
+  head_norm(w_.layers[layer].q_norm, qkv, 0, c_.n_head, n);
+}
+
+void StageKernels::k_norm(uint32_t layer, const Buffer& qkv, uint32_t n) const {
+  head_norm(w_.layers[layer].k_norm, qkv, c_.q_dim(), c_.n_head_kv, n);
+}
+
+void StageKernels::rope(uint32_t layer, const Buffer& qkv, uint32_t n, uint32_t pos0) const {
   auto a = abi_struct<apr_rope_args>();
   a.x = qkv.get();
   a.x_row_stride = c_.qkv_dim();
@@ -84,8 +118,8 @@ void StageKernels::rope(const Buffer& qkv, uint32_t n, uint32_t pos0) const {
   a.n_rot = c_.n_rot;
   a.mode = c_.rope_mode;
   a.pos0 = pos0;
-  a.freq_base = c_.rope_freq_base;
-  a.freq_scale = c_.rope_freq_scale;
+  a.freq_base = c_.layer_rope_base(layer);
+  a.freq_scale = c_.layer_rope_scale(layer);
   a.freq_factors = w_.rope_factors.empty() ? nullptr : w_.rope_factors.data();
   a.n_heads = c_.n_head;
   d_.rope(a);
@@ -121,11 +155,13 @@ void StageKernels::attention(uint32_t layer, const Buffer& qkv, uint32_t n, uint
   a.n_heads = c_.n_head;
   a.n_kv_heads = c_.n_head_kv;
   a.head_dim = c_.head_dim;
-  a.scale = static_cast<float>(1.0 / std::sqrt(double(c_.head_dim)));
+  a.scale = c_.query_scale();
   a.layer = layer;
   a.k_cache = k_cache.get();
   a.v_cache = v_cache.get();
   a.out = out.get();
+  a.window = c_.layer_window(layer);
+  a.softcap = c_.attn_softcap;
   d_.attention(a);
 }
 
@@ -161,6 +197,7 @@ void StageKernels::swiglu(uint32_t layer, const Buffer& gate, const Buffer& up, 
   a.n_rows = n;
   a.n_cols = c_.n_ff;
   a.layer = layer;
+  a.activation = c_.ffn_activation;
   d_.swiglu(a);
 }
 
@@ -177,6 +214,8 @@ void StageKernels::lm_head(const Buffer& h, uint32_t first_row, uint32_t rows,
   a.n_rows = rows;
   a.y = logits.get();
   d_.matmul(a);
+  if (c_.final_softcap > 0)
+    unary(APR_UNARY_SOFTCAP, c_.final_softcap, logits, uint64_t(rows) * c_.n_vocab);
 }
 
 }  // namespace apr

@@ -92,7 +92,9 @@ TraceResult trace_model(const host::Plugin& plugin, const Model& model,
   txn.commit();
 
   for (apr_stage s : stages_in_forward_order()) {
-    if (!plan.wants_stage(s)) continue;
+    // A stage the model's family does not have (qkv_bias without biases, q_norm in llama) is
+    // not missing.
+    if (!plan.wants_stage(s) || !cfg.has_stage(s)) continue;
     TraceResult::Missing missing{s, {}};
     auto emitted = [&](uint32_t layer) {
       for (const auto& f : m.files)

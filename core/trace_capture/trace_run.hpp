@@ -47,8 +47,8 @@ struct TraceOptions {
 
 struct TraceResult {
   Manifest manifest;
-  // Planned stages the backend never emitted in some planned layers, e.g. qkv_bias on a model
-  // without biases; layers holds APR_LAYER_NONE for whole-model stages.
+  // Planned stages of the model (ModelConfig::has_stage) the backend never emitted in some
+  // planned layers; layers holds APR_LAYER_NONE for whole-model stages.
   struct Missing {
     apr_stage stage = 0;
     std::vector<uint32_t> layers;

@@ -20,22 +20,14 @@ using apr_sdk::StageShape;
 
 static_assert(kStages.size() == kStageCount);
 
-// The ABI numbers stages in forward order, and the table is indexed by that number.
+// The table is indexed by stage number, and the forward order names every stage once.
 constexpr bool table_indexed_by_stage() {
   for (apr_stage s = 0; s < kStageCount; ++s)
-    if (kStages[s].stage != s) return false;
+    if (kStages[s].stage != s || apr_sdk::forward_position(s) >= kStageCount) return false;
   return true;
 }
 static_assert(table_indexed_by_stage());
-
-// expected_shape() asks the model config whether it has an optional stage; QKV bias is the one
-// optional stage it knows how to ask about.
-constexpr bool only_qkv_bias_is_optional() {
-  for (const StageInfo& s : kStages)
-    if (s.optional != (s.stage == APR_STAGE_QKV_BIAS)) return false;
-  return true;
-}
-static_assert(only_qkv_bias_is_optional());
+static_assert(apr_sdk::kForwardOrder.size() == kStageCount);
 
 const StageInfo& info(apr_stage stage) {
   const StageInfo* s = apr_sdk::stage_info(stage);
@@ -65,7 +57,7 @@ std::optional<apr_stage> stage_from_name(std::string_view name) {
 const std::array<apr_stage, kStageCount>& stages_in_forward_order() {
   static const auto order = [] {
     std::array<apr_stage, kStageCount> a{};
-    for (size_t i = 0; i < kStageCount; ++i) a[i] = kStages[i].stage;
+    for (size_t i = 0; i < kStageCount; ++i) a[i] = apr_sdk::kForwardOrder[i];
     return a;
   }();
   return order;
@@ -73,9 +65,9 @@ const std::array<apr_stage, kStageCount>& stages_in_forward_order() {
 
 std::string valid_stage_names() {
   std::string out;
-  for (const StageInfo& s : kStages) {
+  for (apr_stage s : apr_sdk::kForwardOrder) {
     if (!out.empty()) out += ", ";
-    out += s.name;
+    out += kStages[s].name;
   }
   return out;
 }
@@ -101,12 +93,12 @@ bool stage_exists_in_layer(apr_stage stage, uint32_t layer) {
 
 uint64_t forward_rank(uint32_t layer, apr_stage stage) {
   // APR_LAYER_NONE is the largest u32, so whole-model stages sort after every layer.
-  return (uint64_t(layer) << 32) | stage;
+  return (uint64_t(layer) << 32) | apr_sdk::forward_position(stage);
 }
 
 std::vector<uint64_t> expected_shape(apr_stage stage, const ModelConfig& c, uint32_t n_tokens) {
   const StageInfo& s = info(stage);
-  if (s.optional && !c.has_qkv_bias) return {};
+  if (!c.has_stage(stage)) return {};
   const uint64_t rows = n_tokens;
   switch (s.shape) {
     case StageShape::kRowsHidden:

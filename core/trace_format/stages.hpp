@@ -20,7 +20,7 @@ struct ModelConfig;
 
 namespace apr::trace {
 
-constexpr uint32_t kStageCount = APR_STAGE_COUNT_V1_0;
+constexpr uint32_t kStageCount = APR_STAGE_COUNT_V1_3;
 
 // The file stem of a stage ("ffn_swigl" for APR_STAGE_FFN_SWIGLU). Throws apr::Error for a value
 // outside the known range.
@@ -30,7 +30,7 @@ std::string_view stage_name(apr_stage stage);
 std::optional<apr_stage> stage_from_name(std::string_view name);
 
 // All stages in forward order: per-layer stages (embedding first, in layer 0 only), then the
-// whole-model ones.
+// whole-model ones. The stages ABI 1.3 added sit among them where the forward pass makes them.
 const std::array<apr_stage, kStageCount>& stages_in_forward_order();
 
 // "embedding, attn_norm, ..." for error messages.
@@ -47,7 +47,7 @@ bool stage_exists_in_layer(apr_stage stage, uint32_t layer);
 uint64_t forward_rank(uint32_t layer, apr_stage stage);
 
 // The shape the forward pass emits for a stage over a prompt of n_tokens in one batch, or an
-// empty vector when the model does not have the stage (qkv_bias without biases).
+// empty vector when the model does not have the stage (ModelConfig::has_stage).
 std::vector<uint64_t> expected_shape(apr_stage stage, const ModelConfig& config, uint32_t n_tokens);
 
 }  // namespace apr::trace

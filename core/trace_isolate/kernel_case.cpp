@@ -417,7 +417,7 @@ class CaseRunner {
       case APR_STAGE_Q_POST_ROPE:
       case APR_STAGE_K_POST_ROPE: {
         Buffer x = rows_of("qkv", r0, n);
-        k_.rope(x, n, pos);
+        k_.rope(l, x, n, pos);
         if (c_.stage == APR_STAGE_Q_POST_ROPE) return emit(x, 0, n, m.q_dim(), qkv);
         return emit(x, m.q_dim(), n, m.kv_dim(), qkv);
       }

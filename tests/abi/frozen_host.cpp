@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
-// A host that speaks only an older ABI: built against a frozen header (frozen/v1_0 or
-// frozen/v1_1), it loads a current plugin by path and drives it the way a 1.0/1.1 host does, with
+// A host that speaks only an older ABI: built against a frozen header (frozen/v1_0, v1_1 or
+// v1_2), it loads a current plugin by path and drives it the way a 1.0/1.1/1.2 host does, with
 // argument structs of the old sizes. The plugin must accept them, ignore what it cannot see, and
-// compute the right results (checked against float64 references here).
+// compute the right results (checked against float64 references here). The structs that later
+// versions grew (rms_norm and attention in 1.3) are followed by 0xFF bytes, so a plugin that reads
+// a member past the old struct_size sees garbage (a NaN soft-cap, 2^32 - 1 groups) and fails.
 //   frozen_host_v1_X PLUGIN.so   -> exit 0 on success, 1 with a message on the first failure,
 //                                   77 when the plugin is not usable on this machine
 #include <apr/plugin.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -59,6 +62,18 @@ apr_status sink_emit(void* user, const apr_trace_tensor* t) {
   if (t->stage == APR_STAGE_FFN_SILU && t->ndim == 2 && t->layer == 3) ++*seen;
   return APR_OK;
 }
+
+// An argument struct as an older host lays it out, with bytes of a newer member's garbage after it.
+template <typename T>
+struct Padded {
+  T args;
+  unsigned char tail[32];
+  Padded() {
+    std::memset(&args, 0, sizeof args);
+    std::memset(tail, 0xFF, sizeof tail);
+    args.struct_size = sizeof args;
+  }
+};
 
 }  // namespace
 
@@ -199,6 +214,83 @@ int main(int argc, char** argv) {
   if (seen != 1)
     die("FFN_SILU of layer 3 was emitted " + std::to_string(seen) + " times, not once");
 
+  // rms_norm with the old struct: a 1.3 plugin must not see groups or a stride in what follows.
+  const uint32_t cols = 24;
+  std::vector<float> nx = random(rows * cols), nw = random(cols);
+  apr_buffer* bnx = upload(nx);
+  apr_buffer* bnw = upload(nw);
+  apr_buffer* bno = upload(std::vector<float>(rows * cols, NAN));
+  Padded<apr_rms_norm_args> rn;
+  rn.args.x = bnx;
+  rn.args.weight = bnw;
+  rn.args.out = bno;
+  rn.args.n_rows = rows;
+  rn.args.n_cols = cols;
+  rn.args.eps = 1e-5f;
+  ok(g_api->rms_norm(g_dev, &rn.args), "rms_norm");
+  std::vector<double> rr(rows * cols);
+  for (uint32_t r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (uint32_t c = 0; c < cols; ++c) ss += double(nx[r * cols + c]) * nx[r * cols + c];
+    const double inv = 1.0 / std::sqrt(ss / cols + 1e-5);
+    for (uint32_t c = 0; c < cols; ++c) rr[r * cols + c] = nx[r * cols + c] * inv * nw[c];
+  }
+  close_to(download(bno, rows * cols), rr, "rms_norm");
+
+  // attention with the old struct over caches written directly: causal, grouped (2 query heads
+  // per KV head), no window and no soft-cap whatever follows the struct.
+  const uint32_t a_heads = 4, a_kv = 2, a_pos0 = 2, n_kv = a_pos0 + rows;
+  const uint32_t q_width = a_heads * head_dim, kv_dim = a_kv * head_dim;
+  std::vector<float> aq = random(rows * q_width), kc = random(n_kv * kv_dim),
+                     vc = random(n_kv * kv_dim);
+  apr_buffer* baq = upload(aq);
+  apr_buffer* bkc = upload(kc);
+  apr_buffer* bvc = upload(vc);
+  apr_buffer* bao = upload(std::vector<float>(rows * q_width, NAN));
+  Padded<apr_attention_args> at;
+  at.args.q = baq;
+  at.args.n_rows = rows;
+  at.args.pos0 = a_pos0;
+  at.args.n_heads = a_heads;
+  at.args.n_kv_heads = a_kv;
+  at.args.head_dim = head_dim;
+  at.args.scale = 0.35f;
+  at.args.k_cache = bkc;
+  at.args.v_cache = bvc;
+  at.args.out = bao;
+  ok(g_api->attention(g_dev, &at.args), "attention");
+  std::vector<double> ra(rows * q_width);
+  for (uint32_t r = 0; r < rows; ++r)
+    for (uint32_t h = 0; h < a_heads; ++h) {
+      const uint32_t kvh = h / (a_heads / a_kv);
+      std::vector<double> s(a_pos0 + r + 1);
+      double top = -INFINITY, sum = 0;
+      for (uint32_t j = 0; j < s.size(); ++j) {
+        double dot = 0;
+        for (uint32_t d = 0; d < head_dim; ++d)
+          dot += double(aq[r * q_width + h * head_dim + d]) * kc[j * kv_dim + kvh * head_dim + d];
+        s[j] = double(0.35f) * dot;
+        top = std::max(top, s[j]);
+      }
+      for (double& x : s) sum += (x = std::exp(x - top));
+      for (uint32_t j = 0; j < s.size(); ++j)
+        for (uint32_t d = 0; d < head_dim; ++d)
+          ra[r * q_width + h * head_dim + d] += s[j] / sum * vc[j * kv_dim + kvh * head_dim + d];
+    }
+  close_to(download(bao, rows * q_width), ra, "attention");
+
+#if APR_ABI_MINOR >= 2
+  // The capability query with this host's struct.
+  if (g_api->struct_size >= APR_PLUGIN_API_SIZE_V1_2 && g_api->device_caps) {
+    apr_device_caps caps;
+    std::memset(&caps, 0, sizeof caps);
+    caps.struct_size = sizeof caps;
+    ok(g_api->device_caps(0, &caps), "device_caps");
+    if (!(caps.weight_types & (uint64_t{1} << APR_TYPE_F32))) die("device_caps: no F32 weights");
+  }
+#endif
+
+  for (apr_buffer* b : {bnx, bnw, bno, baq, bkc, bvc, bao}) g_api->buffer_free(g_dev, b);
   for (apr_buffer* b : {bx, by, bq, bg, bu}) g_api->buffer_free(g_dev, b);
   g_api->weight_free(g_dev, weight);
   g_api->device_close(g_dev);

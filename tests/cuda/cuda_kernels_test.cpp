@@ -26,7 +26,6 @@
 #include <vector>
 
 #include "common/plugin_under_test.hpp"
-#include "common/test_skip.hpp"
 #include "common/trace_recorder.hpp"
 #include "conformance/ref_dequant.hpp"
 #include "conformance/reference_ops.hpp"
@@ -34,32 +33,9 @@
 
 using apr_test::download;
 using apr_test::upload;
-
-namespace {
-
-// Device 0 of the CUDA plugin, or nullptr after recording a skip when probe finds no usable GPU.
-apr::Device* gpu() {
-  const apr_probe_result r = apr_test::plugin().probe();
-  if (r.score == 0) {
-    const std::string reason(r.reason, strnlen(r.reason, sizeof r.reason));
-    if (cuda_test::gpu_expected()) FAIL("a GPU is expected but probe says: " << reason);
-    apr_test::skip(reason.empty() ? "the CUDA plugin's probe finds no usable GPU" : reason);
-    return nullptr;
-  }
-  return &apr_test::plugin().device();
-}
-
-std::vector<float> random_floats(size_t n, std::mt19937_64& rng, float lo = -1.0f,
-                                 float hi = 1.0f) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-constexpr float kSentinel = -12345.5f;
-
-}  // namespace
+using cuda_test::gpu;
+using cuda_test::kSentinel;
+using cuda_test::random_floats;
 
 TEST_CASE("cuda matmul across the matvec/tiled switch and 64-wide tiles, for every weight type") {
   apr::Device* dev = gpu();

@@ -28,6 +28,10 @@ TEST_CASE("the cuda plugin exports a complete ABI 1.x table named cuda") {
   CHECK(api.version != nullptr);
   CHECK(api.description != nullptr);
   REQUIRE(api.error_message() != nullptr);
+  // ABI 1.3: the table holds the unary kernel (the host refuses gemma models without it).
+  CHECK(api.abi_minor >= 3);
+  REQUIRE(APR_STRUCT_HAS(&api, apr_plugin_api, unary));
+  CHECK(api.unary != nullptr);
 }
 
 // The entry point itself, called with versions other than this host's: apr::PluginLibrary always

@@ -21,6 +21,8 @@
 #include "host/plugin_probe.hpp"
 #include "host/probe_report.hpp"
 #include "host/subprocess.hpp"
+#include "model/model_config.hpp"
+#include "runtime/session.hpp"
 
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
@@ -399,4 +401,123 @@ TEST_CASE("a probe report is re-checked field by field when read") {
                     Contains("device indices"));
   CHECK_THROWS_WITH(report_from_json(R"({"usable":false,"phase":"probe","reason":""})"),
                     Contains("without a reason"));
+}
+
+namespace {
+
+// The configuration of each newer family as far as its ABI 1.3 needs go (what
+// ModelConfig::from_gguf sets for it), for the needs the session asks of a backend.
+apr::ModelConfig family_config(const std::string& arch) {
+  apr::ModelConfig c;
+  c.arch_name = arch;
+  c.has_qk_norm = arch == "qwen3" || arch == "gemma3";
+  if (arch == "gemma2" || arch == "gemma3") {
+    c.has_post_norms = true;
+    c.ffn_activation = APR_ACT_GELU_TANH;
+    c.embd_scale = 48.0f;
+    c.sliding_window = 4096;
+    c.layer_is_swa = {true, false};
+  }
+  if (arch == "gemma2") {
+    c.attn_softcap = 50.0f;
+    c.final_softcap = 30.0f;
+  }
+  return c;
+}
+
+std::vector<apr::OperationNeed> needs_of(const std::string& arch) {
+  return apr::operation_needs(family_config(arch));
+}
+
+}  // namespace
+
+TEST_CASE("a newer family's model is refused by a plugin older than ABI 1.3, in one line") {
+  CHECK(needs_of("llama").empty());
+  CHECK(needs_of("phi3").empty());  // fused matrices and LongRoPE are the host's business
+  const auto v10 =
+      apr::host::load_plugin(fs::path(TEST_BAD_PLUGIN_DIR) / "apr-plugin-bad-abi-minor-0.so");
+  REQUIRE(v10->abi_minor() == 0);
+  CHECK(apr::unsupported_operations(*v10, 0, needs_of("qwen3"), "qwen3") ==
+        "backend 'bad-abi-minor-0' speaks plugin ABI 1.0, but qwen3 models need ABI 1.3 for "
+        "per-head RMSNorm of Q and K");
+  // The example plugin built against the frozen 1.2 header: it has device_caps, but the version
+  // decides, and every operation the family needs is named.
+  const auto v12 = apr::host::load_plugin(EXAMPLE_V1_2_PLUGIN_PATH);
+  REQUIRE(v12->abi_minor() == 2);
+  CHECK(apr::unsupported_operations(*v12, 0, needs_of("gemma2"), "gemma2") ==
+        "backend 'example-v1-2' speaks plugin ABI 1.2, but gemma2 models need ABI 1.3 for "
+        "sliding-window attention, soft-capped attention scores, the GELU-gated feed-forward, "
+        "the unary kernel (logit soft-cap)");
+  // A model that needs nothing of 1.3 runs on it.
+  CHECK(apr::unsupported_operations(*v12, 0, needs_of("llama"), "llama").empty());
+  CHECK(apr::unsupported_needs(*v12, 0, {{{APR_TYPE_F32, "token_embd.weight"}}, {}, "llama"})
+            .empty());
+}
+
+TEST_CASE("a plugin of ABI 1.3 without an operation's feature bit is refused, naming it") {
+  // The example plugin speaks 1.3 but claims none of its operations and has no unary kernel (it
+  // stays that way: it shows the refusal).
+  const auto example = apr::host::load_plugin(EXAMPLE_PLUGIN_PATH);
+  REQUIRE(example->abi_minor() == 3);
+  const apr_plugin_api& api = example->api();
+  REQUIRE(APR_STRUCT_HAS(&api, apr_plugin_api, unary));
+  CHECK(api.unary == nullptr);
+  CHECK(apr::unsupported_operations(*example, 0, needs_of("gemma3"), "gemma3") ==
+        "backend 'example' (device 0) lacks per-head RMSNorm of Q and K, sliding-window "
+        "attention, the GELU-gated feed-forward, the unary kernel (embedding scale), which gemma3 "
+        "models need");
+  CHECK(apr::unsupported_operations(*example, 0, needs_of("phi3"), "phi3").empty());
+
+  // A 1.3 plugin with every operation but the attention soft-cap: only gemma2 is refused.
+  const auto partial = apr::host::load_plugin(PARTIAL_1_3_PLUGIN_PATH);
+  REQUIRE(partial->abi_minor() == 3);
+  CHECK(apr::unsupported_operations(*partial, 0, needs_of("qwen3"), "qwen3").empty());
+  CHECK(apr::unsupported_operations(*partial, 0, needs_of("gemma3"), "gemma3").empty());
+  const std::string why = apr::unsupported_operations(*partial, 0, needs_of("gemma2"), "gemma2");
+  CHECK(why ==
+        "backend 'partial-1-3' (device 0) lacks soft-capped attention scores, which gemma2 "
+        "models need");
+  CHECK(why.find('\n') == std::string::npos);
+  // The operations are judged before the weight types; either refusal is one line.
+  CHECK(apr::unsupported_needs(
+            *partial, 0,
+            {{{APR_TYPE_Q8_0, "blk.0.attn_q.weight"}}, needs_of("gemma2"), "gemma2"}) == why);
+  CHECK_THAT(
+      apr::unsupported_needs(
+          *partial, 0, {{{APR_TYPE_Q8_0, "blk.0.attn_q.weight"}}, needs_of("gemma3"), "gemma3"}),
+      Contains("cannot load weight type Q8_0 (tensor 'blk.0.attn_q.weight')"));
+
+  // The cpu plugin has every operation of 1.3.
+  const auto cpu = apr::host::load_plugin(CPU_PLUGIN_PATH);
+  for (const char* arch : {"qwen3", "gemma2", "gemma3", "phi3"}) {
+    INFO(arch);
+    CHECK(apr::unsupported_operations(*cpu, 0, needs_of(arch), arch).empty());
+  }
+}
+
+TEST_CASE("auto passes over a backend that lacks an operation the model's family needs") {
+  const fs::path root = fs::weakly_canonical(temp_dir("features"));
+  fs::copy_file(EXAMPLE_PLUGIN_PATH, root / "apr-plugin-example.so");
+  fs::copy_file(PARTIAL_1_3_PLUGIN_PATH, root / "apr-plugin-partial-1-3.so");
+  {
+    apr::host::PluginHost host(options({root}, root / "cache"));
+    REQUIRE(host.plugins().size() == 2);
+    const apr::BackendNeeds gemma3{{}, needs_of("gemma3"), "gemma3"};
+    CHECK(apr::select_backend(host, "auto", 0, gemma3).name() == "partial-1-3");
+    try {
+      apr::select_backend(host, "auto", 0, {{}, needs_of("gemma2"), "gemma2"});
+      FAIL("gemma2 found a backend");
+    } catch (const apr::Error& e) {
+      const std::string what = e.what();
+      CHECK_THAT(what, Catch::StartsWith("no backend can run this model: "));
+      CHECK_THAT(what, Contains("backend 'partial-1-3' (device 0) lacks soft-capped attention "
+                                "scores, which gemma2 models need"));
+      CHECK_THAT(what, Contains("backend 'example' (device 0) lacks sliding-window attention"));
+      CHECK(what.find('\n') == std::string::npos);
+    }
+    // Named explicitly, a backend is selected; the session refuses the model (unsupported_needs).
+    CHECK(apr::select_backend(host, "example", 0, {{}, needs_of("gemma2"), "gemma2"}).name() ==
+          "example");
+  }
+  fs::remove_all(root);
 }

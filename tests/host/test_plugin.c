@@ -2,7 +2,10 @@
 /* A deliberately defective plugin. Each build picks one defect with a TEST_DEFECT_* macro, so the
  * host's refusal of every kind of broken plugin can be tested: bad answers, and also crashes,
  * hangs, exits and memory floods that the host must survive because it probes in a child
- * process. Written in C99 to prove the header works from plain C. */
+ * process. Written in C99 to prove the header works from plain C.
+ * TEST_PARTIAL_1_3 builds a well-formed ABI 1.3 plugin that says, through device_caps, it has
+ * every operation of 1.3 but soft-capped attention (and has the unary kernel): the host must
+ * refuse exactly the models that need the soft-cap. */
 #include <apr/plugin.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -173,6 +176,19 @@ TEST_KERNEL(attention, apr_attention_args)
 TEST_KERNEL(swiglu, apr_swiglu_args)
 TEST_KERNEL(trace_emit, apr_trace_emit_args)
 
+#ifdef TEST_PARTIAL_1_3
+TEST_KERNEL(unary, apr_unary_args)
+static apr_status device_caps(uint32_t index, apr_device_caps* caps) {
+  if (index != 0 || !caps) return fail("device_caps: no such device");
+  if (APR_STRUCT_HAS(caps, apr_device_caps, weight_types))
+    caps->weight_types = (uint64_t)1 << APR_TYPE_F32;
+  if (APR_STRUCT_HAS(caps, apr_device_caps, features))
+    caps->features = APR_FEATURE_NORM_GROUPS | APR_FEATURE_ATTN_WINDOW | APR_FEATURE_GELU;
+  if (APR_STRUCT_HAS(caps, apr_device_caps, max_buffer_bytes)) caps->max_buffer_bytes = 0;
+  return APR_OK;
+}
+#endif
+
 /* Strings without a terminator, longer than any bound the host reads within (C allows a string
  * literal to fill its array exactly, dropping the NUL). */
 #if defined(TEST_DEFECT_UNTERMINATED_NAME) || defined(TEST_DEFECT_UNTERMINATED_DESCRIPTION)
@@ -254,7 +270,14 @@ static const apr_plugin_api g_api = {
     kv_store,
     attention,
     swiglu,
-    trace_emit};
+    trace_emit,
+#ifdef TEST_PARTIAL_1_3
+    device_caps,
+    NULL,
+    NULL,
+    unary,
+#endif
+};
 
 #ifndef TEST_DEFECT_NO_ENTRY
 APR_PLUGIN_EXPORT const apr_plugin_api* apr_plugin_entry(uint32_t major, uint32_t minor) {

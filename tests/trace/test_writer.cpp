@@ -59,7 +59,16 @@ std::vector<unsigned char> bytes_of(const std::filesystem::path& p) {
 }  // namespace
 
 TEST_CASE("every stage's file has the header and size of its shape", "[trace][writer]") {
-  const ModelConfig cfg = known_config();
+  // The llama/qwen2 layout, or a gemma3-like one: QK-norm, sandwich norms and GELU, no biases.
+  const bool newer = GENERATE(false, true);
+  ModelConfig cfg = known_config();
+  if (newer) {
+    cfg.has_qkv_bias = false;
+    cfg.has_qk_norm = true;
+    cfg.has_post_norms = true;
+    cfg.ffn_activation = APR_ACT_GELU_TANH;
+  }
+  INFO((newer ? "gemma3-like" : "qwen2-like"));
   const uint32_t n_tokens = 3;
   // Element counts worked out by hand for the configuration above.
   const std::map<std::string, uint32_t> expected = {{"embedding", 24},
@@ -81,7 +90,13 @@ TEST_CASE("every stage's file has the header and size of its shape", "[trace][wr
                                                     {"ffn_out", 24},
                                                     {"post_ffn_residual", 24},
                                                     {"final_norm", 24},
-                                                    {"lm_head", 20}};
+                                                    {"lm_head", 20},
+                                                    {"q_norm", 24},
+                                                    {"k_norm", 12},
+                                                    {"attn_post_norm", 24},
+                                                    {"ffn_gelu", 36},
+                                                    {"ffn_geglu", 36},
+                                                    {"ffn_post_norm", 24}};
 
   ScratchDir dir("writer");
   TraceWriter writer(dir.path(), TracePlan::everything(cfg.n_layer));
@@ -90,6 +105,8 @@ TEST_CASE("every stage's file has the header and size of its shape", "[trace][wr
     for (apr_stage s : stages_in_forward_order()) {
       if (!stage_exists_in_layer(s, layer)) continue;
       const auto shape = expected_shape(s, cfg, n_tokens);
+      CHECK(shape.empty() == !cfg.has_stage(s));
+      if (shape.empty()) continue;  // the model has no such stage
       uint64_t n = 1;
       for (auto d : shape) n *= d;
       REQUIRE(emit(writer.sink(), s, layer, shape, random_values(n, seed++)) == APR_OK);
@@ -99,7 +116,7 @@ TEST_CASE("every stage's file has the header and size of its shape", "[trace][wr
 
   for (uint32_t layer : {0u, 1u, APR_LAYER_NONE}) {
     for (apr_stage s : stages_in_forward_order()) {
-      if (!stage_exists_in_layer(s, layer)) continue;
+      if (!stage_exists_in_layer(s, layer) || !cfg.has_stage(s)) continue;
       const std::string name(stage_name(s));
       const auto path = dir.path() / stage_file_path(s, layer);
       INFO(path);
@@ -116,14 +133,32 @@ TEST_CASE("every stage's file has the header and size of its shape", "[trace][wr
   CHECK(std::filesystem::exists(dir.path() / "layer-0" / "embedding.bin"));
   CHECK_FALSE(std::filesystem::exists(dir.path() / "layer-1" / "embedding.bin"));
   CHECK(std::filesystem::exists(dir.path() / "lm_head.bin"));
-  CHECK(std::filesystem::exists(dir.path() / "layer-1" / "ffn_swigl.bin"));
+  CHECK(std::filesystem::exists(dir.path() / "layer-1" /
+                                (newer ? "ffn_geglu.bin" : "ffn_swigl.bin")));
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "layer-1" /
+                                      (newer ? "ffn_swigl.bin" : "ffn_geglu.bin")));
 
+  // 18 stages in layer 0 (embedding, qkv_bias, silu, swigl), or 21 (embedding, q/k_norm, the
+  // post norms, gelu, geglu); one fewer in layer 1; final_norm and lm_head.
   const auto files = writer.files();
-  REQUIRE(files.size() == 18 + 17 + 2);
+  REQUIRE(files.size() == (newer ? 21 + 20 : 18 + 17) + 2);
   CHECK(files.front().path == "layer-0/embedding.bin");
   CHECK(files.back().path == "lm_head.bin");
-  CHECK(files[6].stage == APR_STAGE_ATTN_SCORES);
-  CHECK(files[6].shape == std::vector<uint64_t>{2, 3, 3});
+  // In forward order: q_norm and k_norm between the QKV product and RoPE.
+  const size_t scores = newer ? 7 : 6;
+  CHECK(files[scores].stage == APR_STAGE_ATTN_SCORES);
+  CHECK(files[scores].shape == std::vector<uint64_t>{2, 3, 3});
+  if (newer) {
+    CHECK(files[3].stage == APR_STAGE_Q_NORM);
+    CHECK(files[4].stage == APR_STAGE_K_NORM);
+    CHECK(files[5].stage == APR_STAGE_Q_POST_ROPE);
+    CHECK(files[11].stage == APR_STAGE_ATTN_POST_NORM);
+    CHECK(files[12].stage == APR_STAGE_POST_ATTN_RESIDUAL);
+    CHECK(files[16].stage == APR_STAGE_FFN_GELU);
+    CHECK(files[17].stage == APR_STAGE_FFN_GEGLU);
+    CHECK(files[19].stage == APR_STAGE_FFN_POST_NORM);
+    CHECK(files[20].stage == APR_STAGE_POST_FFN_RESIDUAL);
+  }
 }
 
 TEST_CASE("the sink copies only what the plan wants", "[trace][writer]") {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * apr backend plugin ABI, version 1.2.
+ * apr backend plugin ABI, version 1.3.
  *
  * This header is the whole contract between the apr host and a backend plugin. It is plain C99
  * and depends only on <stddef.h> and <stdint.h>, so a plugin may be written in any language that
@@ -24,7 +24,10 @@
  * the calling thread, with host-visible memory.
  *
  * History: 1.0 the table, kernels and trace sink; 1.1 apr_rope_args.freq_factors; 1.2 the
- * capability query (device_caps) and step capture (step_begin, step_end).
+ * capability query (device_caps) and step capture (step_begin, step_end); 1.3 the operations of
+ * newer model families (qwen3, gemma2, gemma3, phi3): grouped and strided RMSNorm (QK-norm),
+ * sliding-window and soft-capped attention, the GELU-gated FFN, the unary kernel (scale,
+ * soft-cap) and six trace stages.
  */
 #ifndef APR_PLUGIN_H
 #define APR_PLUGIN_H
@@ -33,7 +36,7 @@
 #include <stdint.h>
 
 #define APR_ABI_MAJOR 1
-#define APR_ABI_MINOR 2
+#define APR_ABI_MINOR 3
 
 /* The single exported entry point; see apr_plugin_entry_fn. */
 #define APR_PLUGIN_ENTRY_SYMBOL "apr_plugin_entry"
@@ -112,6 +115,17 @@ typedef uint32_t apr_stage;
 #define APR_STAGE_FINAL_NORM 18         /* rows x hidden (whole model) */
 #define APR_STAGE_LM_HEAD 19            /* vocab, last row only (whole model) */
 #define APR_STAGE_COUNT_V1_0 20
+/* ABI 1.3: stages of newer families. Their place in forward order is given in brackets. */
+#define APR_STAGE_Q_NORM 20    /* rows x q_dim: per-head RMSNorm of Q (qwen3, gemma3) [before
+                                  Q_POST_ROPE] */
+#define APR_STAGE_K_NORM 21    /* rows x kv_dim: per-head RMSNorm of K [before K_POST_ROPE] */
+#define APR_STAGE_ATTN_POST_NORM 22 /* rows x hidden: RMSNorm of ATTN_OUT (gemma2, gemma3)
+                                       [before POST_ATTN_RESIDUAL] */
+#define APR_STAGE_FFN_GELU 23       /* rows x ffn: gelu(gate), in place of FFN_SILU */
+#define APR_STAGE_FFN_GEGLU 24      /* rows x ffn: gelu(gate) * up, in place of FFN_SWIGLU */
+#define APR_STAGE_FFN_POST_NORM 25  /* rows x hidden: RMSNorm of FFN_OUT [before
+                                       POST_FFN_RESIDUAL] */
+#define APR_STAGE_COUNT_V1_3 26
 
 /* Layer index of whole-model stages (matches the APRT file header). */
 #define APR_LAYER_NONE 0xFFFFFFFFu
@@ -232,7 +246,11 @@ typedef struct apr_embed_args {
   uint64_t out_offset;
 } apr_embed_args;
 
-/* out[r][c] = x[r][c] / sqrt(mean_c(x[r]^2) + eps) * weight[c]  (eps inside the root). */
+/* out[r][c] = x[r][c] / sqrt(mean_c(x[r]^2) + eps) * weight[c]  (eps inside the root).
+ * ABI 1.3 (APR_FEATURE_NORM_GROUPS): with n_groups = G > 1 each row of n_cols splits into G
+ * groups of n_cols / G that are normalised on their own, all with the same weight of n_cols / G
+ * entries (the per-head QK-norm of qwen3 and gemma3); rows lie row_stride elements apart in x and
+ * in out. Zero (or a 1.2 struct) means one group and packed rows. */
 typedef struct apr_rms_norm_args {
   size_t struct_size;
   const apr_buffer* x;
@@ -244,6 +262,11 @@ typedef struct apr_rms_norm_args {
   uint32_t n_rows;
   uint32_t n_cols;
   float eps;
+  /* ABI 1.3. reserved0 fills 1.2's tail padding, so that a 1.2 peer's sizeof never covers a 1.3
+   * member (it would read as present, holding whatever the padding held); set it to 0. */
+  uint32_t reserved0;
+  uint32_t row_stride; /* elements between rows of x and of out; 0 = n_cols */
+  uint32_t n_groups;   /* 0 or 1: the row is one group; else divides n_cols */
 } apr_rms_norm_args;
 
 /* y[r][o] = sum_i W[o][i] * x[r][i] (+ bias[o]), for r < n_rows, o < W.n_rows, i < W.n_cols. */
@@ -316,10 +339,13 @@ typedef struct apr_kv_store_args {
   apr_buffer* v_cache;
 } apr_kv_store_args;
 
-/* Causal grouped-query attention over the cache. Query row r is at position pos0 + r and sees
- * cache rows 0..pos0+r. Query head h reads KV head h / (n_heads / n_kv_heads).
+/* Causal grouped-query attention over the cache. Query row r is at position p = pos0 + r and sees
+ * cache rows 0..p. Query head h reads KV head h / (n_heads / n_kv_heads).
  * s = scale * q.k; a = softmax(s); out = sum a * v. Emits ATTN_SCORES and ATTN_SOFTMAX for
- * `layer` through the trace sink when asked, shaped n_heads x n_rows x (pos0 + n_rows). */
+ * `layer` through the trace sink when asked, shaped n_heads x n_rows x (pos0 + n_rows).
+ * ABI 1.3: window W > 0 (APR_FEATURE_ATTN_WINDOW) lets row p see only cache rows p - W + 1..p
+ * (sliding-window layers of gemma2/gemma3); softcap c > 0 (APR_FEATURE_ATTN_SOFTCAP) replaces s
+ * by c * tanh(s / c) before the softmax (gemma2). Masked scores are emitted as 0. */
 typedef struct apr_attention_args {
   size_t struct_size;
   const apr_buffer* q;
@@ -336,10 +362,17 @@ typedef struct apr_attention_args {
   const apr_buffer* v_cache;
   apr_buffer* out; /* n_rows x (n_heads * head_dim), packed */
   uint64_t out_offset;
+  /* ABI 1.3; zero (or a 1.2 struct) means off. */
+  uint32_t window; /* keys a row sees, itself included; 0 = all earlier positions */
+  float softcap;   /* > 0: scores become softcap * tanh(score / softcap) */
 } apr_attention_args;
 
-/* out = silu(gate) * up elementwise, silu(z) = z / (1 + e^-z). Emits FFN_SILU for `layer` when
- * asked. out may equal gate or up. */
+/* out = act(gate) * up elementwise; act is silu(z) = z / (1 + e^-z) and emits FFN_SILU for `layer`
+ * when asked. ABI 1.3 (APR_FEATURE_GELU): activation APR_ACT_GELU_TANH makes act the tanh form of
+ * GELU, 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))), emitted as FFN_GELU (gemma's GeGLU).
+ * out may equal gate or up. */
+#define APR_ACT_SILU 0
+#define APR_ACT_GELU_TANH 1
 typedef struct apr_swiglu_args {
   size_t struct_size;
   const apr_buffer* gate;
@@ -351,7 +384,28 @@ typedef struct apr_swiglu_args {
   uint32_t n_rows;
   uint32_t n_cols;
   uint32_t layer;
+  /* ABI 1.3; reserved0 fills 1.2's tail padding (see apr_rms_norm_args); set it to 0. */
+  uint32_t reserved0;
+  uint32_t activation; /* APR_ACT_*; 0 (or a 1.2 struct) = silu */
 } apr_swiglu_args;
+
+/* ABI 1.3: an elementwise map of n floats, out[i] = f(x[i]). out may equal x.
+ *   APR_UNARY_SCALE:   f(z) = alpha * z                 (gemma's embedding scale sqrt(hidden))
+ *   APR_UNARY_SOFTCAP: f(z) = alpha * tanh(z / alpha)   (gemma2's final logit soft-cap; alpha > 0)
+ * No stage of its own: the host emits the stage the result belongs to. */
+#define APR_UNARY_SCALE 0
+#define APR_UNARY_SOFTCAP 1
+
+typedef struct apr_unary_args {
+  size_t struct_size;
+  uint32_t op; /* APR_UNARY_* */
+  float alpha;
+  const apr_buffer* x;
+  uint64_t x_offset;
+  apr_buffer* out;
+  uint64_t out_offset;
+  uint64_t n;
+} apr_unary_args;
 
 /* Copies an n_rows x n_cols f32 view to the host and emits it as (stage, layer), if the sink
  * wants it. The emitted tensor is 2-D, or 1-D when n_rows is 1 and the stage is LM_HEAD. */
@@ -374,6 +428,12 @@ typedef struct apr_trace_emit_args {
 #define APR_FEATURE_ROPE_FREQ_FACTORS 1u /* honours apr_rope_args.freq_factors (ABI 1.1) */
 #define APR_FEATURE_STEP_CAPTURE 2u      /* uses step_begin/step_end to capture and replay steps */
 #define APR_FEATURE_FUSED_TRACE 4u       /* emits stages from inside fused kernels (see rule) */
+/* ABI 1.3: the operations of newer families. The host refuses a model that needs one the device
+ * lacks, naming it; the unary kernel is present when its table member is not NULL. */
+#define APR_FEATURE_NORM_GROUPS 8u   /* rms_norm honours row_stride and n_groups */
+#define APR_FEATURE_ATTN_WINDOW 16u  /* attention honours window */
+#define APR_FEATURE_ATTN_SOFTCAP 32u /* attention honours softcap */
+#define APR_FEATURE_GELU 64u         /* swiglu honours activation = APR_ACT_GELU_TANH */
 
 typedef struct apr_device_caps {
   size_t struct_size;
@@ -482,6 +542,9 @@ typedef struct apr_plugin_api {
   apr_status (*device_caps)(uint32_t index, apr_device_caps* caps);
   apr_status (*step_begin)(apr_device* device, const apr_step_args* args);
   apr_status (*step_end)(apr_device* device, const apr_step_args* args);
+
+  /* ABI 1.3; may be NULL (the host then refuses models that need it). */
+  apr_status (*unary)(apr_device* device, const apr_unary_args* args);
 } apr_plugin_api;
 
 /* ---------------------------------------------------------------------------------------------
@@ -549,6 +612,30 @@ typedef struct apr_plugin_api {
 #define APR_DEVICE_CAPS_SIZE_V1_2 APR_SIZE_THROUGH(apr_device_caps, max_buffer_bytes)
 #define APR_STEP_ARGS_SIZE_V1_2 APR_SIZE_THROUGH(apr_step_args, flags)
 #define APR_PLUGIN_API_SIZE_V1_2 APR_SIZE_THROUGH(apr_plugin_api, step_end)
+
+/* ABI 1.3 appended row_stride and n_groups to apr_rms_norm_args, window and softcap to
+ * apr_attention_args, activation to apr_swiglu_args and unary to apr_plugin_api, and added
+ * apr_unary_args. */
+#define APR_TRACE_TENSOR_SIZE_V1_3 APR_TRACE_TENSOR_SIZE_V1_2
+#define APR_TRACE_SINK_SIZE_V1_3 APR_TRACE_SINK_SIZE_V1_2
+#define APR_HOST_SIZE_V1_3 APR_HOST_SIZE_V1_2
+#define APR_PROBE_RESULT_SIZE_V1_3 APR_PROBE_RESULT_SIZE_V1_2
+#define APR_DEVICE_INFO_SIZE_V1_3 APR_DEVICE_INFO_SIZE_V1_2
+#define APR_DEVICE_OPTIONS_SIZE_V1_3 APR_DEVICE_OPTIONS_SIZE_V1_2
+#define APR_WEIGHT_DESC_SIZE_V1_3 APR_WEIGHT_DESC_SIZE_V1_2
+#define APR_EMBED_ARGS_SIZE_V1_3 APR_EMBED_ARGS_SIZE_V1_2
+#define APR_RMS_NORM_ARGS_SIZE_V1_3 APR_SIZE_THROUGH(apr_rms_norm_args, n_groups)
+#define APR_MATMUL_ARGS_SIZE_V1_3 APR_MATMUL_ARGS_SIZE_V1_2
+#define APR_ADD_ARGS_SIZE_V1_3 APR_ADD_ARGS_SIZE_V1_2
+#define APR_ROPE_ARGS_SIZE_V1_3 APR_ROPE_ARGS_SIZE_V1_2
+#define APR_KV_STORE_ARGS_SIZE_V1_3 APR_KV_STORE_ARGS_SIZE_V1_2
+#define APR_ATTENTION_ARGS_SIZE_V1_3 APR_SIZE_THROUGH(apr_attention_args, softcap)
+#define APR_SWIGLU_ARGS_SIZE_V1_3 APR_SIZE_THROUGH(apr_swiglu_args, activation)
+#define APR_TRACE_EMIT_ARGS_SIZE_V1_3 APR_TRACE_EMIT_ARGS_SIZE_V1_2
+#define APR_DEVICE_CAPS_SIZE_V1_3 APR_DEVICE_CAPS_SIZE_V1_2
+#define APR_STEP_ARGS_SIZE_V1_3 APR_STEP_ARGS_SIZE_V1_2
+#define APR_UNARY_ARGS_SIZE_V1_3 APR_SIZE_THROUGH(apr_unary_args, n)
+#define APR_PLUGIN_API_SIZE_V1_3 APR_SIZE_THROUGH(apr_plugin_api, unary)
 
 /* The entry point. The host passes the ABI version it speaks; the plugin returns its table
  * (static storage, valid until unload) or NULL if it cannot serve that host at all. */

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Row-wise and element-wise kernels: embed, rms_norm, add, rope, kv_store, swiglu.
+// Row-wise and element-wise kernels: embed, rms_norm, add, rope, kv_store, swiglu, unary.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -26,6 +26,48 @@ void for_each_row(apr_device& device, uint64_t n_rows, uint64_t row_cost, RowFn&
   });
 }
 
+// Splits n elements into fixed chunks for the pool; elements are independent.
+template <typename ElementFn>
+void for_each_element(apr_device& device, uint64_t n, ElementFn&& fn) {
+  constexpr uint64_t kChunk = 1 << 16;
+  device.pool.run((n + kChunk - 1) / kChunk, [&](size_t task) {
+    const uint64_t end = std::min(n, (task + 1) * kChunk);
+    for (uint64_t i = task * kChunk; i < end; ++i) fn(i);
+  });
+}
+
+// One group of n values normalised on its own. As ggml: the sum of squares in double, the scale
+// in f32, then x * scale * weight.
+void rms_norm_group(const float* x, const float* w, float* y, uint32_t n, float eps) {
+  double sum = 0.0;
+  for (uint32_t c = 0; c < n; ++c) sum += static_cast<double>(x[c]) * x[c];
+  const float mean = static_cast<float>(sum / n);
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  for (uint32_t c = 0; c < n; ++c) y[c] = (x[c] * scale) * w[c];
+}
+
+// silu(z) = z / (1 + e^-z), in f32.
+inline float silu(float z) {
+  return z / (1.0f + std::exp(-z));
+}
+
+// The tanh form of GELU, plugin.h's formula evaluated in f32: 0.5 z (1 + tanh(sqrt(2/pi) (z +
+// 0.044715 z^3))). Below z = -3 the sum 1 + tanh cancels, leaving an absolute error of a few
+// 1e-7 on values that are themselves that small: harmless next to the f32 rounding of the rest.
+inline float gelu_tanh(float z) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * z * (1.0f + std::tanh(kSqrt2OverPi * (z + 0.044715f * z * z * z)));
+}
+
+// act(gate) for one row: the branch sits outside the loop so each loop stays a plain one.
+void activate_row(uint32_t activation, const float* gate, float* act, uint32_t n) {
+  if (activation == APR_ACT_GELU_TANH) {
+    for (uint32_t c = 0; c < n; ++c) act[c] = gelu_tanh(gate[c]);
+  } else {
+    for (uint32_t c = 0; c < n; ++c) act[c] = silu(gate[c]);
+  }
+}
+
 }  // namespace
 
 void run_embed(apr_device& device, const apr_embed_args& a) {
@@ -38,20 +80,22 @@ void run_embed(apr_device& device, const apr_embed_args& a) {
   fault::after_embed(device, a);
 }
 
+// Each row is n_groups groups normalised on their own with the same weight (ABI 1.3's per-head
+// QK-norm; one group is the classic row norm). Rows lie row_stride apart, so a Q or K slice of
+// the host's [q|k|v] rows is normalised in place.
 void run_rms_norm(apr_device& device, const apr_rms_norm_args& a) {
+  const uint64_t stride = apr_sdk::norm_row_stride(a);
+  const uint32_t groups = apr_sdk::norm_groups(a);
+  const uint32_t width = a.n_cols / groups;
   const float* x = f32_at(a.x, a.x_offset);
   const float* w = f32_at(a.weight, a.weight_offset);
   float* out = f32_at(a.out, a.out_offset);
   if (a.n_cols == 0) return;
   for_each_row(device, a.n_rows, a.n_cols, [&](uint64_t r) {
-    const float* xr = x + r * a.n_cols;
-    float* yr = out + r * a.n_cols;
-    // As ggml: the sum of squares in double, the scale in f32, then x * scale * weight.
-    double sum = 0.0;
-    for (uint32_t c = 0; c < a.n_cols; ++c) sum += static_cast<double>(xr[c]) * xr[c];
-    const float mean = static_cast<float>(sum / a.n_cols);
-    const float scale = 1.0f / std::sqrt(mean + a.eps);
-    for (uint32_t c = 0; c < a.n_cols; ++c) yr[c] = (xr[c] * scale) * w[c];
+    for (uint32_t g = 0; g < groups; ++g) {
+      const uint64_t at = r * stride + uint64_t{g} * width;
+      rms_norm_group(x + at, w, out + at, width, a.eps);
+    }
   });
 }
 
@@ -61,12 +105,7 @@ void run_add(apr_device& device, const apr_add_args& a) {
   const float* x = f32_at(a.a, a.a_offset);
   const float* b = f32_at(a.b, a.b_offset);
   float* out = f32_at(a.out, a.out_offset);
-  if (a.n == 0) return;
-  constexpr uint64_t kChunk = 1 << 16;
-  device.pool.run((a.n + kChunk - 1) / kChunk, [&](size_t task) {
-    const uint64_t end = std::min(a.n, (task + 1) * kChunk);
-    for (uint64_t i = task * kChunk; i < end; ++i) out[i] = x[i] + b[i % period];
-  });
+  for_each_element(device, a.n, [&](uint64_t i) { out[i] = x[i] + b[i % period]; });
 }
 
 void run_rope(apr_device& device, const apr_rope_args& a) {
@@ -117,29 +156,42 @@ void run_kv_store(apr_device& device, const apr_kv_store_args& a) {
   fault::after_kv_store(device, a);
 }
 
+// out = act(gate) * up; act(gate) is the traced FFN_SILU or FFN_GELU, whichever the activation
+// makes, and is the very row the product reads.
 void run_swiglu(apr_device& device, const apr_swiglu_args& a) {
   const float* gate = f32_at(a.gate, a.gate_offset);
   const float* up = f32_at(a.up, a.up_offset);
   float* out = f32_at(a.out, a.out_offset);
-  const bool emit_silu = device.wants(APR_STAGE_FFN_SILU, a.layer);
+  const uint32_t activation = apr_sdk::gated_activation(a);
+  const apr_stage act_stage =
+      activation == APR_ACT_GELU_TANH ? APR_STAGE_FFN_GELU : APR_STAGE_FFN_SILU;
+  const bool emit_act = device.wants(act_stage, a.layer);
   const fault::Rows rows = fault::rows_of(device, a.n_rows);
-  std::vector<float> silu_all;
-  if (emit_silu) silu_all.resize(uint64_t{a.n_rows} * a.n_cols);
+  std::vector<float> act_all;
+  if (emit_act) act_all.resize(uint64_t{a.n_rows} * a.n_cols);
   for_each_row(device, a.n_rows, a.n_cols * 4, [&](uint64_t r) {
-    thread_local std::vector<float> silu;
-    silu.resize(a.n_cols);
-    const float* g = gate + r * a.n_cols;
-    for (uint32_t c = 0; c < a.n_cols; ++c) silu[c] = g[c] / (1.0f + std::exp(-g[c]));
-    fault::perturb_row(APR_STAGE_FFN_SILU, a.layer, rows, r, silu.data(), a.n_cols);
-    if (emit_silu) std::memcpy(silu_all.data() + r * a.n_cols, silu.data(), a.n_cols * 4);
+    thread_local std::vector<float> act;
+    act.resize(a.n_cols);
+    activate_row(activation, gate + r * a.n_cols, act.data(), a.n_cols);
+    fault::perturb_row(act_stage, a.layer, rows, r, act.data(), a.n_cols);
+    if (emit_act) std::memcpy(act_all.data() + r * a.n_cols, act.data(), a.n_cols * 4);
     const float* u = up + r * a.n_cols;
     float* o = out + r * a.n_cols;
-    for (uint32_t c = 0; c < a.n_cols; ++c) o[c] = silu[c] * u[c];
+    for (uint32_t c = 0; c < a.n_cols; ++c) o[c] = act[c] * u[c];
   });
-  if (emit_silu) {
-    device.trace.emit(APR_STAGE_FFN_SILU, a.layer, silu_all.data(), {a.n_rows, a.n_cols});
-  }
+  if (emit_act) device.trace.emit(act_stage, a.layer, act_all.data(), {a.n_rows, a.n_cols});
   fault::after_swiglu(device, a);
+}
+
+// out = alpha * x, or alpha * tanh(x / alpha) (the soft-cap), in f32; out may be x.
+void run_unary(apr_device& device, const apr_unary_args& a) {
+  const float* x = f32_at(a.x, a.x_offset);
+  float* out = f32_at(a.out, a.out_offset);
+  const float alpha = a.alpha;
+  if (a.op == APR_UNARY_SOFTCAP)
+    for_each_element(device, a.n, [&](uint64_t i) { out[i] = alpha * std::tanh(x[i] / alpha); });
+  else
+    for_each_element(device, a.n, [&](uint64_t i) { out[i] = alpha * x[i]; });
 }
 
 }  // namespace apr_cpu

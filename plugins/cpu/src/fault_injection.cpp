@@ -46,7 +46,8 @@ FaultSpec g_fault;
 constexpr apr_stage kKernelStages[] = {
     APR_STAGE_EMBEDDING, APR_STAGE_QKV_MATMUL, APR_STAGE_ATTN_SCORES, APR_STAGE_ATTN_SOFTMAX,
     APR_STAGE_ATTENTION, APR_STAGE_ATTN_OUT,   APR_STAGE_FFN_GATE,    APR_STAGE_FFN_UP,
-    APR_STAGE_FFN_SILU,  APR_STAGE_FFN_SWIGLU, APR_STAGE_FFN_OUT,     APR_STAGE_LM_HEAD};
+    APR_STAGE_FFN_SILU,  APR_STAGE_FFN_SWIGLU, APR_STAGE_FFN_OUT,     APR_STAGE_LM_HEAD,
+    APR_STAGE_FFN_GELU,  APR_STAGE_FFN_GEGLU};
 
 // Per device: the current batch (see the position rule) and the kv_store calls since embed.
 struct Batch {
@@ -120,12 +121,13 @@ bool position_holds(uint64_t position) {
   return true;
 }
 
-void apply_row(float* row, uint64_t n) {
+// row[c] is column first_col + c of the stage's row: the sign alternates with that column.
+void apply_row(float* row, uint64_t n, uint64_t first_col = 0) {
   const float m = g_fault.magnitude;
   if (g_fault.scale) {
     for (uint64_t c = 0; c < n; ++c) row[c] *= m;
   } else {
-    for (uint64_t c = 0; c < n; ++c) row[c] += (c % 2 == 0) ? m : -m;
+    for (uint64_t c = 0; c < n; ++c) row[c] += ((first_col + c) % 2 == 0) ? m : -m;
   }
 }
 
@@ -365,7 +367,9 @@ void after_attention(const apr_device& device, const apr_attention_args& a) {
 }
 
 void after_swiglu(const apr_device& device, const apr_swiglu_args& a) {
-  if (!g_fault.kernel || !stage_matches(APR_STAGE_FFN_SWIGLU, a.layer)) return;
+  const bool gelu = apr_sdk::gated_activation(a) == APR_ACT_GELU_TANH;
+  const apr_stage stage = gelu ? APR_STAGE_FFN_GEGLU : APR_STAGE_FFN_SWIGLU;
+  if (!g_fault.kernel || !stage_matches(stage, a.layer)) return;
   apply(rows_of(device, a.n_rows), f32_at(a.out, a.out_offset), a.n_rows, a.n_cols, a.n_cols);
 }
 
@@ -382,9 +386,9 @@ Rows rows_of(const apr_device& device, uint32_t n_rows) {
 }
 
 void perturb_row(apr_stage stage, uint32_t layer, const Rows& rows, uint64_t r, float* data,
-                 uint64_t n) {
+                 uint64_t n, uint64_t first_col) {
   if (!stage_matches(stage, layer) || !batch_holds(rows) || !position_holds(rows.first + r)) return;
-  apply_row(data, n);
+  apply_row(data, n, first_col);
 }
 
 }  // namespace apr_cpu::fault

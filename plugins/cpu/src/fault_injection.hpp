@@ -18,11 +18,13 @@
 //
 // Where: without `kernel`, a stage the host hands to trace_emit is perturbed there, whether or not
 // the sink wants it (so only when the host calls trace_emit for it), and the fused stages
-// attn_scores, attn_softmax (inside attention) and ffn_silu (inside swiglu) inside their kernels.
+// attn_scores, attn_softmax (inside attention) and ffn_silu/ffn_gelu (inside swiglu) inside their
+// kernels (attention rows only within their window).
 // With `kernel`, the kernel that produces the stage perturbs its output, traced or not and also
 // when it is called alone (trace_emit then leaves the stage alone). Kernel-level stages:
 //   embedding (embed), attn_scores, attn_softmax, attention (attention), attn_out, qkv_matmul,
-//   ffn_gate, ffn_up, ffn_out, lm_head (matmul), ffn_silu, ffn_swigl (swiglu);
+//   ffn_gate, ffn_up, ffn_out, lm_head (matmul), ffn_silu, ffn_swigl, ffn_gelu, ffn_geglu
+//   (swiglu, whichever its activation makes);
 // a matmul's stage and layer come from its weight's name as the host names it: blk.N.attn_q/
 // attn_k/attn_v -> layer N qkv_matmul (column parity counted within each of the three outputs,
 // the same as in the [q|k|v] row because q_dim and kv_dim are even), blk.N.attn_output ->
@@ -94,11 +96,12 @@ void before_trace_emit(const apr_device& device, const apr_trace_emit_args& a);
 
 // The rows of a kernel of n_rows rows in the device's current batch (for fused stages).
 Rows rows_of(const apr_device& device, uint32_t n_rows);
-// A fused stage's row r (n values) computed inside a kernel (attn_scores, attn_softmax,
-// ffn_silu): perturbed when (stage, layer) is the faulty one and the conditions hold. Safe to call
-// from the pool's threads.
+// A fused stage's row r computed inside a kernel (attn_scores, attn_softmax, ffn_silu, ffn_gelu):
+// its n values from column first_col on (a windowed attention row starts past column 0; the
+// +-m pattern follows the row's own columns), perturbed when (stage, layer) is the faulty one and
+// the conditions hold. Safe to call from the pool's threads.
 void perturb_row(apr_stage stage, uint32_t layer, const Rows& rows, uint64_t r, float* data,
-                 uint64_t n);
+                 uint64_t n, uint64_t first_col = 0);
 #else
 inline void configure_from_environment() {}
 inline void device_opened(const apr_device&) {}
@@ -112,7 +115,8 @@ inline void before_trace_emit(const apr_device&, const apr_trace_emit_args&) {}
 inline Rows rows_of(const apr_device&, uint32_t) {
   return {};
 }
-inline void perturb_row(apr_stage, uint32_t, const Rows&, uint64_t, float*, uint64_t) {}
+inline void perturb_row(apr_stage, uint32_t, const Rows&, uint64_t, float*, uint64_t,
+                        uint64_t = 0) {}
 #endif
 
 }  // namespace apr_cpu::fault

@@ -18,5 +18,6 @@ void run_kv_store(apr_device& device, const apr_kv_store_args& args);
 void run_attention(apr_device& device, const apr_attention_args& args);
 void run_swiglu(apr_device& device, const apr_swiglu_args& args);
 void run_trace_emit(apr_device& device, const apr_trace_emit_args& args);
+void run_unary(apr_device& device, const apr_unary_args& args);
 
 }  // namespace apr_cpu

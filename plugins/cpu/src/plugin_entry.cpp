@@ -50,7 +50,9 @@ struct CpuBackend {
                 ", " + hardware_threads()};
   }
   static apr_sdk::DeviceLimits device_caps(uint32_t) {
-    return {APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_FUSED_TRACE, uint64_t{1} << 48};
+    return {APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_FUSED_TRACE | APR_FEATURE_NORM_GROUPS |
+                APR_FEATURE_ATTN_WINDOW | APR_FEATURE_ATTN_SOFTCAP | APR_FEATURE_GELU,
+            uint64_t{1} << 48};
   }
   static bool supports_weight_type(apr_type type) { return find_weight_format(type) != nullptr; }
   static std::unique_ptr<apr_device> device_open(uint32_t, const apr_sdk::DeviceOptions& options) {

@@ -49,11 +49,18 @@ void apr_device::embed(const apr_embed_args& a) {
 }
 
 void apr_device::rms_norm(const apr_rms_norm_args& a) {
+  // The ABI 1.3 members, defaulted for a 1.2 host's struct (one group, packed rows); the kit has
+  // checked that the groups divide n_cols and the strided views lie in their buffers.
+  const uint32_t stride = apr_sdk::norm_row_stride(a);
+  const uint32_t groups = apr_sdk::norm_groups(a);
+  if (uint64_t{a.n_rows} * groups > apr_cuda::kMaxRmsNormBlocks)
+    unsupported(num(a.n_rows) + " rows of " + num(groups) + " groups in one call (at most " +
+                num(apr_cuda::kMaxRmsNormBlocks) + " groups)");
   select();
-  check_launch(
-      apr_cuda::launch_rms_norm(a.x->at(a.x_offset), a.weight->at(a.weight_offset),
-                                a.out->at(a.out_offset), a.n_rows, a.n_cols, a.eps, stream),
-      "rms_norm");
+  check_launch(apr_cuda::launch_rms_norm(a.x->at(a.x_offset), a.weight->at(a.weight_offset),
+                                         a.out->at(a.out_offset), a.n_rows, a.n_cols, stride,
+                                         groups, a.eps, stream),
+               "rms_norm");
 }
 
 void apr_device::matmul(const apr_matmul_args& a) {
@@ -120,13 +127,17 @@ void apr_device::attention(const apr_attention_args& a) {
   const uint64_t width = uint64_t{a.n_heads} * a.head_dim;
   const uint64_t stride = a.q_row_stride ? a.q_row_stride : width;
   if (stride > kMaxU32) unsupported("q row stride " + num(stride) + " is above 2^32");
+  // Window and soft-cap are per-call constants of the layer (0 for a 1.2 host: off); the kernels
+  // derive each row's visible keys from pos0, window and the row.
   const apr_cuda::AttentionParams p{static_cast<uint32_t>(stride),
                                     a.n_rows,
                                     a.pos0,
                                     a.n_heads,
                                     a.n_kv_heads,
                                     a.head_dim,
-                                    a.scale};
+                                    a.scale,
+                                    apr_sdk::attention_window(a),
+                                    apr_sdk::attention_softcap(a)};
   const float* q = a.q->at(a.q_offset);
   const float* k_cache = a.k_cache->at(0);
   const float* v_cache = a.v_cache->at(0);
@@ -161,17 +172,36 @@ void apr_device::attention(const apr_attention_args& a) {
 void apr_device::swiglu(const apr_swiglu_args& a) {
   const uint64_t n = uint64_t{a.n_rows} * a.n_cols;
   const float* gate = a.gate->at(a.gate_offset);
+  // silu for a 1.2 host's struct; the kit refused any activation but these two.
+  const bool gelu = apr_sdk::gated_activation(a) == APR_ACT_GELU_TANH;
+  const apr_cuda::GateActivation act =
+      gelu ? apr_cuda::GateActivation::kGeluTanh : apr_cuda::GateActivation::kSilu;
+  const apr_stage act_stage = gelu ? APR_STAGE_FFN_GELU : APR_STAGE_FFN_SILU;
+  const char* const name = gelu ? "swiglu (gelu)" : "swiglu";
   select();
-  // Before the fused kernel: out may overwrite gate.
-  if (n > 0 && wants(APR_STAGE_FFN_SILU, a.layer)) {
-    float* silu = static_cast<float*>(scratch(trace_scratch, n * kF32, "allocating trace scratch"));
-    check_launch(apr_cuda::launch_swiglu(gate, nullptr, silu, n, stream), "swiglu trace");
+  // Before the fused kernel: out may overwrite gate. The same kernel instance computes the
+  // activation bit for bit as the fused call does, so the emitted stage is the value used.
+  if (n > 0 && wants(act_stage, a.layer)) {
+    float* act_out =
+        static_cast<float*>(scratch(trace_scratch, n * kF32, "allocating trace scratch"));
+    check_launch(apr_cuda::launch_swiglu(gate, nullptr, act_out, n, act, stream),
+                 std::string(name) + " trace");
     const uint64_t shape[2] = {a.n_rows, a.n_cols};
-    emit_view(APR_STAGE_FFN_SILU, a.layer, silu, a.n_rows, a.n_cols, a.n_cols, 2, shape);
+    emit_view(act_stage, a.layer, act_out, a.n_rows, a.n_cols, a.n_cols, 2, shape);
   }
   check_launch(
-      apr_cuda::launch_swiglu(gate, a.up->at(a.up_offset), a.out->at(a.out_offset), n, stream),
-      "swiglu");
+      apr_cuda::launch_swiglu(gate, a.up->at(a.up_offset), a.out->at(a.out_offset), n, act, stream),
+      name);
+}
+
+void apr_device::unary(const apr_unary_args& a) {
+  // The kit refused any other op and a soft-cap's alpha <= 0; grid-stride loops cover any n.
+  const apr_cuda::UnaryOp op =
+      a.op == APR_UNARY_SOFTCAP ? apr_cuda::UnaryOp::kSoftcap : apr_cuda::UnaryOp::kScale;
+  select();
+  check_launch(apr_cuda::launch_unary(op, a.alpha, a.x->at(a.x_offset), a.out->at(a.out_offset),
+                                      a.n, stream),
+               a.op == APR_UNARY_SOFTCAP ? "unary soft-cap" : "unary scale");
 }
 
 void apr_device::trace_emit(const apr_trace_emit_args& a) {

@@ -33,8 +33,13 @@ cudaError_t launch_embed(const DeviceWeight& w, const int32_t* ids, uint32_t n_r
 cudaError_t launch_matmul(const DeviceWeight& w, const float* x, uint32_t x_stride, uint32_t n_rows,
                           const float* bias, float* y, uint32_t y_stride, cudaStream_t stream);
 
+// Row r's group g (n_cols / n_groups elements from r * row_stride + g * (n_cols / n_groups)) is
+// normalised on its own with the same weight of n_cols / n_groups entries; out has x's layout and
+// may equal x. One block per (row, group): n_rows * n_groups must be at most kMaxRmsNormBlocks.
+constexpr uint64_t kMaxRmsNormBlocks = 0x7fffffffu;  // the grid's x limit
 cudaError_t launch_rms_norm(const float* x, const float* weight, float* out, uint32_t n_rows,
-                            uint32_t n_cols, float eps, cudaStream_t stream);
+                            uint32_t n_cols, uint32_t row_stride, uint32_t n_groups, float eps,
+                            cudaStream_t stream);
 
 cudaError_t launch_add(const float* a, const float* b, float* out, uint64_t n, uint64_t b_period,
                        cudaStream_t stream);
@@ -66,6 +71,10 @@ struct AttentionParams {
   uint32_t n_kv_heads;
   uint32_t head_dim;
   float scale;
+  // Per-call constants (ABI 1.3): row p sees keys p - window + 1..p when window > 0, and scores
+  // become softcap * tanh(score / softcap) before the mask and softmax when softcap > 0.
+  uint32_t window;
+  float softcap;
 };
 // Largest head_dim the attention kernel accepts.
 constexpr uint32_t kMaxHeadDim = 512;
@@ -73,8 +82,9 @@ constexpr uint32_t kMaxHeadDim = 512;
 cudaError_t launch_attention(const float* q, const float* k_cache, const float* v_cache, float* out,
                              const AttentionParams& p, cudaStream_t stream);
 
-// For tracing only: scaled scores and softmax probabilities, each n_heads x n_rows x n_kv with
-// n_kv = pos0 + n_rows and masked entries 0. Either output may be null.
+// For tracing only: scaled (and soft-capped) scores and softmax probabilities, each
+// n_heads x n_rows x n_kv with n_kv = pos0 + n_rows and masked entries (future keys, keys outside
+// the window) 0. probs may be null.
 cudaError_t launch_attention_probe(const float* q, const float* k_cache, const AttentionParams& p,
                                    float* scores, float* probs, cudaStream_t stream);
 
@@ -84,9 +94,20 @@ cudaError_t launch_attention_probe(const float* q, const float* k_cache, const A
 cudaError_t launch_attention_apply(const float* probs, const float* v_cache, float* out,
                                    const AttentionParams& p, cudaStream_t stream);
 
-// out[i] = silu(gate[i]) * up[i] for i < n, or just silu(gate[i]) when up is null. out may
-// equal gate or up.
+// The gate's activation: silu(z) = z / (1 + e^-z), or GELU's tanh form
+// 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))).
+enum class GateActivation : uint32_t { kSilu, kGeluTanh };
+
+// out[i] = act(gate[i]) * up[i] for i < n, or just act(gate[i]) when up is null. out may equal
+// gate or up. act(gate) is the same f32 value either way, so a traced activation is the one the
+// product used.
 cudaError_t launch_swiglu(const float* gate, const float* up, float* out, uint64_t n,
-                          cudaStream_t stream);
+                          GateActivation act, cudaStream_t stream);
+
+// out[i] = alpha * x[i] (kScale) or alpha * tanh(x[i] / alpha) (kSoftcap, alpha > 0) for i < n.
+// out may equal x.
+enum class UnaryOp : uint32_t { kScale, kSoftcap };
+cudaError_t launch_unary(UnaryOp op, float alpha, const float* x, float* out, uint64_t n,
+                         cudaStream_t stream);
 
 }  // namespace apr_cuda

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Kernels on f32 activations: RMS norm, add, RoPE, causal GQA attention, SwiGLU.
+// Kernels on f32 activations: RMS norm (whole rows or groups of strided rows), add, RoPE, causal
+// GQA attention (optionally sliding-window and soft-capped), the gated FFN activation (SwiGLU,
+// GeGLU) and the unary maps (scale, soft-cap).
 #include <cfloat>
 
 #include "kernels.hpp"
@@ -61,20 +63,26 @@ __device__ float block_max(float v, float* scratch) {
   return m;
 }
 
-__global__ void rms_norm_kernel(const float* x, const float* weight, float* out, uint32_t n_cols,
-                                float eps) {
+// One block per (row, group); block r * n_groups + g normalises the group_cols elements of group g
+// of row r, which start at r * row_stride + g * group_cols. n_groups 1 with row_stride = n_cols is
+// the plain row-wise norm. blockDim.x is a multiple of kWarp, at most kBlock.
+__global__ void __launch_bounds__(kBlock)
+    rms_norm_kernel(const float* x, const float* weight, float* out, uint32_t group_cols,
+                    uint32_t n_groups, uint32_t row_stride, float eps) {
   __shared__ double scratch[kBlock / kWarp];
-  const uint64_t base = static_cast<uint64_t>(blockIdx.x) * n_cols;
+  const uint32_t g = blockIdx.x % n_groups;
+  const uint64_t r = blockIdx.x / n_groups;
+  const uint64_t base = r * row_stride + static_cast<uint64_t>(g) * group_cols;
   // The sum of squares in double, as the reference does; it costs nothing next to the loads.
   double ss = 0.0;
-  for (uint32_t c = threadIdx.x; c < n_cols; c += blockDim.x) {
+  for (uint32_t c = threadIdx.x; c < group_cols; c += blockDim.x) {
     const double v = x[base + c];
     ss += v * v;
   }
   ss = block_sum(ss, scratch);
-  const float scale = 1.0f / sqrtf(static_cast<float>(ss / n_cols) + eps);
+  const float scale = 1.0f / sqrtf(static_cast<float>(ss / group_cols) + eps);
   // Each thread rewrites only the elements it read, so out may alias x.
-  for (uint32_t c = threadIdx.x; c < n_cols; c += blockDim.x) {
+  for (uint32_t c = threadIdx.x; c < group_cols; c += blockDim.x) {
     out[base + c] = x[base + c] * scale * weight[c];
   }
 }
@@ -112,8 +120,22 @@ __global__ void rope_kernel(float* x, RopeParams p) {
   }
 }
 
+// The first cache row query position `pos` sees: with a window W > 0 the W keys pos - W + 1..pos,
+// else every key from 0.
+__device__ __forceinline__ uint32_t first_visible_key(uint32_t pos, uint32_t window) {
+  return window != 0 && pos >= window ? pos - window + 1 : 0;
+}
+
+// A score scale * q.k after the optional soft-cap c * tanh(s / c). The fused and the traced
+// kernels both score through here.
+__device__ __forceinline__ float attention_score(float dot, const AttentionParams& p) {
+  const float s = dot * p.scale;
+  return p.softcap > 0.0f ? p.softcap * tanhf(s / p.softcap) : s;
+}
+
 // One block per (head, query row): scores for up to kAttnKeys keys at a time, then an online
-// softmax update of the running max, the running sum and the output accumulators.
+// softmax update of the running max, the running sum and the output accumulators. Only the
+// visible keys [first_visible_key, pos0 + r] are read.
 __global__ void __launch_bounds__(kAttnThreads)
     attention_kernel(const float* q, const float* k_cache, const float* v_cache, float* out,
                      AttentionParams p) {
@@ -123,7 +145,9 @@ __global__ void __launch_bounds__(kAttnThreads)
   const uint32_t lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const uint32_t kv_head = h / (p.n_heads / p.n_kv_heads);
   const uint64_t kv_dim = static_cast<uint64_t>(p.n_kv_heads) * p.head_dim;
-  const uint32_t n_kv = p.pos0 + r + 1;  // causal: row r sees positions 0..pos0+r
+  // Causal: row r sees positions up to pos0 + r, and from pos0 + r - window + 1 with a window.
+  const uint32_t key_end = p.pos0 + r + 1;
+  const uint32_t key_begin = first_visible_key(p.pos0 + r, p.window);
   const float* qrow =
       q + static_cast<uint64_t>(r) * p.q_row_stride + static_cast<uint64_t>(h) * p.head_dim;
   for (uint32_t d = threadIdx.x; d < p.head_dim; d += kAttnThreads) qs[d] = qrow[d];
@@ -132,15 +156,15 @@ __global__ void __launch_bounds__(kAttnThreads)
 
   float m = -FLT_MAX, l = 0.0f;
   float o[kAttnDimsPerThread] = {};
-  for (uint32_t t0 = 0; t0 < n_kv; t0 += kAttnKeys) {
-    const uint32_t cnt = min(kAttnKeys, n_kv - t0);
+  for (uint32_t t0 = key_begin; t0 < key_end; t0 += kAttnKeys) {
+    const uint32_t cnt = min(kAttnKeys, key_end - t0);
     __syncthreads();  // qs written / sc of the previous pass consumed
     for (uint32_t tt = warp; tt < cnt; tt += kAttnWarps) {
       const float* kr = kbase + (t0 + tt) * kv_dim;
       float s = 0.0f;
       for (uint32_t d = lane; d < p.head_dim; d += kWarp) s = fmaf(qs[d], kr[d], s);
       s = warp_sum(s);
-      if (lane == 0) sc[tt] = s * p.scale;
+      if (lane == 0) sc[tt] = attention_score(s, p);
     }
     __syncthreads();
     float cmax = -FLT_MAX;
@@ -183,7 +207,9 @@ __global__ void __launch_bounds__(kAttnThreads)
   const uint32_t lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const uint32_t kv_head = h / (p.n_heads / p.n_kv_heads);
   const uint64_t kv_dim = static_cast<uint64_t>(p.n_kv_heads) * p.head_dim;
-  const uint32_t n_total = p.pos0 + p.n_rows, n_kv = p.pos0 + r + 1;
+  const uint32_t n_total = p.pos0 + p.n_rows;
+  const uint32_t key_end = p.pos0 + r + 1;
+  const uint32_t key_begin = first_visible_key(p.pos0 + r, p.window);
   const float* qrow =
       q + static_cast<uint64_t>(r) * p.q_row_stride + static_cast<uint64_t>(h) * p.head_dim;
   for (uint32_t d = threadIdx.x; d < p.head_dim; d += kAttnThreads) qs[d] = qrow[d];
@@ -192,24 +218,26 @@ __global__ void __launch_bounds__(kAttnThreads)
   const float* kbase = k_cache + static_cast<uint64_t>(kv_head) * p.head_dim;
   for (uint32_t t = warp; t < n_total; t += kAttnWarps) {
     float s = 0.0f;
-    if (t < n_kv) {
+    if (t >= key_begin && t < key_end) {
       const float* kr = kbase + t * kv_dim;
       for (uint32_t d = lane; d < p.head_dim; d += kWarp) s = fmaf(qs[d], kr[d], s);
-      s = warp_sum(s) * p.scale;
+      s = attention_score(warp_sum(s), p);
     }
-    if (lane == 0) srow[t] = s;
+    if (lane == 0) srow[t] = s;  // masked: 0
   }
   if (!probs) return;
   __syncthreads();  // global writes of this block are visible to the block after the barrier
   float mx = -FLT_MAX;
-  for (uint32_t t = threadIdx.x; t < n_kv; t += kAttnThreads) mx = fmaxf(mx, srow[t]);
+  for (uint32_t t = key_begin + threadIdx.x; t < key_end; t += kAttnThreads)
+    mx = fmaxf(mx, srow[t]);
   mx = block_max(mx, scratch);
   float sum = 0.0f;
-  for (uint32_t t = threadIdx.x; t < n_kv; t += kAttnThreads) sum += expf(srow[t] - mx);
+  for (uint32_t t = key_begin + threadIdx.x; t < key_end; t += kAttnThreads)
+    sum += expf(srow[t] - mx);
   sum = block_sum(sum, scratch);
   float* prow = probs + (static_cast<uint64_t>(h) * p.n_rows + r) * n_total;
   for (uint32_t t = threadIdx.x; t < n_total; t += kAttnThreads) {
-    prow[t] = t < n_kv ? expf(srow[t] - mx) / sum : 0.0f;
+    prow[t] = t >= key_begin && t < key_end ? expf(srow[t] - mx) / sum : 0.0f;
   }
 }
 
@@ -222,32 +250,70 @@ __global__ void __launch_bounds__(kAttnThreads)
   const uint32_t h = blockIdx.x, r = blockIdx.y;
   const uint32_t kv_head = h / (p.n_heads / p.n_kv_heads);
   const uint64_t kv_dim = static_cast<uint64_t>(p.n_kv_heads) * p.head_dim;
-  const uint32_t n_total = p.pos0 + p.n_rows, n_kv = p.pos0 + r + 1;
+  const uint32_t n_total = p.pos0 + p.n_rows;
+  const uint32_t key_end = p.pos0 + r + 1;
+  const uint32_t key_begin = first_visible_key(p.pos0 + r, p.window);
   const float* prow = probs + (static_cast<uint64_t>(h) * p.n_rows + r) * n_total;
   const float* vbase = v_cache + static_cast<uint64_t>(kv_head) * p.head_dim;
   float* orow = out + (static_cast<uint64_t>(r) * p.n_heads + h) * p.head_dim;
   for (uint32_t d = threadIdx.x; d < p.head_dim; d += kAttnThreads) {
     float acc = 0.0f;
-    for (uint32_t t = 0; t < n_kv; ++t) acc = fmaf(prow[t], vbase[t * kv_dim + d], acc);
+    for (uint32_t t = key_begin; t < key_end; ++t) acc = fmaf(prow[t], vbase[t * kv_dim + d], acc);
     orow[d] = acc;
   }
 }
 
-__global__ void swiglu_kernel(const float* gate, const float* up, float* out, uint64_t n) {
+template <GateActivation kAct>
+__device__ __forceinline__ float gate_activation(float z) {
+  if constexpr (kAct == GateActivation::kSilu) {
+    return z / (1.0f + expf(-z));
+  } else {
+    // 0.5 z (1 + tanh(u)) with u = sqrt(2/pi) (z + 0.044715 z^3), written as z / (1 + e^(-2u)):
+    // the same function (0.5 (1 + tanh(u)) is the logistic of 2u) without the cancellation of
+    // 1 + tanh(u) for negative z, where tanh(u) rounds to -1 long before the value reaches 0.
+    constexpr float kSqrt2OverPi = 0.7978845608028654f;
+    const float u = kSqrt2OverPi * (z + 0.044715f * z * z * z);
+    return z / (1.0f + expf(-2.0f * u));
+  }
+}
+
+// One instantiation per activation computes act(gate) the same way whether it writes the
+// activation alone (up null, for the trace) or the product, so the traced value is the one used.
+template <GateActivation kAct>
+__global__ void __launch_bounds__(kBlock)
+    swiglu_kernel(const float* gate, const float* up, float* out, uint64_t n) {
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<uint64_t>(gridDim.x) * blockDim.x) {
-    const float g = gate[i];
-    const float silu = g / (1.0f + expf(-g));
-    out[i] = up ? silu * up[i] : silu;
+    const float a = gate_activation<kAct>(gate[i]);
+    out[i] = up ? a * up[i] : a;
+  }
+}
+
+__global__ void __launch_bounds__(kBlock)
+    unary_kernel(UnaryOp op, float alpha, const float* x, float* out, uint64_t n) {
+  for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<uint64_t>(gridDim.x) * blockDim.x) {
+    const float v = x[i];
+    out[i] = op == UnaryOp::kSoftcap ? alpha * tanhf(v / alpha) : alpha * v;
   }
 }
 
 }  // namespace
 
 cudaError_t launch_rms_norm(const float* x, const float* weight, float* out, uint32_t n_rows,
-                            uint32_t n_cols, float eps, cudaStream_t stream) {
+                            uint32_t n_cols, uint32_t row_stride, uint32_t n_groups, float eps,
+                            cudaStream_t stream) {
   if (n_rows == 0 || n_cols == 0) return cudaSuccess;
-  rms_norm_kernel<<<n_rows, kBlock, 0, stream>>>(x, weight, out, n_cols, eps);
+  if (n_groups == 0 || n_cols % n_groups != 0 || row_stride < n_cols) return cudaErrorInvalidValue;
+  const uint64_t blocks = static_cast<uint64_t>(n_rows) * n_groups;
+  if (blocks > kMaxRmsNormBlocks) return cudaErrorInvalidConfiguration;
+  const uint32_t group_cols = n_cols / n_groups;
+  // Short groups (the per-head QK-norm: 64..256 elements) get no idle warps: whole warps enough
+  // to cover the group once, up to kBlock threads.
+  const uint32_t warps = (group_cols + kWarp - 1) / kWarp;
+  const uint32_t threads = warps * kWarp < kBlock ? warps * kWarp : kBlock;
+  rms_norm_kernel<<<static_cast<uint32_t>(blocks), threads, 0, stream>>>(x, weight, out, group_cols,
+                                                                         n_groups, row_stride, eps);
   return cudaGetLastError();
 }
 
@@ -290,9 +356,28 @@ cudaError_t launch_attention_apply(const float* probs, const float* v_cache, flo
 }
 
 cudaError_t launch_swiglu(const float* gate, const float* up, float* out, uint64_t n,
-                          cudaStream_t stream) {
+                          GateActivation act, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  swiglu_kernel<<<blocks_for(n, kBlock), kBlock, 0, stream>>>(gate, up, out, n);
+  switch (act) {
+    case GateActivation::kSilu:
+      swiglu_kernel<GateActivation::kSilu>
+          <<<blocks_for(n, kBlock), kBlock, 0, stream>>>(gate, up, out, n);
+      break;
+    case GateActivation::kGeluTanh:
+      swiglu_kernel<GateActivation::kGeluTanh>
+          <<<blocks_for(n, kBlock), kBlock, 0, stream>>>(gate, up, out, n);
+      break;
+    default:
+      return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t launch_unary(UnaryOp op, float alpha, const float* x, float* out, uint64_t n,
+                         cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  if (op != UnaryOp::kScale && op != UnaryOp::kSoftcap) return cudaErrorInvalidValue;
+  unary_kernel<<<blocks_for(n, kBlock), kBlock, 0, stream>>>(op, alpha, x, out, n);
   return cudaGetLastError();
 }
 

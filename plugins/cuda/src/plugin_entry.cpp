@@ -25,7 +25,9 @@ struct CudaBackend {
   static uint32_t device_count() { return apr_cuda::device_count(); }
   static apr_sdk::DeviceFacts device_info(uint32_t index) { return device_facts(index); }
   static apr_sdk::DeviceLimits device_caps(uint32_t) {
-    return {APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_FUSED_TRACE, 0};
+    return {APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_FUSED_TRACE | APR_FEATURE_NORM_GROUPS |
+                APR_FEATURE_ATTN_WINDOW | APR_FEATURE_ATTN_SOFTCAP | APR_FEATURE_GELU,
+            0};
   }
   static bool supports_weight_type(apr_type type) { return weight_type_supported(type); }
 

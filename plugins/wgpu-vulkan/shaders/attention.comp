@@ -2,8 +2,10 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // Causal grouped-query attention for one (head, query row) per workgroup, over the cache in
-// tiles of 64 keys with a running max and sum (one pass, no score buffer). When asked, the
-// scaled scores and the final softmax are also written to the trace scratch, masked entries 0.
+// tiles of 64 keys with a running max and sum (one pass, no score buffer). A sliding window
+// narrows the visible keys to the last `window`; a soft-cap maps each scaled score s to
+// softcap * tanh(s / softcap) before the softmax. When asked, the (soft-capped) scores and the
+// final softmax are also written to the trace scratch, masked entries 0.
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
@@ -33,6 +35,8 @@ layout(push_constant) uniform Params {
   uint emit;
   uint s_off;
   uint n_kv;  // pos0 + n_rows: the width of the traced score rows
+  uint window;    // keys a row sees, itself included; 0 = all earlier ones
+  float softcap;  // 0 = none
 } p;
 
 shared float q_s[MAX_HEAD_DIM];
@@ -63,12 +67,19 @@ float reduce_sum(float v, uint t) {
   return s;
 }
 
+// The scaled score of one key, soft-capped when asked.
+float score(float dot_qk) {
+  float s = p.scale * dot_qk;
+  return p.softcap > 0.0 ? p.softcap * stable_tanh(s / p.softcap) : s;
+}
+
 void main() {
   uint h = gl_WorkGroupID.x;
   uint r = gl_WorkGroupID.y;
   uint t = gl_LocalInvocationID.x;
   uint g = h / p.group;
-  uint n_visible = p.pos0 + r + 1u;
+  uint n_visible = p.pos0 + r + 1u;  // keys [first_visible, n_visible) are seen
+  uint first_visible = p.window != 0u && n_visible > p.window ? n_visible - p.window : 0u;
   uint q_base = p.q_off + r * p.q_stride + h * p.head_dim;
   for (uint d = t; d < p.head_dim; d += TILE) q_s[d] = Q[q_base + d];
   barrier();
@@ -80,14 +91,14 @@ void main() {
   float acc[DIMS_PER_THREAD];
   for (uint j = 0u; j < DIMS_PER_THREAD; ++j) acc[j] = 0.0;
 
-  for (uint tile = 0u; tile < n_visible; tile += TILE) {
+  for (uint tile = first_visible; tile < n_visible; tile += TILE) {
     uint key = tile + t;
     float s = uintBitsToFloat(0xFF800000u);
     if (key < n_visible) {
       uint k_base = p.k_off + key * p.kv_dim + g * p.head_dim;
       float dot_qk = 0.0;
       for (uint d = 0u; d < p.head_dim; ++d) dot_qk += q_s[d] * K[k_base + d];
-      s = p.scale * dot_qk;
+      s = score(dot_qk);
       if (p.emit != 0u) S[p.s_off + trace_row + key] = s;
     }
     float new_max = max(running_max, reduce_max(s, t));
@@ -117,10 +128,13 @@ void main() {
   }
 
   if (p.emit != 0u) {
-    // Each thread revisits exactly the keys it scored above, so it reads its own writes.
-    for (uint key = t; key < p.n_kv; key += TILE) {
+    // Each thread revisits exactly the keys it scored above (first_visible + t + 64 k), so it
+    // reads its own writes with no barrier; counting from first_visible and wrapping around
+    // covers the masked keys before the window too.
+    for (uint i = t; i < p.n_kv; i += TILE) {
+      uint key = (first_visible + i) % p.n_kv;
       float s = 0.0, a = 0.0;
-      if (key < n_visible) {
+      if (key >= first_visible && key < n_visible) {
         s = S[p.s_off + trace_row + key];
         a = exp(s - running_max) / running_sum;
       }

@@ -27,3 +27,20 @@ float half_to_float(uint h) {
   }
   return sign != 0u ? -magnitude : magnitude;
 }
+
+// tanh(x) in a form that is accurate everywhere. The built-in is often lowered to
+// (e^2x - 1) / (e^2x + 1), which overflows to inf / inf = NaN for large |x| on some drivers and
+// loses most digits near 0 to the subtraction. Here exp only ever sees -2|x| (no overflow, and
+// +-inf gives +-1), and below |x| = 1/4 the Taylor series to x^9 is exact to f32 (next term
+// < 1e-8 relative), where 1 - e^-2|x| would cancel.
+float stable_tanh(float x) {
+  float a = abs(x);
+  if (a < 0.25) {
+    float x2 = x * x;
+    return x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0 +
+                                                                  x2 * (62.0 / 2835.0)))));
+  }
+  float e = exp(-2.0 * a);
+  float t = (1.0 - e) / (1.0 + e);
+  return x < 0.0 ? -t : t;
+}

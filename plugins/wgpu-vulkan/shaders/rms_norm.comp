@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// out[r][c] = x[r][c] * (1 / sqrt(mean(x[r]^2) + eps)) * w[c]; one workgroup per row.
+// out = x * (1 / sqrt(mean(x^2) + eps)) * w over each group of group_cols elements; a row of
+// n_groups groups starts every row_stride elements (one group per row and row_stride = n_cols is
+// the plain RMSNorm; n_groups heads is the per-head QK-norm). One workgroup per (row, group).
 // out may alias x: every thread writes only the elements it read, after the reduction barrier.
 #include "common.glsl"
 
@@ -15,18 +17,24 @@ layout(push_constant) uniform Params {
   uint x_off;
   uint g_off;
   uint y_off;
-  uint n_cols;
+  uint group_cols;  // elements normalised together, and entries of w
   float eps;
+  uint row_stride;
+  uint n_groups;    // groups per row
+  uint n_work;      // rows x groups: grid_1d may launch a few workgroups more
 } p;
 
 shared float partial[256];
 
 void main() {
-  uint r = linear_group_index();
+  uint w = linear_group_index();
+  if (w >= p.n_work) return;  // uniform across the workgroup, so no barrier is left waiting
+  uint r = w / p.n_groups;
+  uint group_start = r * p.row_stride + (w % p.n_groups) * p.group_cols;
   uint t = gl_LocalInvocationID.x;
-  uint xb = p.x_off + r * p.n_cols;
+  uint xb = p.x_off + group_start;
   float acc = 0.0;
-  for (uint c = t; c < p.n_cols; c += 256u) {
+  for (uint c = t; c < p.group_cols; c += 256u) {
     float v = X[xb + c];
     acc += v * v;
   }
@@ -36,7 +44,7 @@ void main() {
     if (t < width) partial[t] += partial[t + width];
     barrier();
   }
-  float scale = 1.0 / sqrt(partial[0] / float(p.n_cols) + p.eps);
-  uint yb = p.y_off + r * p.n_cols;
-  for (uint c = t; c < p.n_cols; c += 256u) Y[yb + c] = X[xb + c] * scale * G[p.g_off + c];
+  float scale = 1.0 / sqrt(partial[0] / float(p.group_cols) + p.eps);
+  uint yb = p.y_off + group_start;
+  for (uint c = t; c < p.group_cols; c += 256u) Y[yb + c] = X[xb + c] * scale * G[p.g_off + c];
 }

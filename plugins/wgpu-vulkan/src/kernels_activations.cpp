@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Kernels on f32 activations: rms_norm, add, rope, kv_store, swiglu.
+// Kernels on f32 activations: rms_norm, add, rope, kv_store, swiglu, unary.
 #include <array>
 #include <cmath>
 #include <string>
@@ -14,11 +14,12 @@ using apr_vk::Kernel;
 
 namespace {
 
-constexpr uint32_t kElementThreads = 256;  // local_size_x of add, rope and swiglu
+constexpr uint32_t kElementThreads = 256;  // local_size_x of add, rope, swiglu and unary
 
 struct RmsNormPush {
-  uint32_t x_off, g_off, y_off, n_cols;
+  uint32_t x_off, g_off, y_off, group_cols;
   float eps;
+  uint32_t row_stride, n_groups, n_work;
 };
 
 struct AddPush {
@@ -30,7 +31,12 @@ struct RopePush {
 };
 
 struct SwigluPush {
-  uint32_t g_off, u_off, y_off, n, emit_silu, s_off;
+  uint32_t g_off, u_off, y_off, n, emit_act, s_off, activation;
+};
+
+struct UnaryPush {
+  uint32_t x_off, y_off, n, op;
+  float alpha;
 };
 
 uint64_t groups_for(uint64_t n, uint64_t per_group) {
@@ -44,19 +50,31 @@ void require_u32(uint64_t value, const std::string& what) {
 
 }  // namespace
 
+// One workgroup per (row, group): a per-head QK-norm has rows x heads small groups.
 void apr_device::rms_norm(const apr_rms_norm_args& args) {
   if (args.n_rows == 0 || args.n_cols == 0) return;
+  const uint32_t stride = apr_sdk::norm_row_stride(args);
+  const uint32_t groups = apr_sdk::norm_groups(args);
+  const uint32_t group_cols = args.n_cols / groups;  // the kit checked that groups divides n_cols
+  const uint64_t n_work = uint64_t(args.n_rows) * groups;
+  require_u32(n_work, "n_rows x n_groups");
   const apr_buffer& x = buffer(args.x, "x");
   const apr_buffer& g = buffer(args.weight, "weight");
   const apr_buffer& out = buffer(args.out, "out");
-  const uint64_t bytes = view_bytes(args.n_rows, args.n_cols, args.n_cols, "x");
+  const uint64_t bytes = view_bytes(args.n_rows, args.n_cols, stride, "x");
   const std::array<Binding, 3> bindings = {
       vulkan.bind(x.memory, args.x_offset, bytes),
-      vulkan.bind(g.memory, args.weight_offset, uint64_t(args.n_cols) * 4),
+      vulkan.bind(g.memory, args.weight_offset, uint64_t(group_cols) * 4),
       vulkan.bind(out.memory, args.out_offset, bytes)};
-  const RmsNormPush push{bindings[0].word_offset, bindings[1].word_offset, bindings[2].word_offset,
-                         args.n_cols, args.eps};
-  vulkan.dispatch(Kernel::kRmsNorm, 0, bindings, &push, sizeof push, vulkan.grid_1d(args.n_rows));
+  const RmsNormPush push{bindings[0].word_offset,
+                         bindings[1].word_offset,
+                         bindings[2].word_offset,
+                         group_cols,
+                         args.eps,
+                         stride,
+                         groups,
+                         uint32_t(n_work)};
+  vulkan.dispatch(Kernel::kRmsNorm, 0, bindings, &push, sizeof push, vulkan.grid_1d(n_work));
 }
 
 void apr_device::add(const apr_add_args& args) {
@@ -147,22 +165,43 @@ void apr_device::swiglu(const apr_swiglu_args& args) {
   const apr_buffer& gate = buffer(args.gate, "gate");
   const apr_buffer& up = buffer(args.up, "up");
   const apr_buffer& out = buffer(args.out, "out");
-  const bool emit_silu = wants(APR_STAGE_FFN_SILU, args.layer);
-  const DeviceBuffer* scratch = emit_silu ? &vulkan.trace_scratch(n * 4) : nullptr;
+  const uint32_t activation = apr_sdk::gated_activation(args);
+  // The activation's own stage: the trace names the function that was applied.
+  const apr_stage act_stage =
+      activation == APR_ACT_GELU_TANH ? APR_STAGE_FFN_GELU : APR_STAGE_FFN_SILU;
+  const bool emit_act = wants(act_stage, args.layer);
+  const DeviceBuffer* scratch = emit_act ? &vulkan.trace_scratch(n * 4) : nullptr;
   const std::array<Binding, 4> bindings = {
       vulkan.bind(gate.memory, args.gate_offset, n * 4),
       vulkan.bind(up.memory, args.up_offset, n * 4),
       vulkan.bind(out.memory, args.out_offset, n * 4),
       scratch ? vulkan.bind(*scratch, 0, n * 4) : vulkan.unused_binding()};
-  const SwigluPush push{bindings[0].word_offset, bindings[1].word_offset,
-                        bindings[2].word_offset, uint32_t(n),
-                        emit_silu ? 1u : 0u,     bindings[3].word_offset};
+  const SwigluPush push{bindings[0].word_offset,
+                        bindings[1].word_offset,
+                        bindings[2].word_offset,
+                        uint32_t(n),
+                        emit_act ? 1u : 0u,
+                        bindings[3].word_offset,
+                        activation};
   vulkan.dispatch(Kernel::kSwiglu, 0, bindings, &push, sizeof push,
                   vulkan.grid_1d(groups_for(n, kElementThreads)));
-  if (emit_silu) {
-    std::vector<float> silu(n);
+  if (emit_act) {
+    std::vector<float> act(n);
     const vk::BufferCopy region(0, 0, n * 4);
-    vulkan.download(*scratch, {&region, 1}, silu.data(), n * 4);
-    trace.emit(APR_STAGE_FFN_SILU, args.layer, silu.data(), {args.n_rows, args.n_cols});
+    vulkan.download(*scratch, {&region, 1}, act.data(), n * 4);
+    trace.emit(act_stage, args.layer, act.data(), {args.n_rows, args.n_cols});
   }
+}
+
+void apr_device::unary(const apr_unary_args& args) {
+  if (args.n == 0) return;
+  require_u32(args.n, "n");
+  const apr_buffer& x = buffer(args.x, "x");
+  const apr_buffer& out = buffer(args.out, "out");
+  const std::array<Binding, 2> bindings = {vulkan.bind(x.memory, args.x_offset, args.n * 4),
+                                           vulkan.bind(out.memory, args.out_offset, args.n * 4)};
+  const UnaryPush push{bindings[0].word_offset, bindings[1].word_offset, uint32_t(args.n), args.op,
+                       args.alpha};
+  vulkan.dispatch(Kernel::kUnary, 0, bindings, &push, sizeof push,
+                  vulkan.grid_1d(groups_for(args.n, kElementThreads)));
 }

@@ -18,7 +18,8 @@ constexpr uint32_t kMaxHeadDim = 256;  // MAX_HEAD_DIM of attention.comp
 struct AttentionPush {
   uint32_t q_off, q_stride, n_rows, pos0, n_heads, group, head_dim, kv_dim, k_off, v_off, o_off;
   float scale;
-  uint32_t emit, s_off, n_kv;
+  uint32_t emit, s_off, n_kv, window;
+  float softcap;
 };
 
 }  // namespace
@@ -69,7 +70,9 @@ void apr_device::attention(const apr_attention_args& args) {
                            args.scale,
                            emit ? 1u : 0u,
                            bindings[4].word_offset,
-                           uint32_t(n_kv)};
+                           uint32_t(n_kv),
+                           apr_sdk::attention_window(args),
+                           apr_sdk::attention_softcap(args)};
   vulkan.dispatch(Kernel::kAttention, 0, bindings, &push, sizeof push,
                   {args.n_heads, args.n_rows, 1});
   if (!emit) return;

@@ -56,7 +56,8 @@ struct VulkanBackend {
                 ", compute shaders from embedded SPIR-V, quantized weights decoded on the device"};
   }
   static apr_sdk::DeviceLimits device_caps(uint32_t index) {
-    return {APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_FUSED_TRACE,
+    return {APR_FEATURE_ROPE_FREQ_FACTORS | APR_FEATURE_FUSED_TRACE | APR_FEATURE_NORM_GROUPS |
+                APR_FEATURE_ATTN_WINDOW | APR_FEATURE_ATTN_SOFTCAP | APR_FEATURE_GELU,
             physical(index).properties.limits.maxStorageBufferRange};
   }
   static bool supports_weight_type(apr_type type) { return decodes_weight_type(type); }

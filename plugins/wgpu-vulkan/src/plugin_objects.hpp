@@ -31,7 +31,8 @@ struct apr_device : apr_sdk::DeviceBase<apr_buffer, apr_weight> {
   // Memory in device_memory.cpp. Kernels are recorded into the current batch; the kit has checked
   // every argument against the ABI (handles, ranges, strides, scalars), so a kernel refuses only
   // what this backend cannot do, with APR_ERR_UNSUPPORTED. kernels_weights.cpp: embed, matmul;
-  // kernels_attention.cpp: attention, trace_emit; kernels_activations.cpp: the rest.
+  // kernels_attention.cpp: attention, trace_emit; kernels_activations.cpp: the rest (rms_norm,
+  // add, rope, kv_store, swiglu, unary).
   APR_SDK_DEVICE_METHODS
   void synchronize() { vulkan.flush(); }
   // No step_begin/step_end: without them the kit leaves the ABI's step capture unset.

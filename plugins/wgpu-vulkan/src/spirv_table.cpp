@@ -34,6 +34,7 @@
 #include "spv_rms_norm.h"
 #include "spv_rope.h"
 #include "spv_swiglu.h"
+#include "spv_unary.h"
 
 namespace apr_vk {
 namespace {
@@ -93,6 +94,8 @@ SpirvCode spirv_code(Kernel kernel, apr_type weight_type) {
       return code(spv_swiglu);
     case Kernel::kAttention:
       return code(spv_attention);
+    case Kernel::kUnary:
+      return code(spv_unary);
   }
   return {};
 }

@@ -9,7 +9,7 @@
 
 namespace apr_vk {
 
-enum class Kernel { kMatmul, kEmbed, kRmsNorm, kAdd, kRope, kSwiglu, kAttention };
+enum class Kernel { kMatmul, kEmbed, kRmsNorm, kAdd, kRope, kSwiglu, kAttention, kUnary };
 
 struct SpirvCode {
   const uint32_t* words = nullptr;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Force-included (-include) when a plugin source is built against a frozen 1.0 or 1.1 header:
+/* Force-included (-include) when a plugin source is built against a frozen 1.0, 1.1 or 1.2 header:
  * the frozen <apr/plugin.h> first, then the size constants and APR_STRUCT_HAS that later headers
  * added, spelled as an author targeting the old header would have written them. */
 #ifndef APR_FROZEN_COMPAT_H

@@ -325,7 +325,7 @@ EXPECTED = {
     'no general.architecture':
         "{name}: metadata 'general.architecture' is missing",
     'architecture gpt9':
-        "{name}: architecture 'gpt9' is not supported (apr runs llama and qwen2)",
+        "{name}: architecture 'gpt9' is not supported (apr runs llama, qwen2, qwen3, gemma2, gemma3, phi3)",
     'no embedding_length':
         "{name}: metadata 'qwen2.embedding_length': required key is missing",
     'block_count 0':

@@ -14,8 +14,8 @@
 
 namespace apr_sdk {
 
-// The least struct_size any 1.x host sends for each struct (its ABI 1.0 size; 1.2 for the structs
-// 1.2 added).
+// The least struct_size any 1.x host sends for each struct (its ABI 1.0 size; 1.2 or 1.3 for the
+// structs those versions added).
 template <typename T>
 struct min_size;
 #define APR_SDK_MIN_SIZE(type, constant)      \
@@ -39,6 +39,7 @@ APR_SDK_MIN_SIZE(apr_swiglu_args, APR_SWIGLU_ARGS_SIZE_V1_0)
 APR_SDK_MIN_SIZE(apr_trace_emit_args, APR_TRACE_EMIT_ARGS_SIZE_V1_0)
 APR_SDK_MIN_SIZE(apr_step_args, APR_STEP_ARGS_SIZE_V1_2)
 APR_SDK_MIN_SIZE(apr_device_caps, APR_DEVICE_CAPS_SIZE_V1_2)
+APR_SDK_MIN_SIZE(apr_unary_args, APR_UNARY_ARGS_SIZE_V1_3)
 #undef APR_SDK_MIN_SIZE
 
 // A host-filled struct the plugin may read: not NULL and at least its least size. Members
@@ -58,6 +59,31 @@ inline void copy_string(char* dst, size_t capacity, std::string_view src) noexce
   const size_t n = src.size() < capacity - 1 ? src.size() : capacity - 1;
   std::memcpy(dst, src.data(), n);
   dst[n] = '\0';
+}
+
+// ---- members of ABI 1.3, read with their meaning when an older host's struct ends before them.
+
+// Elements between rows of x and of out.
+inline uint32_t norm_row_stride(const apr_rms_norm_args& a) {
+  const uint32_t s = APR_STRUCT_HAS(&a, apr_rms_norm_args, row_stride) ? a.row_stride : 0;
+  return s ? s : a.n_cols;
+}
+// Groups per row, each normalised alone (1: the whole row).
+inline uint32_t norm_groups(const apr_rms_norm_args& a) {
+  const uint32_t g = APR_STRUCT_HAS(&a, apr_rms_norm_args, n_groups) ? a.n_groups : 0;
+  return g ? g : 1;
+}
+// Keys a query row sees, itself included; 0: every earlier position.
+inline uint32_t attention_window(const apr_attention_args& a) {
+  return APR_STRUCT_HAS(&a, apr_attention_args, window) ? a.window : 0;
+}
+// The soft-cap of the scores; 0: none.
+inline float attention_softcap(const apr_attention_args& a) {
+  return APR_STRUCT_HAS(&a, apr_attention_args, softcap) ? a.softcap : 0.0f;
+}
+// APR_ACT_SILU or APR_ACT_GELU_TANH.
+inline uint32_t gated_activation(const apr_swiglu_args& a) {
+  return APR_STRUCT_HAS(&a, apr_swiglu_args, activation) ? a.activation : APR_ACT_SILU;
 }
 
 }  // namespace apr_sdk

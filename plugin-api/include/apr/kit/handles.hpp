@@ -118,7 +118,8 @@ class DeviceBase {
   X(kv_store, apr_kv_store_args)   \
   X(attention, apr_attention_args) \
   X(swiglu, apr_swiglu_args)       \
-  X(trace_emit, apr_trace_emit_args)
+  X(trace_emit, apr_trace_emit_args) \
+  X(unary, apr_unary_args)
 
 // Declares, inside a backend's apr_device, the methods the table calls: memory, weights and one
 // per kernel, so the list is written once (synchronize and the optional step markers are the

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <string>
 
+#include "abi_structs.hpp"
 #include "failure.hpp"
 #include "names.hpp"
 #include "views.hpp"
@@ -70,9 +71,14 @@ void check_kernel_args(const Device& d, const apr_embed_args& a) {
 template <typename Device>
 void check_kernel_args(const Device& d, const apr_rms_norm_args& a) {
   const ArgCheck<Device> c(d);
-  const auto x = c.view(a.x, a.x_offset, a.n_rows, a.n_cols, a.n_cols, "x");
-  const auto w = c.span(a.weight, a.weight_offset, a.n_cols, "weight");
-  const auto out = c.view(a.out, a.out_offset, a.n_rows, a.n_cols, a.n_cols, "out");
+  const uint32_t stride = norm_row_stride(a);
+  const uint32_t groups = norm_groups(a);
+  if (stride < a.n_cols) invalid("row_stride " + num(stride) + " < n_cols " + num(a.n_cols));
+  if (a.n_cols % groups != 0)
+    invalid("n_groups " + num(groups) + " does not divide n_cols " + num(a.n_cols));
+  const auto x = c.view(a.x, a.x_offset, a.n_rows, a.n_cols, stride, "x");
+  const auto w = c.span(a.weight, a.weight_offset, a.n_cols / groups, "weight");
+  const auto out = c.view(a.out, a.out_offset, a.n_rows, a.n_cols, stride, "out");
   require_same_or_disjoint(x, out, "x and out");
   require_disjoint(w, out, "weight and out");
   if (!(a.eps >= 0.0f) || !std::isfinite(a.eps)) invalid("eps is negative or not finite");
@@ -154,6 +160,8 @@ void check_kernel_args(const Device& d, const apr_attention_args& a) {
             num(a.n_kv_heads));
   if (a.head_dim == 0) invalid("head_dim is 0");
   require_finite(a.scale, "scale");
+  const float softcap = attention_softcap(a);
+  if (!(softcap >= 0.0f) || !std::isfinite(softcap)) invalid("softcap is negative or not finite");
   const uint64_t q_width = uint64_t{a.n_heads} * a.head_dim;
   const uint64_t kv_dim = uint64_t{a.n_kv_heads} * a.head_dim;
   const uint64_t q_stride = a.q_row_stride ? a.q_row_stride : q_width;
@@ -175,6 +183,22 @@ void check_kernel_args(const Device& d, const apr_swiglu_args& a) {
   const auto out = c.view(a.out, a.out_offset, a.n_rows, a.n_cols, a.n_cols, "out");
   require_same_or_disjoint(gate, out, "gate and out");
   require_same_or_disjoint(up, out, "up and out");
+  const uint32_t act = gated_activation(a);
+  if (act != APR_ACT_SILU && act != APR_ACT_GELU_TANH) invalid("unknown activation " + num(act));
+}
+
+template <typename Device>
+void check_kernel_args(const Device& d, const apr_unary_args& a) {
+  const ArgCheck<Device> c(d);
+  const auto x = c.span(a.x, a.x_offset, a.n, "x");
+  const auto out = c.span(a.out, a.out_offset, a.n, "out");
+  require_same_or_disjoint(x, out, "x and out");
+  require_finite(a.alpha, "alpha");
+  if (a.op == APR_UNARY_SOFTCAP) {
+    if (!(a.alpha > 0.0f)) invalid("alpha of a soft-cap must be positive");
+  } else if (a.op != APR_UNARY_SCALE) {
+    invalid("unknown unary op " + num(a.op));
+  }
 }
 
 template <typename Device>

@@ -35,11 +35,12 @@ struct StageInfo {
   std::string_view name;  // file name of the stage in a trace directory (APRT, aprender)
   StageScope scope;
   StageShape shape;
-  bool optional;  // only some models have it (QKV bias)
+  bool optional;  // only some models have it (QKV bias, the stages of ABI 1.3)
 };
 
-// Indexed by apr_stage, in forward order. "ffn_swigl" is the name aprender's trace files use.
-inline constexpr std::array<StageInfo, APR_STAGE_COUNT_V1_0> kStages = {{
+// Indexed by apr_stage. The stages of ABI 1.0 are numbered in forward order; those 1.3 appended
+// sit between them (kForwardOrder). "ffn_swigl" is the name aprender's trace files use.
+inline constexpr std::array<StageInfo, APR_STAGE_COUNT_V1_3> kStages = {{
     {APR_STAGE_EMBEDDING, "embedding", StageScope::kFirstLayer, StageShape::kRowsHidden, false},
     {APR_STAGE_ATTN_NORM, "attn_norm", StageScope::kEveryLayer, StageShape::kRowsHidden, false},
     {APR_STAGE_QKV_MATMUL, "qkv_matmul", StageScope::kEveryLayer, StageShape::kRowsQkv, false},
@@ -64,7 +65,35 @@ inline constexpr std::array<StageInfo, APR_STAGE_COUNT_V1_0> kStages = {{
      StageShape::kRowsHidden, false},
     {APR_STAGE_FINAL_NORM, "final_norm", StageScope::kWholeModel, StageShape::kRowsHidden, false},
     {APR_STAGE_LM_HEAD, "lm_head", StageScope::kWholeModel, StageShape::kVocab, false},
+    {APR_STAGE_Q_NORM, "q_norm", StageScope::kEveryLayer, StageShape::kRowsQ, true},
+    {APR_STAGE_K_NORM, "k_norm", StageScope::kEveryLayer, StageShape::kRowsKv, true},
+    {APR_STAGE_ATTN_POST_NORM, "attn_post_norm", StageScope::kEveryLayer, StageShape::kRowsHidden,
+     true},
+    {APR_STAGE_FFN_GELU, "ffn_gelu", StageScope::kEveryLayer, StageShape::kRowsFfn, true},
+    {APR_STAGE_FFN_GEGLU, "ffn_geglu", StageScope::kEveryLayer, StageShape::kRowsFfn, true},
+    {APR_STAGE_FFN_POST_NORM, "ffn_post_norm", StageScope::kEveryLayer, StageShape::kRowsHidden,
+     true},
 }};
+
+// Every stage in the order the forward pass produces them within a layer (the embedding first,
+// the whole-model stages last). A model has a subset of them.
+inline constexpr std::array<apr_stage, APR_STAGE_COUNT_V1_3> kForwardOrder = {
+    APR_STAGE_EMBEDDING,          APR_STAGE_ATTN_NORM,         APR_STAGE_QKV_MATMUL,
+    APR_STAGE_QKV_BIAS,           APR_STAGE_Q_NORM,            APR_STAGE_K_NORM,
+    APR_STAGE_Q_POST_ROPE,        APR_STAGE_K_POST_ROPE,       APR_STAGE_ATTN_SCORES,
+    APR_STAGE_ATTN_SOFTMAX,       APR_STAGE_ATTENTION,         APR_STAGE_ATTN_OUT,
+    APR_STAGE_ATTN_POST_NORM,     APR_STAGE_POST_ATTN_RESIDUAL, APR_STAGE_FFN_NORM,
+    APR_STAGE_FFN_GATE,           APR_STAGE_FFN_UP,            APR_STAGE_FFN_SILU,
+    APR_STAGE_FFN_GELU,           APR_STAGE_FFN_SWIGLU,        APR_STAGE_FFN_GEGLU,
+    APR_STAGE_FFN_OUT,            APR_STAGE_FFN_POST_NORM,     APR_STAGE_POST_FFN_RESIDUAL,
+    APR_STAGE_FINAL_NORM,         APR_STAGE_LM_HEAD};
+
+// A stage's index in kForwardOrder; kForwardOrder.size() for an unknown id.
+constexpr uint32_t forward_position(apr_stage stage) {
+  for (uint32_t i = 0; i < kForwardOrder.size(); ++i)
+    if (kForwardOrder[i] == stage) return i;
+  return static_cast<uint32_t>(kForwardOrder.size());
+}
 
 // nullptr for an id this header does not know.
 constexpr const StageInfo* stage_info(apr_stage stage) {
