@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "trace_isolate/case_files.hpp"
 
+#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -30,18 +31,33 @@ void write_tensor(const fs::path& dir, const std::string& rel, const CaseTensor&
   trace::write_aprt(dir / rel, 0, t.values);
 }
 
-json config_json(const ModelConfig& c) {
-  return {{"n_embd", c.n_embd},
-          {"n_head", c.n_head},
-          {"n_head_kv", c.n_head_kv},
-          {"head_dim", c.head_dim},
-          {"n_rot", c.n_rot},
-          {"n_ff", c.n_ff},
-          {"n_vocab", c.n_vocab},
-          {"rms_eps", c.rms_eps},
-          {"rope_mode", c.rope_mode},
-          {"rope_freq_base", c.rope_freq_base},
-          {"rope_freq_scale", c.rope_freq_scale}};
+float default_query_scale(uint32_t head_dim) {
+  return static_cast<float>(1.0 / std::sqrt(double(head_dim)));
+}
+
+// The constants of `layer`'s kernel calls. RoPE's base and scale are the layer's own (a
+// sliding-window layer may have its own), so a reader without per-layer tables calls RoPE as the
+// layer did. The members of newer families are written only when they differ from llama's, so the
+// case.json of a llama or qwen2 case is what it always was; a reader takes an absent one as off.
+json config_json(const ModelConfig& c, uint32_t layer) {
+  json j = {{"n_embd", c.n_embd},
+            {"n_head", c.n_head},
+            {"n_head_kv", c.n_head_kv},
+            {"head_dim", c.head_dim},
+            {"n_rot", c.n_rot},
+            {"n_ff", c.n_ff},
+            {"n_vocab", c.n_vocab},
+            {"rms_eps", c.rms_eps},
+            {"rope_mode", c.rope_mode},
+            {"rope_freq_base", c.layer_rope_base(layer)},
+            {"rope_freq_scale", c.layer_rope_scale(layer)}};
+  if (c.query_scale() != default_query_scale(c.head_dim)) j["attn_scale"] = c.query_scale();
+  if (c.layer_window(layer) > 0) j["window"] = c.layer_window(layer);
+  if (c.attn_softcap > 0) j["attn_softcap"] = c.attn_softcap;
+  if (c.ffn_activation != APR_ACT_SILU) j["ffn_activation"] = c.ffn_activation;
+  if (c.embd_scale > 0) j["embd_scale"] = c.embd_scale;
+  if (c.final_softcap > 0) j["final_softcap"] = c.final_softcap;
+  return j;
 }
 
 // Field-by-field checks with messages that name the file and the field.
@@ -171,7 +187,7 @@ void write_case(const KernelCase& c, const CaseTolerance& tol, const CaseSource&
                   {"pos0", c.pos0},
                   {"n_rows", c.n_rows},
                   {"ubatch", c.ubatch},
-                  {"config", config_json(c.config)},
+                  {"config", config_json(c.config, c.layer)},
                   {"tokens", c.tokens},
                   {"tolerance", {{"min_cosine", tol.min_cosine}, {"max_nmse", tol.max_nmse}}},
                   {"source",
@@ -248,6 +264,37 @@ KernelCase read_case(const fs::path& dir, CaseTolerance* tol) {
   if (m.n_head % m.n_head_kv != 0) r.fail("config.n_head", "is not a multiple of n_head_kv");
   m.has_qkv_bias = false;  // a case carries its bias as a vector when its kernel adds one
   m.tied_output = false;
+  // Members of newer families (ABI 1.3): absent in older cases and in llama/qwen2 ones, meaning
+  // off.
+  auto optional_number = [&](const char* key, double fallback, bool positive) {
+    const std::string field = std::string("config.") + key;
+    if (!cfg.contains(key)) return fallback;
+    const double v = r.number(cfg[key], field);
+    if (!std::isfinite(v) || v < 0 || (positive && v == 0))
+      r.fail(field, std::string("is not a finite ") + (positive ? "positive" : "non-negative") +
+                        " number");
+    return v;
+  };
+  m.attn_scale =
+      static_cast<float>(optional_number("attn_scale", default_query_scale(m.head_dim), true));
+  m.attn_softcap = static_cast<float>(optional_number("attn_softcap", 0, false));
+  m.final_softcap = static_cast<float>(optional_number("final_softcap", 0, false));
+  m.embd_scale = static_cast<float>(optional_number("embd_scale", 0, false));
+  if (cfg.contains("ffn_activation")) {
+    m.ffn_activation = static_cast<uint32_t>(
+        r.count(cfg["ffn_activation"], APR_ACT_GELU_TANH, "config.ffn_activation"));
+  }
+  if (cfg.contains("window")) {
+    // The case's layer slides: its window, with the RoPE constants read above as its own.
+    const uint32_t window = static_cast<uint32_t>(r.count(cfg["window"], kMaxDim, "config.window"));
+    if (window > 0 && c.layer != APR_LAYER_NONE) {
+      m.sliding_window = window;
+      m.layer_is_swa.assign(size_t(c.layer) + 1, false);
+      m.layer_is_swa[c.layer] = true;
+      m.rope_freq_base_swa = m.rope_freq_base;
+      m.rope_freq_scale_swa = m.rope_freq_scale;
+    }
+  }
 
   const json& tokens = r.member(j, "tokens", "tokens");
   if (!tokens.is_array()) r.fail("tokens", "is not an array");

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // A kernel case on disk (`apr bisect --export-case DIR`, `apr plugin-check --case DIR`):
 //   DIR/case.json        format apr-kernel-case-v1: stage, kernel, layer, step, pos0, rows,
-//                        micro-batch, the model dimensions the kernel is called with, token ids
-//                        (embedding), the tolerance, where the case came from, and one entry per
-//                        file below with its role and shape
+//                        micro-batch, the model dimensions and constants the kernel is called
+//                        with (the layer's own RoPE base and window; the constants of newer
+//                        families only where they are in use, absent meaning off, so older cases
+//                        read unchanged), token ids (embedding), the tolerance, where the case
+//                        came from, and one entry per file below with its role and shape
 //   DIR/inputs/<role>.bin   activations and cache rows (APRT)
 //   DIR/vectors/<role>.bin  norm weights, biases, rope factors (APRT)
 //   DIR/matrices/<role>.bin weight matrices in their GGUF encoding (raw bytes; type in case.json)

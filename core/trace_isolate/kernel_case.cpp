@@ -41,6 +41,12 @@ class TraceInputs {
     if (steps_.empty()) steps_.push_back({0, 0, a.manifest->token_ids, std::nullopt});
   }
 
+  // The positions the traced run held: its session's context, which chooses phi3's RoPE factors.
+  uint32_t positions() const {
+    const trace::ManifestStep& last = steps_.back();
+    return last.pos0 + static_cast<uint32_t>(last.tokens.size());
+  }
+
   const trace::ManifestStep& step(uint32_t s) const {
     if (s >= steps_.size())
       throw Error(a_.dir.string() + ": side A's trace has no step " + std::to_string(s));
@@ -64,6 +70,15 @@ class TraceInputs {
 
 CaseMatrix matrix_of(const gguf::TensorInfo& t, std::string role) {
   return {std::move(role), t.name, t.type, t.ne[0], t.ne[1], {t.data, t.data + t.nbytes}};
+}
+
+// Rows [first, first + count) of a matrix under its own name: a half of phi3's fused ffn_up, as
+// the session hands it to weight_create.
+CaseMatrix matrix_rows(const gguf::TensorInfo& t, uint64_t first, uint64_t count,
+                       std::string role) {
+  const uint64_t row_bytes = t.nbytes / t.ne[1];
+  const uint8_t* begin = t.data + first * row_bytes;
+  return {std::move(role), t.name, t.type, t.ne[0], count, {begin, begin + count * row_bytes}};
 }
 
 CaseTensor vector_of(const gguf::TensorInfo& t, std::string role) {
@@ -125,6 +140,10 @@ const char* kernel_of(apr_stage stage) {
     case APR_STAGE_ATTN_NORM:
     case APR_STAGE_FFN_NORM:
     case APR_STAGE_FINAL_NORM:
+    case APR_STAGE_Q_NORM:
+    case APR_STAGE_K_NORM:
+    case APR_STAGE_ATTN_POST_NORM:
+    case APR_STAGE_FFN_POST_NORM:
       return "rms_norm";
     case APR_STAGE_QKV_BIAS:
     case APR_STAGE_POST_ATTN_RESIDUAL:
@@ -139,15 +158,57 @@ const char* kernel_of(apr_stage stage) {
       return "attention";
     case APR_STAGE_FFN_SILU:
     case APR_STAGE_FFN_SWIGLU:
+    case APR_STAGE_FFN_GELU:
+    case APR_STAGE_FFN_GEGLU:
       return "swiglu";
     default:
       return "matmul";
   }
 }
 
+std::vector<OperationNeed> case_operation_needs(const KernelCase& c) {
+  const ModelConfig& m = c.config;
+  std::vector<OperationNeed> needs;
+  switch (c.stage) {
+    case APR_STAGE_Q_NORM:
+    case APR_STAGE_K_NORM:
+      needs.push_back({APR_FEATURE_NORM_GROUPS, "per-head RMSNorm of Q and K"});
+      break;
+    case APR_STAGE_ATTN_SCORES:
+    case APR_STAGE_ATTN_SOFTMAX:
+    case APR_STAGE_ATTENTION:
+      if (m.layer_window(c.layer) > 0)
+        needs.push_back({APR_FEATURE_ATTN_WINDOW, "sliding-window attention"});
+      if (m.attn_softcap > 0)
+        needs.push_back({APR_FEATURE_ATTN_SOFTCAP, "soft-capped attention scores"});
+      break;
+    case APR_STAGE_FFN_SILU:
+    case APR_STAGE_FFN_SWIGLU:
+    case APR_STAGE_FFN_GELU:
+    case APR_STAGE_FFN_GEGLU:
+      if (m.ffn_activation == APR_ACT_GELU_TANH)
+        needs.push_back({APR_FEATURE_GELU, "the GELU-gated feed-forward"});
+      break;
+    case APR_STAGE_EMBEDDING:
+      if (m.embd_scale > 0)
+        needs.push_back({OperationNeed::kUnaryKernel, "the unary kernel (embedding scale)"});
+      break;
+    case APR_STAGE_LM_HEAD:
+      if (m.final_softcap > 0)
+        needs.push_back({OperationNeed::kUnaryKernel, "the unary kernel (logit soft-cap)"});
+      break;
+    default:
+      break;
+  }
+  return needs;
+}
+
 KernelCase case_from_trace(const Model& model, const trace::TraceDirectory& a, uint32_t step,
                            uint32_t layer, apr_stage stage, uint32_t ubatch) {
   const ModelConfig& cfg = model.config();
+  if (!cfg.has_stage(stage))
+    throw Error("no kernel case for " + where(step, layer, stage) + ": " + cfg.arch_name +
+                " models have no such stage");
   const TraceInputs in(a, "isolating " + where(step, layer, stage));
   const trace::ManifestStep& st = in.step(step);
   KernelCase c;
@@ -170,7 +231,13 @@ KernelCase case_from_trace(const Model& model, const trace::TraceDirectory& a, u
     else
       input(lyr - 1, APR_STAGE_POST_FFN_RESIDUAL, role);
   };
+  // The stages that end the [q|k|v] rows, the attention block and the FFN block before the
+  // residual, and the gated product, as this model's forward pass makes them.
   const apr_stage qkv_final = cfg.has_qkv_bias ? APR_STAGE_QKV_BIAS : APR_STAGE_QKV_MATMUL;
+  const apr_stage attn_final = cfg.has_post_norms ? APR_STAGE_ATTN_POST_NORM : APR_STAGE_ATTN_OUT;
+  const apr_stage ffn_final = cfg.has_post_norms ? APR_STAGE_FFN_POST_NORM : APR_STAGE_FFN_OUT;
+  const apr_stage gated =
+      cfg.ffn_activation == APR_ACT_GELU_TANH ? APR_STAGE_FFN_GEGLU : APR_STAGE_FFN_SWIGLU;
   const LayerTensors* t = l == APR_LAYER_NONE ? nullptr : &model.layers().at(l);
 
   switch (stage) {
@@ -191,9 +258,13 @@ KernelCase case_from_trace(const Model& model, const trace::TraceDirectory& a, u
       break;
     case APR_STAGE_QKV_MATMUL:
       input(l, APR_STAGE_ATTN_NORM, "x");
-      c.matrices.push_back(matrix_of(*t->wq, "wq"));
-      c.matrices.push_back(matrix_of(*t->wk, "wk"));
-      c.matrices.push_back(matrix_of(*t->wv, "wv"));
+      if (t->wqkv) {
+        c.matrices.push_back(matrix_of(*t->wqkv, "wqkv"));
+      } else {
+        c.matrices.push_back(matrix_of(*t->wq, "wq"));
+        c.matrices.push_back(matrix_of(*t->wk, "wk"));
+        c.matrices.push_back(matrix_of(*t->wv, "wv"));
+      }
       break;
     case APR_STAGE_QKV_BIAS: {
       input(l, APR_STAGE_QKV_MATMUL, "qkv");
@@ -205,10 +276,23 @@ KernelCase case_from_trace(const Model& model, const trace::TraceDirectory& a, u
       c.vectors.push_back(std::move(bias));
       break;
     }
+    case APR_STAGE_Q_NORM:
+    case APR_STAGE_K_NORM:
+      // In place on the [q|k|v] rows; Q's norm leaves K's columns as qkv_final has them.
+      input(l, qkv_final, "qkv");
+      c.vectors.push_back(vector_of(stage == APR_STAGE_Q_NORM ? *t->q_norm : *t->k_norm, "norm"));
+      break;
     case APR_STAGE_Q_POST_ROPE:
     case APR_STAGE_K_POST_ROPE:
-      input(l, qkv_final, "qkv");
-      if (model.rope_freqs()) c.vectors.push_back(vector_of(*model.rope_freqs(), "rope_factors"));
+      // With QK-norm, RoPE rotates the normalised heads: Q's from q_norm, K's from k_norm.
+      if (!cfg.has_qk_norm)
+        input(l, qkv_final, "qkv");
+      else if (stage == APR_STAGE_Q_POST_ROPE)
+        input(l, APR_STAGE_Q_NORM, "q");
+      else
+        input(l, APR_STAGE_K_NORM, "k");
+      if (const gguf::TensorInfo* f = model.rope_factors_for(in.positions()))
+        c.vectors.push_back(vector_of(*f, "rope_factors"));
       break;
     case APR_STAGE_ATTN_SCORES:
     case APR_STAGE_ATTN_SOFTMAX:
@@ -227,28 +311,43 @@ KernelCase case_from_trace(const Model& model, const trace::TraceDirectory& a, u
       c.matrices.push_back(matrix_of(*t->wo, "wo"));
       if (t->bo) c.vectors.push_back(vector_of(*t->bo, "output_bias"));
       break;
+    case APR_STAGE_ATTN_POST_NORM:
+      input(l, APR_STAGE_ATTN_OUT, "x");
+      c.vectors.push_back(vector_of(*t->post_attn_norm, "norm"));
+      break;
     case APR_STAGE_POST_ATTN_RESIDUAL:
       stream_into(l, "a");
-      input(l, APR_STAGE_ATTN_OUT, "b");
+      input(l, attn_final, "b");
       break;
     case APR_STAGE_FFN_GATE:
-    case APR_STAGE_FFN_UP:
+    case APR_STAGE_FFN_UP: {
       input(l, APR_STAGE_FFN_NORM, "x");
-      c.matrices.push_back(stage == APR_STAGE_FFN_GATE ? matrix_of(*t->w_gate, "w_gate")
-                                                       : matrix_of(*t->w_up, "w_up"));
+      const bool gate = stage == APR_STAGE_FFN_GATE;
+      if (!t->w_gate)  // phi3: gate is the fused ffn_up's first n_ff rows, up the rest
+        c.matrices.push_back(
+            matrix_rows(*t->w_up, gate ? 0 : cfg.n_ff, cfg.n_ff, gate ? "w_gate" : "w_up"));
+      else
+        c.matrices.push_back(gate ? matrix_of(*t->w_gate, "w_gate") : matrix_of(*t->w_up, "w_up"));
       break;
+    }
     case APR_STAGE_FFN_SILU:
     case APR_STAGE_FFN_SWIGLU:
+    case APR_STAGE_FFN_GELU:
+    case APR_STAGE_FFN_GEGLU:
       input(l, APR_STAGE_FFN_GATE, "gate");
       input(l, APR_STAGE_FFN_UP, "up");
       break;
     case APR_STAGE_FFN_OUT:
-      input(l, APR_STAGE_FFN_SWIGLU, "x");
+      input(l, gated, "x");
       c.matrices.push_back(matrix_of(*t->w_down, "w_down"));
+      break;
+    case APR_STAGE_FFN_POST_NORM:
+      input(l, APR_STAGE_FFN_OUT, "x");
+      c.vectors.push_back(vector_of(*t->post_ffn_norm, "norm"));
       break;
     case APR_STAGE_POST_FFN_RESIDUAL:
       input(l, APR_STAGE_POST_ATTN_RESIDUAL, "a");
-      input(l, APR_STAGE_FFN_OUT, "b");
+      input(l, ffn_final, "b");
       break;
     case APR_STAGE_LM_HEAD:
       input(APR_LAYER_NONE, APR_STAGE_FINAL_NORM, "x");
@@ -331,6 +430,7 @@ class CaseRunner {
     if (role == "wq") return &l.wq;
     if (role == "wk") return &l.wk;
     if (role == "wv") return &l.wv;
+    if (role == "wqkv") return &l.wqkv;
     if (role == "wo") return &l.wo;
     if (role == "w_gate") return &l.w_gate;
     if (role == "w_up") return &l.w_up;
@@ -361,6 +461,35 @@ class CaseRunner {
                   std::string(trace::stage_name(c_.stage)));
     return *t;
   }
+
+  // Rows [r0, r0 + n) of the [q|k|v] rows RoPE or a QK-norm runs on: the case's `qkv` input, or
+  // with QK-norm its normalised `q` (or `k`) in their columns and zeros elsewhere.
+  Buffer qkv_rows(uint32_t r0, uint32_t n) {
+    if (c_.input("qkv")) return rows_of("qkv", r0, n);
+    const ModelConfig& m = c_.config;
+    const uint64_t width = m.qkv_dim();
+    std::vector<float> rows(uint64_t(n) * width, 0.0f);
+    struct Part {
+      const char* role;
+      uint64_t col, cols;
+    };
+    for (const Part& p : {Part{"q", 0, m.q_dim()}, Part{"k", m.q_dim(), m.kv_dim()}}) {
+      const auto& [role, col, cols] = p;
+      const CaseTensor* t = c_.input(role);
+      if (!t) continue;
+      if (t->values.size() != uint64_t(c_.n_rows) * cols)
+        throw Error(std::string("kernel case: input '") + role + "' does not hold " +
+                    std::to_string(c_.n_rows) + " rows of " + std::to_string(cols));
+      for (uint64_t r = 0; r < n; ++r)
+        std::copy_n(&t->values[(r0 + r) * cols], cols, &rows[r * width + col]);
+    }
+    if (!c_.input("q") && !c_.input("k"))
+      throw Error("kernel case: no input 'qkv', 'q' or 'k' for " +
+                  std::string(trace::stage_name(c_.stage)));
+    return upload(rows);
+  }
+
+  Buffer norm_vector() { return upload(need(c_.vector("norm"), "vector", "norm").values); }
 
   // Rows [r0, r0 + n) of a packed input of `width` columns.
   Buffer rows_of(const char* role, uint32_t r0, uint32_t n) {
@@ -401,7 +530,7 @@ class CaseRunner {
       case APR_STAGE_FFN_NORM:
       case APR_STAGE_FINAL_NORM: {
         Buffer x = rows_of("x", r0, n), out = d_.alloc(rows * m.n_embd * kF32);
-        k_.rms_norm(upload(need(c_.vector("norm"), "vector", "norm").values), x, out, n);
+        k_.rms_norm(norm_vector(), x, out, n);
         return emit(out, 0, n, m.n_embd, 0);
       }
       case APR_STAGE_QKV_MATMUL: {
@@ -414,9 +543,28 @@ class CaseRunner {
         k_.qkv_bias(l, x, n);
         return emit(x, 0, n, qkv, 0);
       }
+      case APR_STAGE_ATTN_POST_NORM:
+      case APR_STAGE_FFN_POST_NORM: {
+        // In place, as the forward pass normalises attn_out and ffn_out.
+        Buffer x = rows_of("x", r0, n);
+        k_.rms_norm(norm_vector(), x, x, n);
+        return emit(x, 0, n, m.n_embd, 0);
+      }
+      case APR_STAGE_Q_NORM:
+      case APR_STAGE_K_NORM: {
+        Buffer x = qkv_rows(r0, n);
+        if (c_.stage == APR_STAGE_Q_NORM) {
+          layer().q_norm = norm_vector();
+          k_.q_norm(l, x, n);
+          return emit(x, 0, n, m.q_dim(), qkv);
+        }
+        layer().k_norm = norm_vector();
+        k_.k_norm(l, x, n);
+        return emit(x, m.q_dim(), n, m.kv_dim(), qkv);
+      }
       case APR_STAGE_Q_POST_ROPE:
       case APR_STAGE_K_POST_ROPE: {
-        Buffer x = rows_of("qkv", r0, n);
+        Buffer x = qkv_rows(r0, n);
         k_.rope(l, x, n, pos);
         if (c_.stage == APR_STAGE_Q_POST_ROPE) return emit(x, 0, n, m.q_dim(), qkv);
         return emit(x, m.q_dim(), n, m.kv_dim(), qkv);
@@ -459,12 +607,15 @@ class CaseRunner {
         return emit(out, 0, n, m.n_ff, 0);
       }
       case APR_STAGE_FFN_SILU:
-      case APR_STAGE_FFN_SWIGLU: {
+      case APR_STAGE_FFN_SWIGLU:
+      case APR_STAGE_FFN_GELU:
+      case APR_STAGE_FFN_GEGLU: {
         Buffer g = rows_of("gate", r0, n), u = rows_of("up", r0, n);
         Buffer out = d_.alloc(rows * m.n_ff * kF32);
         k_.swiglu(l, g, u, out, n);
-        if (c_.stage == APR_STAGE_FFN_SWIGLU) emit(out, 0, n, m.n_ff, 0);
-        return;  // ffn_silu is emitted by the plugin itself
+        if (c_.stage == APR_STAGE_FFN_SWIGLU || c_.stage == APR_STAGE_FFN_GEGLU)
+          emit(out, 0, n, m.n_ff, 0);
+        return;  // ffn_silu and ffn_gelu are emitted by the plugin itself
       }
       case APR_STAGE_FFN_OUT: {
         Buffer x = rows_of("x", r0, n), out = d_.alloc(rows * m.n_embd * kF32);
@@ -491,9 +642,41 @@ class CaseRunner {
   Buffer k_cache_, v_cache_;
 };
 
+// Refuses a device that lacks an operation of ABI 1.3 the case needs, as the host refuses it for
+// a model (host/backend.cpp), instead of letting a kernel ignore an argument member it does not
+// know and fail the comparison.
+void require_operations(const KernelCase& c, const Device& device) {
+  const std::vector<OperationNeed> needs = case_operation_needs(c);
+  if (needs.empty()) return;
+  const apr_plugin_api& api = device.api();
+  const uint32_t minor = std::min<uint32_t>(api.abi_minor, APR_ABI_MINOR);
+  const std::string backend = "backend '" + device.backend() + "'";
+  const std::string what = "this " + std::string(trace::stage_name(c.stage)) + " case";
+  std::string all;
+  for (const OperationNeed& n : needs) all += (all.empty() ? "" : ", ") + n.what;
+  if (minor < 3)
+    throw Error(backend + " speaks plugin ABI 1." + std::to_string(minor) + ", but " + what +
+                " needs ABI 1.3 for " + all);
+  uint64_t features = 0;
+  if (APR_STRUCT_HAS(&api, apr_plugin_api, device_caps) && api.device_caps) {
+    auto caps = abi_struct<apr_device_caps>();
+    if (api.device_caps(device.index(), &caps) == APR_OK) features = caps.features;
+  }
+  std::string missing;
+  for (const OperationNeed& n : needs) {
+    const bool has =
+        n.feature == OperationNeed::kUnaryKernel ? device.has_unary() : (features & n.feature) != 0;
+    if (!has) missing += (missing.empty() ? "" : ", ") + n.what;
+  }
+  if (!missing.empty())
+    throw Error(backend + " (device " + std::to_string(device.index()) + ") lacks " + missing +
+                ", which " + what + " needs");
+}
+
 }  // namespace
 
 CaseTensor run_case(const KernelCase& c, Device& device) {
+  require_operations(c, device);
   CaseSink sink(c.stage, c.layer);
   device.set_trace_sink(&sink.abi);
   try {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Kernel case directories (bisect --export-case, plugin-check --case): a case round-trips, and a
-// malformed one is refused with the file and field named.
+// malformed one is refused with the file and field named; the constants of newer families travel
+// with it and older cases read as before.
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <fstream>
@@ -8,6 +9,7 @@
 
 #include "common/error.hpp"
 #include "test_support.hpp"
+#include "trace_format/stages.hpp"
 #include "trace_isolate/case_files.hpp"
 
 using namespace apr;
@@ -113,4 +115,92 @@ TEST_CASE("a malformed kernel case is refused with the field named", "[trace][ca
   d = fresh("json");
   std::ofstream(d / "case.json") << "{";
   CHECK_THROWS_WITH(read_case(d), Catch::Contains("not valid JSON"));
+}
+
+TEST_CASE("a newer family's case keeps its layer's constants, and an older case reads as before",
+          "[trace][case]") {
+  ScratchDir dir("case-family");
+  // A gemma2-like attention case of sliding layer 2 (RoPE base 10000 there, 1e6 elsewhere).
+  KernelCase c = attn_out_case();
+  c.stage = APR_STAGE_ATTN_SOFTMAX;
+  ModelConfig& m = c.config;
+  m.rope_freq_base = 1e6f;
+  m.rope_freq_base_swa = 10000.0f;
+  m.sliding_window = 5;
+  m.layer_is_swa = {false, true, true, false};
+  m.attn_softcap = 50.0f;
+  m.attn_scale = 0.125f;
+  m.final_softcap = 30.0f;
+  m.embd_scale = 2.5f;
+  m.ffn_activation = APR_ACT_GELU_TANH;
+  write_case(c, {}, {}, dir.path() / "new");
+  const auto j = nlohmann::json::parse(std::ifstream(dir.path() / "new" / "case.json"));
+  CHECK(j["kernel"] == "attention");
+  CHECK(j["config"]["window"] == 5);
+  CHECK(j["config"]["rope_freq_base"] == 10000.0);
+  CHECK(j["config"]["attn_softcap"] == 50.0);
+  CHECK(j["config"]["ffn_activation"] == APR_ACT_GELU_TANH);
+  const KernelCase back = read_case(dir.path() / "new");
+  const ModelConfig& b = back.config;
+  CHECK(b.layer_window(2) == 5);
+  CHECK(b.layer_rope_base(2) == 10000.0f);
+  CHECK(b.query_scale() == 0.125f);
+  CHECK(b.attn_softcap == 50.0f);
+  CHECK(b.final_softcap == 30.0f);
+  CHECK(b.embd_scale == 2.5f);
+  CHECK(b.ffn_activation == APR_ACT_GELU_TANH);
+
+  // A case written before ABI 1.3 (none of those members): llama's constants, as always.
+  write_case(attn_out_case(), {}, {}, dir.path() / "old");
+  const auto old_json = nlohmann::json::parse(std::ifstream(dir.path() / "old" / "case.json"));
+  CHECK(old_json["config"].size() == 11);
+  const KernelCase old = read_case(dir.path() / "old");
+  CHECK(old.config.layer_window(2) == 0);
+  CHECK(old.config.layer_rope_base(2) == old.config.rope_freq_base);
+  CHECK(old.config.query_scale() == Approx(0.5));  // 1/sqrt(head_dim 4)
+  CHECK(old.config.attn_softcap == 0.0f);
+  CHECK(old.config.final_softcap == 0.0f);
+  CHECK(old.config.embd_scale == 0.0f);
+  CHECK(old.config.ffn_activation == APR_ACT_SILU);
+}
+
+TEST_CASE("the newer stages round-trip by name, with their kernel", "[trace][case]") {
+  ScratchDir dir("case-stages");
+  for (apr_stage s : {APR_STAGE_Q_NORM, APR_STAGE_K_NORM, APR_STAGE_ATTN_POST_NORM,
+                      APR_STAGE_FFN_GELU, APR_STAGE_FFN_GEGLU, APR_STAGE_FFN_POST_NORM}) {
+    KernelCase c = attn_out_case();
+    c.stage = s;
+    const std::string name(trace::stage_name(s));
+    write_case(c, {}, {}, dir.path() / name);
+    const auto j = nlohmann::json::parse(std::ifstream(dir.path() / name / "case.json"));
+    CHECK(j["stage"] == name);
+    CHECK(j["kernel"] ==
+          (s == APR_STAGE_FFN_GELU || s == APR_STAGE_FFN_GEGLU ? "swiglu" : "rms_norm"));
+    CHECK(read_case(dir.path() / name).stage == s);
+  }
+}
+
+TEST_CASE("a malformed member of a newer family is refused with its field named", "[trace][case]") {
+  ScratchDir dir("case-family-bad");
+  int n = 0;
+  const auto bad = [&](const char* key, nlohmann::json value) {
+    const auto d = dir.path() / std::to_string(n++);
+    write_case(attn_out_case(), {}, {}, d);
+    nlohmann::json j = nlohmann::json::parse(std::ifstream(d / "case.json"));
+    j["config"][key] = value;
+    std::ofstream(d / "case.json") << j.dump();
+    try {
+      read_case(d);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("<read>");
+  };
+  CHECK_THAT(bad("ffn_activation", 7), Catch::Contains("config.ffn_activation"));
+  CHECK_THAT(bad("window", -2), Catch::Contains("config.window"));
+  CHECK_THAT(bad("attn_softcap", -1.0), Catch::Contains("config.attn_softcap"));
+  CHECK_THAT(bad("attn_scale", 0.0),
+             Catch::Contains("config.attn_scale: is not a finite positive"));
+  CHECK_THAT(bad("final_softcap", "30"), Catch::Contains("config.final_softcap: is not a number"));
+  CHECK_THAT(bad("embd_scale", -3), Catch::Contains("config.embd_scale"));
 }
