@@ -53,3 +53,24 @@ llama_cpu_flags() {
     fi
   done
 }
+
+# The CPU build's tool NAME (llama-tokenize, llama-completion, llama-perplexity, ...) in
+# CACHE/build-cpu, built there first when missing (same tree and flags as bench-vs-llama --cpu,
+# log in CACHE/build-NAME.log). Prints its path.
+llama_cpu_tool() {
+  local name="$1" build="$CACHE/build-cpu" src
+  local -a flags cpu
+  if [ -x "$build/bin/$name" ]; then
+    note "using $build/bin/$name"
+  else
+    src="$(llama_source)"
+    mapfile -t flags < <(llama_common_flags)
+    mapfile -t cpu < <(llama_cpu_flags)
+    note "building $name in $build (once; several minutes on 2 cores)"
+    cmake -S "$src" -B "$build" "${flags[@]}" "${cpu[@]}" > "$CACHE/configure-cpu.log" 2>&1 ||
+      die "configure failed, see $CACHE/configure-cpu.log"
+    cmake --build "$build" -j "${BUILD_JOBS:-2}" --target "$name" > "$CACHE/build-$name.log" 2>&1 ||
+      die "build failed, see $CACHE/build-$name.log"
+  fi
+  echo "$build/bin/$name"
+}

@@ -73,18 +73,7 @@ OUT="${OUT:-$CACHE/perplexity-vs-llama.json}"
 . "$REPO/tools/llama-cpp.sh"
 
 # --- build llama-perplexity once (the same tree and flags as bench-vs-llama --cpu) ----------------
-if [ ! -x "$BIN/llama-perplexity" ]; then
-  src="$(llama_source)"
-  mapfile -t flags < <(llama_common_flags)
-  mapfile -t cpu < <(llama_cpu_flags)
-  note "building llama-perplexity in $BUILD (once; ~10 min on 2 cores)"
-  cmake -S "$src" -B "$BUILD" "${flags[@]}" "${cpu[@]}" > "$CACHE/configure-cpu.log" 2>&1 ||
-    die "configure failed, see $CACHE/configure-cpu.log"
-  cmake --build "$BUILD" -j "${BUILD_JOBS:-2}" --target llama-perplexity \
-    > "$CACHE/build-perplexity.log" 2>&1 || die "build failed, see $CACHE/build-perplexity.log"
-else
-  note "using the llama.cpp build in $BUILD"
-fi
+llama_cpu_tool llama-perplexity > /dev/null
 [ "$BUILD_ONLY" = 1 ] && exit 0
 
 # --- inputs ---------------------------------------------------------------------------------------

@@ -47,27 +47,12 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$PY" ] || die "no Python at $PY (tools/install-deps.sh makes .venv)"
 mkdir -p "$CACHE"
-BUILD="$CACHE/build-cpu"
 
 # shellcheck source=tools/llama-cpp.sh
 . "$REPO/tools/llama-cpp.sh"
 
 # --- llama-tokenize, built once (the same tree and flags as bench-vs-llama --cpu) ----------------
-if [ -z "$TOKENIZE" ]; then
-  TOKENIZE="$BUILD/bin/llama-tokenize"
-  if [ ! -x "$TOKENIZE" ]; then
-    src="$(llama_source)"
-    mapfile -t flags < <(llama_common_flags)
-    mapfile -t cpu < <(llama_cpu_flags)
-    note "building llama-tokenize in $BUILD (once; several minutes on 2 cores)"
-    cmake -S "$src" -B "$BUILD" "${flags[@]}" "${cpu[@]}" > "$CACHE/configure-cpu.log" 2>&1 ||
-      die "configure failed, see $CACHE/configure-cpu.log"
-    cmake --build "$BUILD" -j "${BUILD_JOBS:-2}" --target llama-tokenize \
-      > "$CACHE/build-tokenize.log" 2>&1 || die "build failed, see $CACHE/build-tokenize.log"
-  else
-    note "using $TOKENIZE"
-  fi
-fi
+[ -n "$TOKENIZE" ] || TOKENIZE="$(llama_cpu_tool llama-tokenize)"
 [ -x "$TOKENIZE" ] || die "no llama-tokenize at $TOKENIZE"
 
 # --- mistral-common's tokenizer files (Apache-2.0), from its wheel -------------------------------
