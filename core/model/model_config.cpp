@@ -3,6 +3,7 @@
 
 #include <apr/plugin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -96,6 +97,9 @@ void set_swa_layers(ModelConfig& c, const gguf::File& file, const MetadataReader
   if (file.has(key)) pattern = md.count("attention.sliding_window_pattern");
   c.layer_is_swa.assign(c.n_layer, false);
   for (uint32_t l = 0; l < c.n_layer; ++l) c.layer_is_swa[l] = l % pattern < pattern - 1;
+  // A period of 1 makes every layer global: no window to ask of the plugin.
+  if (std::find(c.layer_is_swa.begin(), c.layer_is_swa.end(), true) == c.layer_is_swa.end())
+    c.layer_is_swa.clear();
 }
 
 // What each newer family adds to the llama layout (llama.cpp's src/models/<arch>.cpp and the
@@ -123,7 +127,10 @@ void read_family(ModelConfig& c, const gguf::File& file, const MetadataReader& m
     c.rope_freq_scale_swa = c.rope_freq_scale;
     set_swa_layers(c, file, md, 2);
   }
-  if (c.arch == Architecture::kGemma3 && file.has(a + ".attention.sliding_window")) {
+  // Gemma 3 slides only when the file gives a window (0 or absent: every layer global, as in
+  // llama.cpp).
+  if (auto w = file.get_uint(a + ".attention.sliding_window");
+      c.arch == Architecture::kGemma3 && w && *w > 0) {
     c.sliding_window = md.count("attention.sliding_window");
     set_swa_layers(c, file, md, 6);
   }

@@ -59,13 +59,13 @@ import pytest
 from conftest import load_fixture, run_apr_process
 
 FAMILIES = ["qwen3", "gemma2", "gemma3", "phi3"]
-# CTest runs this file once per backend (APR_TEST_BACKENDS=cpu, =vulkan): the fixture and
-# fault checks with cpu, cpu against vulkan with vulkan. By hand it runs everything.
+# CTest runs this file once per backend (APR_TEST_BACKENDS=cpu, =vulkan, =cuda): the fixture and
+# fault checks with cpu, cpu against a GPU backend with that backend (skipped, with the reason,
+# where it has no device). By hand it runs cpu and vulkan.
 BACKENDS = os.environ.get("APR_TEST_BACKENDS", "cpu,vulkan").split(",")
+GPU_BACKENDS = [b for b in BACKENDS if b != "cpu"]
 cpu_entry = pytest.mark.skipif("cpu" not in BACKENDS,
                                reason="runs where APR_TEST_BACKENDS has cpu")
-vulkan_entry = pytest.mark.skipif("vulkan" not in BACKENDS,
-                                  reason="runs where APR_TEST_BACKENDS has vulkan")
 TOL = 3e-5
 MIN_COSINE, MAX_NMSE = "0.99999", "1e-8"
 
@@ -221,11 +221,11 @@ def test_bisect_against_the_transformers_trace_is_clean(apr_bin, backend_env, tm
     assert j["token_ids"] == ",".join(map(str, meta["trace_prompt"]))
 
 
-@vulkan_entry
+@pytest.mark.parametrize("gpu", GPU_BACKENDS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_bisect_cpu_against_vulkan_is_clean(apr_bin, backend_env, tmp_path, family):
+def test_bisect_cpu_against_gpu_backend_is_clean(apr_bin, backend_env, tmp_path, family, gpu):
     meta = load_fixture(family)
-    env = backend_env("vulkan")
+    env = backend_env(gpu)
     p = meta["prompts"][0]
     ids, split = p["token_ids"], p["split"]
     # One decode step past the batch: every traced pass costs lavapipe about a second on a busy
@@ -233,13 +233,13 @@ def test_bisect_cpu_against_vulkan_is_clean(apr_bin, backend_env, tmp_path, fami
     # position.
     steps = ids[split:split + 1]
     proc = apr(apr_bin, "bisect", meta["dir"] / "model.gguf", "--backend-a", "cpu",
-               "--backend-b", "vulkan", "--tokens", ",".join(map(str, ids[:split])),
+               "--backend-b", gpu, "--tokens", ",".join(map(str, ids[:split])),
                "--decode-steps", len(steps), "--step-tokens", ",".join(map(str, steps)),
                "--min-cosine", MIN_COSINE, "--max-nmse", MAX_NMSE, "--json", env=env,
                check_exit=None)
     j = bisect_json(proc)
     assert proc.returncode == 0 and j["first_divergence"] is None, (
-        f"{family}: cpu and vulkan differ: {json.dumps(j['first_divergence'])}")
+        f"{family}: cpu and {gpu} differ: {json.dumps(j['first_divergence'])}")
     assert j["unmeasured"] == 0 and j["decode_steps"] == len(steps)
 
 
@@ -284,14 +284,15 @@ def test_a_perturbed_backend_fails_the_logit_check(apr_bin, fault_plugin_dir, tm
     assert err > 10 * TOL, f"{family}: a perturbed backend measured {err:.3g}, not > {10 * TOL}"
 
 
-@vulkan_entry
-def test_a_planted_fault_is_named_against_vulkan(apr_bin, backend_env, fault_plugin_dir):
-    """cpu against vulkan can fail too (one family: the comparison is the same for all)."""
+@pytest.mark.parametrize("gpu", GPU_BACKENDS)
+def test_a_planted_fault_is_named_against_gpu_backend(apr_bin, backend_env, fault_plugin_dir,
+                                                      gpu):
+    """cpu against a GPU backend can fail too (one family: the comparison is the same for all)."""
     family = "gemma2"
     meta = load_fixture(family)
-    env = dict(backend_env("vulkan"), APR_CPU_FAULT=PLANTED[family][0])
+    env = dict(backend_env(gpu), APR_CPU_FAULT=PLANTED[family][0])
     proc = apr(apr_bin, "bisect", meta["dir"] / "model.gguf", "--backend-a", "cpu-fault",
-               "--backend-b", "vulkan", "--tokens", ",".join(map(str, meta["trace_prompt"])),
+               "--backend-b", gpu, "--tokens", ",".join(map(str, meta["trace_prompt"])),
                "--min-cosine", MIN_COSINE, "--max-nmse", MAX_NMSE, "--json", env=env,
                plugin_dir=fault_plugin_dir, check_exit=1)
     d = bisect_json(proc)["first_divergence"]
