@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <limits>
 #include <regex>
 #include <sstream>
 
@@ -142,6 +144,59 @@ int64_t in_range(int64_t value, std::string_view option, int64_t min, int64_t ma
   if (value >= min && value <= max) return value;
   throw UsageError(std::string(option) + " must be an integer from " + std::to_string(min) +
                    " to " + std::to_string(max) + ", not " + std::to_string(value));
+}
+
+po::options_description sampling_options(SamplingOptions& s) {
+  po::options_description group(
+      "Sampling, applied in llama.cpp's order: penalties (over the last --repeat-last-n tokens,\n"
+      "prompt included; also with --temperature 0), top-k, top-p, min-p, temperature");
+  auto add = group.add_options();
+  add("temperature", po::value(&s.temperature)->default_value(0.8f, "0.8"),
+      "sampling temperature; 0 = greedy");
+  add("top-k", po::value(&s.top_k)->default_value(40), "sample among the k likeliest (0 = all)");
+  add("top-p", po::value(&s.top_p)->default_value(0.95f, "0.95"),
+      "sample within cumulative probability p (1 = off)");
+  add("min-p", po::value(&s.min_p)->default_value(0.05f, "0.05"),
+      "drop tokens less likely than P times the likeliest, before temperature (0 = off)");
+  add("repeat-penalty", po::value(&s.repeat_penalty)->default_value(1.0f, "1.0"),
+      "divide positive (multiply negative) logits of recent tokens by F (1 = off)");
+  add("repeat-last-n", po::value(&s.repeat_last_n)->default_value(64),
+      "tokens the penalties look back over (-1 = the whole context, 0 = off)");
+  add("frequency-penalty", po::value(&s.frequency_penalty)->default_value(0.0f, "0.0"),
+      "subtract F times a recent token's count from its logit (0 = off)");
+  add("presence-penalty", po::value(&s.presence_penalty)->default_value(0.0f, "0.0"),
+      "subtract F from the logit of every recent token (0 = off)");
+  return group;
+}
+
+SamplingParams sampling_params(const SamplingOptions& s, uint64_t seed) {
+  in_range(s.top_k, "--top-k", 0, std::numeric_limits<int32_t>::max());
+  in_range(s.repeat_last_n, "--repeat-last-n", -1, std::numeric_limits<int32_t>::max());
+  // Written so that NaN fails each test too.
+  if (!(s.temperature >= 0) || !std::isfinite(s.temperature))
+    throw UsageError("--temperature must be a finite number >= 0");
+  if (!(s.top_p > 0 && s.top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
+  if (!(s.min_p >= 0 && s.min_p <= 1)) throw UsageError("--min-p must be in [0, 1]");
+  // As llama.cpp: a repeat penalty of 0 or less would flip or erase logits.
+  if (!(s.repeat_penalty > 0) || !std::isfinite(s.repeat_penalty))
+    throw UsageError("--repeat-penalty must be a finite number > 0");
+  // Negative frequency and presence penalties are meaningful (they favour repetition, as
+  // OpenAI's API allows).
+  if (!std::isfinite(s.frequency_penalty))
+    throw UsageError("--frequency-penalty must be a finite number");
+  if (!std::isfinite(s.presence_penalty))
+    throw UsageError("--presence-penalty must be a finite number");
+  SamplingParams p;
+  p.temperature = s.temperature;
+  p.top_k = uint32_t(s.top_k);
+  p.top_p = s.top_p;
+  p.seed = seed;
+  p.min_p = s.min_p;
+  p.repeat_penalty = s.repeat_penalty;
+  p.repeat_last_n = int32_t(s.repeat_last_n);
+  p.frequency_penalty = s.frequency_penalty;
+  p.presence_penalty = s.presence_penalty;
+  return p;
 }
 
 void check_output_path(const std::string& file, std::string_view option) {

@@ -11,6 +11,7 @@
 
 #include "host/plugin_host.hpp"
 #include "model/model.hpp"
+#include "runtime/sampler.hpp"
 
 #include <boost/program_options.hpp>
 #include <stdexcept>
@@ -66,6 +67,18 @@ constexpr int64_t kMaxDecodeSteps = 4096;
 
 // `value` when min <= value <= max; else UsageError "OPTION must be ...".
 int64_t in_range(int64_t value, std::string_view option, int64_t min, int64_t max);
+
+// The sampling options of run and chat, spelled and defaulted as llama.cpp's (the seed is each
+// verb's own). Read signed/float as typed and checked by sampling_params().
+struct SamplingOptions {
+  float temperature = 0.8f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f,
+        frequency_penalty = 0.0f, presence_penalty = 0.0f;
+  int64_t top_k = 40, repeat_last_n = 64;
+};
+// An options group whose caption states the order the samplers apply in.
+po::options_description sampling_options(SamplingOptions& s);
+// Range-checks `s` (UsageError naming the option) and returns the sampler's parameters.
+SamplingParams sampling_params(const SamplingOptions& s, uint64_t seed);
 
 // Fails before any work when FILE cannot be created: its directory is missing or not writable,
 // or FILE is a directory. Throws UsageError naming `option`.

@@ -92,8 +92,8 @@ size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& 
 
 int cmd_chat(Context& ctx, const std::vector<std::string>& args) {
   std::string model_arg, system, template_name;
-  int64_t max_tokens = -1, top_k = 40, ctx_size = 4096, seed = -1;
-  float temperature = 0.8f, top_p = 0.95f;
+  int64_t max_tokens = -1, ctx_size = 4096, seed = -1;
+  SamplingOptions sampling;
   po::options_description desc("Options");
   auto add = desc.add_options();
   add("model,m", po::value(&model_arg), "GGUF model file (default: the installed SmolLM2)");
@@ -101,25 +101,21 @@ int cmd_chat(Context& ctx, const std::vector<std::string>& args) {
   add("chat-template", po::value(&template_name), chat_template_option_help().c_str());
   add("max-tokens,n", po::value(&max_tokens)->default_value(-1),
       "most tokens per answer; -1 = until end of turn or a full context");
-  add("temperature", po::value(&temperature)->default_value(0.8f, "0.8"),
-      "sampling temperature; 0 = greedy");
-  add("top-k", po::value(&top_k)->default_value(40), "sample among the k likeliest (0 = all)");
-  add("top-p", po::value(&top_p)->default_value(0.95f, "0.95"),
-      "sample within cumulative probability p (1 = off)");
   add("seed,s", po::value(&seed)->default_value(-1), "random seed; -1 = random");
   add("ctx-size,c", po::value(&ctx_size)->default_value(4096),
       "KV cache size in tokens: the whole conversation must fit (at most the model's context)");
+  desc.add(sampling_options(sampling));
   po::variables_map vm;
   if (!parse_verb_args(args, desc, {"model"}, kUsage, vm, 0)) return kExitOk;
 
   const auto forced_template = parse_chat_template_option(template_name);
   in_range(max_tokens, "--max-tokens", -1, std::numeric_limits<int32_t>::max());
-  in_range(top_k, "--top-k", 0, std::numeric_limits<int32_t>::max());
   in_range(ctx_size, "--ctx-size", 1, std::numeric_limits<uint32_t>::max());
   in_range(seed, "--seed", -1, std::numeric_limits<int64_t>::max());
-  if (!(temperature >= 0) || !std::isfinite(temperature))
-    throw UsageError("--temperature must be a finite number >= 0");
-  if (!(top_p > 0 && top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
+  GenerationParams gp;
+  gp.sampling =
+      sampling_params(sampling, seed >= 0 ? uint64_t(seed) : uint64_t(std::random_device{}()));
+  gp.interrupt = &g_interrupted;
   const std::string model_path = model_or_default(vm, model_arg);
 
   auto model = load_model(model_path);
@@ -148,10 +144,6 @@ int cmd_chat(Context& ctx, const std::vector<std::string>& args) {
   std::vector<chat::Message> messages;
   if (vm.count("system")) messages.push_back({"system", system});
   std::vector<int32_t> cached;  // the tokens whose keys and values are in the KV cache
-  GenerationParams gp;
-  gp.sampling = {temperature, uint32_t(top_k), top_p,
-                 seed >= 0 ? uint64_t(seed) : uint64_t(std::random_device{}())};
-  gp.interrupt = &g_interrupted;
 
   std::string line;
   for (;;) {
@@ -182,6 +174,7 @@ int cmd_chat(Context& ctx, const std::vector<std::string>& args) {
     g_interrupted.store(false);
     gp.max_tokens = max_tokens < 0 ? std::numeric_limits<uint32_t>::max() : uint32_t(max_tokens);
     auto stream = [&](int32_t id) { std::cout << tok.token_to_piece(id) << std::flush; };
+    gp.history = cached;  // the penalties see the whole conversation, not only this turn
     GenerationResult r = generate(session, fresh, gp, stream);
     if (r.stop_reason == "interrupted") std::cout << " [stopped]";
     std::cout << "\n" << std::flush;

@@ -27,8 +27,8 @@ greedy and fully deterministic. Short options follow llama.cpp: -m -p -f -n -c -
 
 struct RunOptions {
   std::string model, prompt, file, tokens, dump_logits, system, chat_template;
-  int64_t max_tokens = 128, top_k = 40, ctx_size = 0, seed = -1, ubatch = 512;
-  float temperature = 0.8f, top_p = 0.95f;
+  int64_t max_tokens = 128, ctx_size = 0, seed = -1, ubatch = 512;
+  SamplingOptions sampling;
   bool json = false, chat = false, ignore_eos = false;
 };
 
@@ -56,11 +56,6 @@ int cmd_run(Context& ctx, const std::vector<std::string>& args) {
       "most tokens to generate; -1 = until end of generation or a full context");
   add("ignore-eos", po::bool_switch(&o.ignore_eos),
       "keep generating past end-of-generation tokens");
-  add("temperature", po::value(&o.temperature)->default_value(0.8f, "0.8"),
-      "sampling temperature; 0 = greedy");
-  add("top-k", po::value(&o.top_k)->default_value(40), "sample among the k likeliest (0 = all)");
-  add("top-p", po::value(&o.top_p)->default_value(0.95f, "0.95"),
-      "sample within cumulative probability p (1 = off)");
   add("seed,s", po::value(&o.seed)->default_value(-1),
       "random seed; -1 = random (reported with --json)");
   add("ctx-size,c", po::value(&o.ctx_size)->default_value(0),
@@ -70,6 +65,7 @@ int cmd_run(Context& ctx, const std::vector<std::string>& args) {
   add("json", po::bool_switch(&o.json), "print one JSON object instead of streaming text");
   add("dump-logits", po::value(&o.dump_logits),
       "write the logits behind each generated token to FILE.npy (float32, tokens x vocab)");
+  desc.add(sampling_options(o.sampling));
   po::variables_map vm;
   if (!parse_verb_args(args, desc, {"model"}, kUsage, vm, 0)) return kExitOk;
 
@@ -82,15 +78,12 @@ int cmd_run(Context& ctx, const std::vector<std::string>& args) {
     throw UsageError("--system and --chat-template need --chat");
   const auto forced_template = parse_chat_template_option(o.chat_template);
   in_range(o.max_tokens, "--max-tokens", -1, std::numeric_limits<int32_t>::max());
-  in_range(o.top_k, "--top-k", 0, std::numeric_limits<int32_t>::max());
   in_range(o.ctx_size, "--ctx-size", 0, std::numeric_limits<uint32_t>::max());
   in_range(o.ubatch, "--ubatch", 1, std::numeric_limits<uint32_t>::max());
   in_range(o.seed, "--seed", -1, std::numeric_limits<int64_t>::max());
-  if (!(o.temperature >= 0) || !std::isfinite(o.temperature))
-    throw UsageError("--temperature must be a finite number >= 0");
-  if (!(o.top_p > 0 && o.top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
   if (!o.dump_logits.empty()) check_output_path(o.dump_logits, "--dump-logits");
   const uint64_t seed = o.seed >= 0 ? uint64_t(o.seed) : std::random_device{}();
+  const SamplingParams sampling = sampling_params(o.sampling, seed);
   const uint32_t max_tokens =
       o.max_tokens < 0 ? std::numeric_limits<uint32_t>::max() : uint32_t(o.max_tokens);
   const std::string text = vm.count("tokens") ? "" : read_prompt_source(o.prompt, o.file);
@@ -140,7 +133,7 @@ int cmd_run(Context& ctx, const std::vector<std::string>& args) {
 
   GenerationParams gp;
   gp.max_tokens = max_tokens;
-  gp.sampling = {o.temperature, uint32_t(o.top_k), o.top_p, seed};
+  gp.sampling = sampling;
   gp.keep_logits = !o.dump_logits.empty();
   gp.ignore_eos = o.ignore_eos;
 
@@ -169,8 +162,15 @@ int cmd_run(Context& ctx, const std::vector<std::string>& args) {
     j["generated_token_ids"] = r.generated;
     j["text"] = tok.decode(r.generated);
     j["stop_reason"] = r.stop_reason;
-    j["sampling"] = {
-        {"temperature", o.temperature}, {"top_k", o.top_k}, {"top_p", o.top_p}, {"seed", seed}};
+    j["sampling"] = {{"temperature", sampling.temperature},
+                     {"top_k", sampling.top_k},
+                     {"top_p", sampling.top_p},
+                     {"min_p", sampling.min_p},
+                     {"repeat_penalty", sampling.repeat_penalty},
+                     {"repeat_last_n", sampling.repeat_last_n},
+                     {"frequency_penalty", sampling.frequency_penalty},
+                     {"presence_penalty", sampling.presence_penalty},
+                     {"seed", seed}};
     j["timings"] = {{"load_s", load_s},
                     {"prefill_s", r.prefill_seconds},
                     {"decode_s", r.decode_seconds},

@@ -30,6 +30,9 @@ GenerationResult generate(Session& session, std::span<const int32_t> prompt,
                           const std::function<void(int32_t)>& on_token) {
   GenerationResult r;
   Sampler sampler(params.sampling);
+  // Every token of the sequence feeds the penalties, prompt included, as llama.cpp's tools do.
+  for (const int32_t id : params.history) sampler.accept(id);
+  for (const int32_t id : prompt) sampler.accept(id);
   const Tokenizer& tok = session.model().tokenizer();
   if (params.max_tokens == 0) {
     r.stop_reason = "max_tokens";
@@ -45,6 +48,7 @@ GenerationResult generate(Session& session, std::span<const int32_t> prompt,
     check_finite(*logits, r.generated.size());
     if (params.keep_logits) r.logits.push_back(*logits);
     const int32_t next = sampler.sample(*logits);
+    sampler.accept(next);
     r.generated.push_back(next);
     if (on_token) on_token(next);
     if (!params.ignore_eos && tok.is_end_of_generation(next)) {

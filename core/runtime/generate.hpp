@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,9 @@ struct GenerationParams {
   SamplingParams sampling;
   bool keep_logits = false;  // fill GenerationResult::logits (one row per generated token)
   bool ignore_eos = false;   // keep going past end-of-generation tokens (llama.cpp --ignore-eos)
+  // Tokens already in the KV cache before the prompt (apr chat's earlier turns). Only the
+  // sampler's penalties look at them, so that they see the whole conversation as llama.cpp's do.
+  std::span<const int32_t> history;
   // Checked after every token; when it reads true generation stops with stop_reason
   // "interrupted" (a signal handler sets it: Ctrl-C ends an answer, not the program).
   const std::atomic<bool>* interrupt = nullptr;

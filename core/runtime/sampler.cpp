@@ -8,13 +8,49 @@ namespace apr {
 
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
 
+bool Sampler::penalizes() const {
+  return params_.repeat_last_n != 0 &&
+         (params_.repeat_penalty != 1.0f || params_.frequency_penalty != 0.0f ||
+          params_.presence_penalty != 0.0f);
+}
+
+void Sampler::accept(int32_t token) {
+  if (!penalizes()) return;  // nothing to remember: the history costs nothing when unused
+  ++counts_[token];
+  if (params_.repeat_last_n < 0) return;  // the whole context: counts only, no window to slide
+  window_.push_back(token);
+  if (window_.size() > size_t(params_.repeat_last_n)) {
+    const auto oldest = counts_.find(window_.front());
+    if (--oldest->second == 0) counts_.erase(oldest);
+    window_.pop_front();
+  }
+}
+
 int32_t Sampler::sample(std::span<const float> logits) {
-  if (params_.temperature <= 0.0f) return argmax(logits);
+  const bool penalize = penalizes() && !counts_.empty();
+  if (params_.temperature <= 0.0f && !penalize) return argmax(logits);
 
   candidates_.clear();
   candidates_.reserve(logits.size());
   for (size_t i = 0; i < logits.size(); ++i)
     candidates_.emplace_back(logits[i], static_cast<int32_t>(i));
+  if (penalize) {
+    // Still in id order here, so candidates_[id] is token id.
+    for (const auto& [id, count] : counts_) {
+      if (id < 0 || size_t(id) >= candidates_.size()) continue;
+      float& l = candidates_[size_t(id)].first;
+      // Dividing a negative logit would make the token likelier; llama.cpp multiplies it instead.
+      l = l > 0 ? l / params_.repeat_penalty : l * params_.repeat_penalty;
+      l -= float(count) * params_.frequency_penalty + params_.presence_penalty;
+    }
+  }
+  if (params_.temperature <= 0.0f) {
+    // The first of equal maxima, as argmax picks.
+    return std::max_element(candidates_.begin(), candidates_.end(),
+                            [](const auto& a, const auto& b) { return a.first < b.first; })
+        ->second;
+  }
+
   auto higher = [](const auto& a, const auto& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
@@ -45,6 +81,14 @@ int32_t Sampler::sample(std::span<const float> logits) {
         break;
       }
     }
+  }
+  if (params_.min_p > 0.0f) {
+    // p_i >= min_p * p_max at temperature 1 is logit_i >= top + ln(min_p) (llama.cpp's test);
+    // the likeliest token always stays.
+    const double floor = std::log(double(params_.min_p));
+    size_t n = 1;
+    while (n < keep && candidates_[n].first - top >= floor) ++n;
+    keep = n;
   }
   std::discrete_distribution<size_t> pick(p.begin(), p.begin() + keep);
   return candidates_[pick(rng_)].second;

@@ -100,6 +100,57 @@ def test_bisect_report_path_checked_first(run_apr, tiny):
     assert_one_line_error(proc, "--report", "does not exist")
 
 
+@pytest.mark.parametrize("verb", ["run", "chat"])
+@pytest.mark.parametrize("args, fragment", [
+    (["--min-p", "1.5"], "--min-p must be in [0, 1]"),
+    (["--min-p", "-0.1"], "--min-p must be in [0, 1]"),
+    (["--min-p", "nan"], "--min-p must be in [0, 1]"),
+    (["--repeat-penalty", "0"], "--repeat-penalty must be a finite number > 0"),
+    (["--repeat-penalty", "-1.1"], "--repeat-penalty must be a finite number > 0"),
+    (["--repeat-penalty", "inf"], "--repeat-penalty must be a finite number > 0"),
+    (["--repeat-last-n", "-2"], "--repeat-last-n must be an integer from -1"),
+    (["--repeat-last-n", "1.5"], "--repeat-last-n"),
+    (["--frequency-penalty", "nan"], "--frequency-penalty must be a finite number"),
+    (["--presence-penalty", "-inf"], "--presence-penalty must be a finite number"),
+])
+def test_sampler_numbers_are_refused(run_apr, tiny, verb, args, fragment):
+    extra = ["-p", "hi"] if verb == "run" else []
+    start = time.monotonic()
+    assert_one_line_error(run_apr(verb, tiny, *extra, *args), fragment)
+    assert time.monotonic() - start < 60
+
+
+def test_sampler_options_in_json(run_apr, tiny):
+    out, _ = run_json(run_apr, tiny, "-p", "hi", "-n", "2")
+    # llama.cpp's defaults (common/common.h): min-p 0.05, penalties off over the last 64 tokens.
+    assert out["sampling"]["min_p"] == pytest.approx(0.05)
+    assert out["sampling"]["repeat_penalty"] == 1
+    assert out["sampling"]["repeat_last_n"] == 64
+    assert out["sampling"]["frequency_penalty"] == 0
+    assert out["sampling"]["presence_penalty"] == 0
+    set_, _ = run_json(run_apr, tiny, "-p", "hi", "-n", "2", "--min-p", "0.1",
+                       "--repeat-penalty", "1.3", "--repeat-last-n", "-1",
+                       "--frequency-penalty", "-0.5", "--presence-penalty", "0.25")
+    assert set_["sampling"]["min_p"] == pytest.approx(0.1)
+    assert set_["sampling"]["repeat_penalty"] == pytest.approx(1.3)
+    assert set_["sampling"]["repeat_last_n"] == -1
+    assert set_["sampling"]["frequency_penalty"] == -0.5
+    assert set_["sampling"]["presence_penalty"] == 0.25
+
+
+def test_greedy_penalties_stop_repetition(run_apr, tiny):
+    # Greedy with the defaults is argmax; a strong presence penalty over the whole context makes
+    # every generated token one not seen before (the tiny model repeats itself otherwise).
+    plain, _ = run_json(run_apr, tiny, "-p", "hi", "-n", "12", "--ignore-eos")
+    min_p_off, _ = run_json(run_apr, tiny, "-p", "hi", "-n", "12", "--ignore-eos", "--min-p", "0")
+    assert plain["generated_token_ids"] == min_p_off["generated_token_ids"]
+    out, _ = run_json(run_apr, tiny, "-p", "hi", "-n", "12", "--ignore-eos",
+                      "--presence-penalty", "1000", "--repeat-last-n", "-1")
+    prompt, generated = out["prompt_token_ids"], out["generated_token_ids"]
+    for i, token in enumerate(generated):
+        assert token not in prompt + generated[:i], (prompt, generated)
+
+
 # --- llama.cpp habits -------------------------------------------------------------------------
 
 def test_short_options(run_apr, tiny):
@@ -158,7 +209,9 @@ def test_help_documents_short_options(run_apr):
     text = run_apr("run", "--help", check_exit=0).stdout
     for short in ("-m [ --model ]", "-p [ --prompt ]", "-f [ --file ]", "-n [ --max-tokens ]",
                   "-s [ --seed ]", "-c [ --ctx-size ]", "-t [ --threads ]", "--n-gpu-layers",
-                  "--ignore-eos", "--chat", "--system", "--chat-template"):
+                  "--ignore-eos", "--chat", "--system", "--chat-template", "--min-p",
+                  "--repeat-penalty", "--repeat-last-n", "--frequency-penalty",
+                  "--presence-penalty"):
         assert short in text, short
 
 
