@@ -90,7 +90,9 @@ TEST_CASE("attention matches a float64 reference and emits scores and softmax", 
   check_emitted(recorder.find(APR_STAGE_ATTN_SCORES, s.layer), s.scores, s, "ATTN_SCORES");
   check_emitted(recorder.find(APR_STAGE_ATTN_SOFTMAX, s.layer), s.probs, s, "ATTN_SOFTMAX");
 
-  // Unwanted (other layer) and untraced runs emit nothing and compute the same bits.
+  // Unwanted (other layer) and untraced runs emit nothing and compute the same bits as each
+  // other. The ABI lets a traced run take another (materialising) path, so they need not match
+  // the traced run bit for bit: they meet the same 1e-11 NMSE against the float64 reference.
   SinkRecorder other_layer;
   other_layer.wanted = {{APR_STAGE_ATTN_SCORES, s.layer + 1}};
   std::vector<float> quiet;
@@ -100,8 +102,8 @@ TEST_CASE("attention matches a float64 reference and emits scores and softmax", 
   }
   REQUIRE(other_layer.emitted.empty());
   const std::vector<float> untraced = run_attention(p, s);
-  REQUIRE(std::memcmp(quiet.data(), traced.data(), traced.size() * 4) == 0);
-  REQUIRE(std::memcmp(untraced.data(), traced.data(), traced.size() * 4) == 0);
+  REQUIRE(std::memcmp(quiet.data(), untraced.data(), untraced.size() * 4) == 0);
+  check_close(untraced, s.out, 1e-11, "untraced attention output");
 }
 
 TEST_CASE("attention reports a refusing sink as ABORTED", "[attention][trace]") {

@@ -391,6 +391,11 @@ void perturb_row(apr_stage stage, uint32_t layer, const Rows& rows, uint64_t r, 
   apply_row(data, n, first_col);
 }
 
+bool perturbs_attention_rows(uint32_t layer) {
+  return stage_matches(APR_STAGE_ATTN_SCORES, layer) ||
+         stage_matches(APR_STAGE_ATTN_SOFTMAX, layer);
+}
+
 }  // namespace apr_cpu::fault
 
 #endif

@@ -102,6 +102,9 @@ Rows rows_of(const apr_device& device, uint32_t n_rows);
 // the conditions hold. Safe to call from the pool's threads.
 void perturb_row(apr_stage stage, uint32_t layer, const Rows& rows, uint64_t r, float* data,
                  uint64_t n, uint64_t first_col = 0);
+// Whether a fault targets a fused attention stage (attn_scores, attn_softmax) of this layer, so
+// that the attention kernel must form those rows whole (its materialising path).
+bool perturbs_attention_rows(uint32_t layer);
 #else
 inline void configure_from_environment() {}
 inline void device_opened(const apr_device&) {}
@@ -117,6 +120,9 @@ inline Rows rows_of(const apr_device&, uint32_t) {
 }
 inline void perturb_row(apr_stage, uint32_t, const Rows&, uint64_t, float*, uint64_t,
                         uint64_t = 0) {}
+inline bool perturbs_attention_rows(uint32_t) {
+  return false;
+}
 #endif
 
 }  // namespace apr_cpu::fault

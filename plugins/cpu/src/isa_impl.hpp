@@ -16,6 +16,7 @@ struct Vec {
   static reg load(const float* p) { return _mm512_loadu_ps(p); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static void store(float* p, reg a) { _mm512_storeu_ps(p, a); }
   // The maskz forms avoid GCC 12's false "uninitialized" warnings on the unmasked intrinsics.
   static double hsum(reg a) {
     const __m256 v = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xFF, a, 0),
@@ -34,6 +35,7 @@ struct Vec {
   static reg load(const float* p) { return _mm256_loadu_ps(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static void store(float* p, reg a) { _mm256_storeu_ps(p, a); }
   static double hsum(reg a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -813,20 +815,109 @@ void axpy(float a, const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+// y[j] += p[0] * x[j] + p[1] * x[xs + j] + ..., one multiply-add per row in row order for
+// every j (so the bits do not depend on how the columns are grouped): up to four column vectors
+// stay in registers across all the rows, where axpy row by row would load and store y per row.
+template <size_t NV>
+void weighted_cols(const float* p, size_t n_rows, const float* x, size_t xs, float* y) {
+#if APR_ISA_LEVEL >= 1
+  Vec::reg acc[NV];
+  for (size_t v = 0; v < NV; ++v) acc[v] = Vec::load(y + v * L);
+  for (size_t i = 0; i < n_rows; ++i) {
+    const Vec::reg pv = vset1(p[i]);
+    for (size_t v = 0; v < NV; ++v) acc[v] = Vec::fma(pv, Vec::load(x + i * xs + v * L), acc[v]);
+  }
+  for (size_t v = 0; v < NV; ++v) Vec::store(y + v * L, acc[v]);
+#else
+  for (size_t v = 0; v < NV; ++v) {
+    float acc = y[v];
+    for (size_t i = 0; i < n_rows; ++i) acc += p[i] * x[i * xs + v];
+    y[v] = acc;
+  }
+#endif
+}
+
+// s[i] = e^(s[i] - m) for scores s[i] <= m, returning their sum. Vectorised Cephes expf (a
+// degree-6 polynomial on [-ln2/2, ln2/2] and the exponent set directly, ~1 ulp); arguments below
+// -87 give e^-87 rather than 0 (they weigh nothing against the maximum's 1).
+double exp_shifted(float* s, size_t n, float m) {
+  size_t i = 0;
+  double total = 0.0;
+#if APR_ISA_LEVEL >= 1
+  Vec::reg sum = Vec::zero();
+  const Vec::reg vm = vset1(m), lo = vset1(-87.0f), log2e = vset1(1.44269504088896341f);
+  const Vec::reg c1 = vset1(0.693359375f), c2 = vset1(-2.12194440e-4f);
+  for (; i + L <= n; i += L) {
+#if APR_ISA_LEVEL == 2
+    const __m512 x = _mm512_max_ps(_mm512_sub_ps(Vec::load(s + i), vm), lo);
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 r = _mm512_fnmadd_ps(k, c2, _mm512_fnmadd_ps(k, c1, x));
+    __m512 p = vset1(1.9875691500e-4f);
+    p = Vec::fma(p, r, vset1(1.3981999507e-3f));
+    p = Vec::fma(p, r, vset1(8.3334519073e-3f));
+    p = Vec::fma(p, r, vset1(4.1665795894e-2f));
+    p = Vec::fma(p, r, vset1(1.6666665459e-1f));
+    p = Vec::fma(p, r, vset1(5.0000001201e-1f));
+    p = Vec::fma(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, vset1(1.0f)));
+    const __m512i e =
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
+    const __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    _mm512_storeu_ps(s + i, y);
+#else
+    const __m256 x = _mm256_max_ps(_mm256_sub_ps(Vec::load(s + i), vm), lo);
+    const __m256 k =
+        _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 r = _mm256_fnmadd_ps(k, c2, _mm256_fnmadd_ps(k, c1, x));
+    __m256 p = vset1(1.9875691500e-4f);
+    p = Vec::fma(p, r, vset1(1.3981999507e-3f));
+    p = Vec::fma(p, r, vset1(8.3334519073e-3f));
+    p = Vec::fma(p, r, vset1(4.1665795894e-2f));
+    p = Vec::fma(p, r, vset1(1.6666665459e-1f));
+    p = Vec::fma(p, r, vset1(5.0000001201e-1f));
+    p = Vec::fma(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, vset1(1.0f)));
+    const __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    _mm256_storeu_ps(s + i, y);
+#endif
+    sum = Vec::add(sum, y);
+  }
+  total = Vec::hsum(sum);
+#endif
+  for (; i < n; ++i) {
+    s[i] = __builtin_expf(s[i] - m);
+    total += s[i];
+  }
+  return total;
+}
+
+void weighted_sum(const float* p, size_t n_rows, const float* x, size_t xs, float* y, size_t n) {
+  size_t j = 0;
+  for (; j + 4 * L <= n; j += 4 * L) weighted_cols<4>(p, n_rows, x + j, xs, y + j);
+  for (; j + L <= n; j += L) weighted_cols<1>(p, n_rows, x + j, xs, y + j);
+  for (; j < n; ++j) {
+    float acc = y[j];
+    for (size_t i = 0; i < n_rows; ++i) acc += p[i] * x[i * xs + j];
+    y[j] = acc;
+  }
+}
+
 }  // namespace
 
 #if APR_ISA_LEVEL == 0
-const IsaKernels kernels = {"scalar",   decode_row, dot_row, dot_tile, dot,
-                            dot_row_q8, nullptr,    nullptr, nullptr,  axpy};
+const IsaKernels kernels = {"scalar", decode_row, dot_row, dot_tile, dot,          dot_row_q8,
+                            nullptr,  nullptr,    nullptr, axpy,     weighted_sum, exp_shifted};
 #else
 const IsaKernels* kernels() {
 #if defined(APR_ISA_VNNI)
   static const IsaKernels k = {
-      APR_ISA_NAME, decode_row,     dot_row,         dot_tile,          dot,
-      dot_row_q8,   packed_gemm_q8, packed_gemm_q16, quantize_q16_simd, axpy};
+      APR_ISA_NAME,   decode_row,      dot_row,           dot_tile, dot,          dot_row_q8,
+      packed_gemm_q8, packed_gemm_q16, quantize_q16_simd, axpy,     weighted_sum, exp_shifted};
 #else
-  static const IsaKernels k = {APR_ISA_NAME, decode_row, dot_row, dot_tile, dot,
-                               dot_row_q8,   nullptr,    nullptr, nullptr,  axpy};
+  static const IsaKernels k = {APR_ISA_NAME, decode_row, dot_row,      dot_tile,
+                               dot,          dot_row_q8, nullptr,      nullptr,
+                               nullptr,      axpy,       weighted_sum, exp_shifted};
 #endif
   return &k;
 }

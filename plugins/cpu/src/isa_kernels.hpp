@@ -37,6 +37,12 @@ struct IsaKernels {
   void (*quantize_q16)(const float* x, BlockQ16* out, size_t n);
   // y += a * x
   void (*axpy)(float a, const float* x, float* y, size_t n);
+  // y[j] += sum over i < n_rows of p[i] * x[i * x_stride + j], for j < n: one fused multiply-add
+  // per row, in row order, for every j.
+  void (*weighted_sum)(const float* p, size_t n_rows, const float* x, size_t x_stride, float* y,
+                       size_t n);
+  // s[i] = e^(s[i] - m) for i < n (scores s[i] <= m), in f32; returns their sum.
+  double (*exp_shifted)(float* s, size_t n, float m);
 };
 
 namespace scalar {
