@@ -6,9 +6,10 @@ llama.cpp:
 - apr's greedy text for each prompt of tests/fixtures/gemma3/llama_greedy.json equals
   llama.cpp's (llama-completion --temp 0, made by tools/gemma3-vs-llama.sh), on cpu and on vulkan
   (lavapipe where there is no GPU: the first 8 tokens of two prompts, as lavapipe is slow), up to
-  a near-tie: the texts may part only at a token where apr's two
-  best logits lie within NEAR_TIE of each other and llama.cpp's text goes on with apr's second;
-- the pretrained model's answers are sensible: "Paris" and "Tokyo" where the fixture expects them.
+  a near-tie: the texts may part only at a token where apr's two best logits lie within NEAR_TIE
+  of each other and llama.cpp's text goes on with apr's second;
+- the pretrained model's answers are sensible: "Paris" and "Tokyo" where the fixture expects them;
+- the comparison can fail: a backend with a fault injected (the cpu-fault plugin) fails it.
 
 NEAR_TIE: llama.cpp's CPU backend multiplies these weight types (Q4_K, Q5_0, Q6_K, Q8_0) with
 activations rounded to 8 bits; apr computes with f32 activations (16-bit on AVX-512 VNNI CPUs,
