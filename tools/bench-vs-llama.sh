@@ -31,6 +31,10 @@
 #                      (APR_CPU_ACT=f32, column "apr-f32") and/or q8 (APR_CPU_ACT=q8, 8-bit
 #                      activations as llama.cpp uses, column "apr-q8")
 #   -p N / -n N        prompt and generated tokens (default 64 / 32)
+#   -d D[,D...]        tokens already in the KV cache before each test (default 0), passed to
+#                      both tools' -d; e.g. -d 0,2048,8192
+#   --fa F[,F...]      llama.cpp's flash attention settings to run (default 0,1); the table
+#                      compares apr with the faster of them per cell and says which
 #   --build-only       stop after building llama.cpp
 #   --pack FILE        after building, write llama-bench + llama-quantize (+ libraries) to FILE
 #   --pack-cublas      --cuda: also pack libcublas/libcublasLt (far over 40 MB; without them the
@@ -49,6 +53,8 @@ REPS=5
 THREADS=2
 PROMPT=64
 GEN=32
+DEPTHS=0
+FA=0,1
 BUILD_ONLY=0
 PACK=""
 PACK_CUBLAS=0
@@ -78,6 +84,8 @@ while [ $# -gt 0 ]; do
     --act) ACTS="${2:?--act needs auto, f32 and/or q8}"; shift ;;
     -p) PROMPT="${2:?-p needs a number}"; shift ;;
     -n) GEN="${2:?-n needs a number}"; shift ;;
+    -d) DEPTHS="${2:?-d needs a list of depths}"; shift ;;
+    --fa) FA="${2:?--fa needs a list of 0 and 1}"; shift ;;
     --build-only) BUILD_ONLY=1 ;;
     --pack) PACK="${2:?--pack needs a file}"; shift ;;
     --pack-cublas) PACK_CUBLAS=1 ;;
@@ -92,6 +100,8 @@ for a in $ACTS; do
   [ "$a" = auto ] || [ "$a" = f32 ] || [ "$a" = q8 ] ||
     die "--act takes auto, f32 and/or q8, got '$a'"
 done
+[[ "$DEPTHS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "-d takes whole numbers separated by commas, got '$DEPTHS'"
+[[ "$FA" =~ ^[01](,[01])*$ ]] || die "--fa takes 0 and/or 1 separated by commas, got '$FA'"
 for n in "$REPS" "$THREADS" "$PROMPT" "$GEN"; do
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || die "--reps, --threads, -p and -n need whole numbers >= 1, got '$n'"
 done
@@ -270,15 +280,15 @@ for rep in $(seq 1 "$REPS"); do
       out="$RESULTS/$label.$tool.$rep.json"
       note "rep $rep/$REPS $label $tool"
       if [ "$tool" = llama ]; then
-        "$BIN/llama-bench" -m "$f" -t "$THREADS" -p "$PROMPT" -n "$GEN" -r 1 "${LLAMA_GPU[@]}" \
-          -o json > "$out" 2> "$RESULTS/$label.$tool.$rep.log" ||
+        "$BIN/llama-bench" -m "$f" -t "$THREADS" -p "$PROMPT" -n "$GEN" -d "$DEPTHS" -fa "$FA" \
+          -r 1 "${LLAMA_GPU[@]}" -o json > "$out" 2> "$RESULTS/$label.$tool.$rep.log" ||
           die "llama-bench failed on $f, see $RESULTS/$label.$tool.$rep.log"
       else
         act=auto
         [ "$tool" = apr ] || act="${tool#apr-}"
         APR_CPU_ACT="$act" "$APR" --backend="$APR_BACKEND" --threads "$THREADS" bench "$f" \
-          -p "$PROMPT" -n "$GEN" \
-          -r 1 --json > "$out" 2> "$RESULTS/$label.$tool.$rep.log" ||
+          -p "$PROMPT" -n "$GEN" -d "$DEPTHS" -r 1 --json > "$out" \
+          2> "$RESULTS/$label.$tool.$rep.log" ||
           die "apr bench failed on $f, see $RESULTS/$label.$tool.$rep.log"
       fi
     done
@@ -296,7 +306,8 @@ if [ "$MODE" = cpu ] && cc -O2 -mavx2 -fopenmp "$REPO/tools/bench_bandwidth.c" \
 fi
 
 {
-  echo "apr ($APR_BACKEND) / llama.cpp ($MODE), $THREADS threads, pp$PROMPT and tg$GEN, $(uname -m)," \
+  echo "apr ($APR_BACKEND) / llama.cpp ($MODE, -fa $FA), $THREADS threads, pp$PROMPT and tg$GEN at" \
+    "depths $DEPTHS, $(uname -m)," \
     "$(grep -m1 'model name' /proc/cpuinfo 2> /dev/null | cut -d: -f2 | sed 's/^ //')"
   [ -f "$RESULTS/bandwidth.txt" ] && tail -1 "$RESULTS/bandwidth.txt"
   "$PY" "$REPO/tools/bench_vs_llama.py" "$RESULTS" --order "${ORDER[@]}" "${ROOF[@]}"
