@@ -137,8 +137,7 @@ int cmd_info(Context&, const std::vector<std::string>& args) {
   if (model) {
     for (auto& [k, v] : j["hyperparameters"].items()) std::cout << "  " << k << ": " << v << "\n";
     if (j.contains("family_features"))
-      for (auto& [k, v] : j["family_features"].items())
-        std::cout << "  " << k << ": " << v << "\n";
+      for (auto& [k, v] : j["family_features"].items()) std::cout << "  " << k << ": " << v << "\n";
     std::cout << "tokenizer:\n";
     for (auto& [k, v] : j["tokenizer"].items()) std::cout << "  " << k << ": " << v << "\n";
   }

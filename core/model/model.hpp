@@ -20,7 +20,7 @@ struct LayerTensors {
   const gguf::TensorInfo* wk = nullptr;
   const gguf::TensorInfo* wv = nullptr;
   const gguf::TensorInfo* wqkv = nullptr;  // phi3: [q|k|v] rows in one matrix
-  const gguf::TensorInfo* bq = nullptr;  // qwen2 only
+  const gguf::TensorInfo* bq = nullptr;    // qwen2 only
   const gguf::TensorInfo* bk = nullptr;
   const gguf::TensorInfo* bv = nullptr;
   const gguf::TensorInfo* wo = nullptr;

@@ -46,10 +46,10 @@ struct ModelConfig {
   bool has_qk_norm = false;     // qwen3, gemma3: per-head RMSNorm of Q and K before RoPE
   bool has_post_norms = false;  // gemma2, gemma3: RMSNorm of attn_out and ffn_out ("sandwich")
   uint32_t ffn_activation = APR_ACT_SILU;  // gemma: APR_ACT_GELU_TANH
-  float embd_scale = 0;       // > 0: embeddings are multiplied by it (gemma: sqrt(n_embd))
-  float attn_scale = 0;       // the query scale; 0: 1/sqrt(head_dim) (query_scale())
-  float attn_softcap = 0;     // gemma2: attention scores soft-capped at this
-  float final_softcap = 0;    // gemma2 (gemma3 optional): logits soft-capped at this
+  float embd_scale = 0;            // > 0: embeddings are multiplied by it (gemma: sqrt(n_embd))
+  float attn_scale = 0;            // the query scale; 0: 1/sqrt(head_dim) (query_scale())
+  float attn_softcap = 0;          // gemma2: attention scores soft-capped at this
+  float final_softcap = 0;         // gemma2 (gemma3 optional): logits soft-capped at this
   uint32_t sliding_window = 0;     // keys a sliding-window layer sees; 0: none
   std::vector<bool> layer_is_swa;  // per layer; empty when no layer slides
   float rope_freq_base_swa = 10000.0f;  // RoPE of the sliding-window layers

@@ -9,10 +9,10 @@
 namespace apr {
 
 struct LayerWeights {
-  Buffer attn_norm, ffn_norm;  // f32 vectors
-  Buffer qkv_bias;             // [bq | bk | bv]; empty without biases
-  Buffer output_bias;          // empty without attn_output.bias
-  Buffer q_norm, k_norm;       // [head_dim]; empty without QK-norm
+  Buffer attn_norm, ffn_norm;            // f32 vectors
+  Buffer qkv_bias;                       // [bq | bk | bv]; empty without biases
+  Buffer output_bias;                    // empty without attn_output.bias
+  Buffer q_norm, k_norm;                 // [head_dim]; empty without QK-norm
   Buffer post_attn_norm, post_ffn_norm;  // empty without sandwich norms
   Weight wq, wk, wv, wo, w_gate, w_up, w_down;
   Weight wqkv;  // set instead of wq, wk, wv when the model stores them fused (phi3)

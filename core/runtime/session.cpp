@@ -53,9 +53,9 @@ std::vector<OperationNeed> operation_needs(const ModelConfig& c) {
   if (c.ffn_activation == APR_ACT_GELU_TANH)
     needs.push_back({APR_FEATURE_GELU, "the GELU-gated feed-forward"});
   if (c.embd_scale > 0 || c.final_softcap > 0)
-    needs.push_back({OperationNeed::kUnaryKernel,
-                     c.final_softcap > 0 ? "the unary kernel (logit soft-cap)"
-                                         : "the unary kernel (embedding scale)"});
+    needs.push_back({OperationNeed::kUnaryKernel, c.final_softcap > 0
+                                                      ? "the unary kernel (logit soft-cap)"
+                                                      : "the unary kernel (embedding scale)"});
   return needs;
 }
 

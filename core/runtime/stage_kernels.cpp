@@ -85,8 +85,8 @@ void StageKernels::qkv_bias(uint32_t layer, const Buffer& qkv, uint32_t n) const
   d_.add(a);
 }
 
-void StageKernels::head_norm(const Buffer& weight, const Buffer& qkv, uint64_t col,
-                             uint32_t heads, uint32_t n) const {
+void StageKernels::head_norm(const Buffer& weight, const Buffer& qkv, uint64_t col, uint32_t heads,
+                             uint32_t n) const {
   auto a = abi_struct<apr_rms_norm_args>();
   a.x = qkv.get();
   a.x_offset = col * kF32;

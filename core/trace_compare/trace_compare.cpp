@@ -16,10 +16,10 @@ namespace {
 
 // Short column heads for the grid, indexed by apr_stage.
 constexpr std::array<const char*, kStageCount> kShortNames = {
-    "embed",   "attn_nrm", "qkv_mm",   "qkv_bias", "q_rope",    "k_rope", "scores",
-    "softmax", "attn",     "attn_out", "attn_res", "ffn_nrm",   "gate",   "up",
-    "silu",    "swigl",    "ffn_out",  "ffn_res",  "final_nrm", "lm_head",
-    "q_nrm",   "k_nrm",    "attn_pnrm", "gelu",    "geglu",     "ffn_pnrm"};
+    "embed",   "attn_nrm",  "qkv_mm",   "qkv_bias", "q_rope",    "k_rope",  "scores",
+    "softmax", "attn",      "attn_out", "attn_res", "ffn_nrm",   "gate",    "up",
+    "silu",    "swigl",     "ffn_out",  "ffn_res",  "final_nrm", "lm_head", "q_nrm",
+    "k_nrm",   "attn_pnrm", "gelu",     "geglu",    "ffn_pnrm"};
 
 std::string fmt(const char* f, double v) {
   char buf[64];

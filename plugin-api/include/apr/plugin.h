@@ -115,16 +115,20 @@ typedef uint32_t apr_stage;
 #define APR_STAGE_FINAL_NORM 18         /* rows x hidden (whole model) */
 #define APR_STAGE_LM_HEAD 19            /* vocab, last row only (whole model) */
 #define APR_STAGE_COUNT_V1_0 20
-/* ABI 1.3: stages of newer families. Their place in forward order is given in brackets. */
-#define APR_STAGE_Q_NORM 20    /* rows x q_dim: per-head RMSNorm of Q (qwen3, gemma3) [before
-                                  Q_POST_ROPE] */
-#define APR_STAGE_K_NORM 21    /* rows x kv_dim: per-head RMSNorm of K [before K_POST_ROPE] */
-#define APR_STAGE_ATTN_POST_NORM 22 /* rows x hidden: RMSNorm of ATTN_OUT (gemma2, gemma3)
-                                       [before POST_ATTN_RESIDUAL] */
-#define APR_STAGE_FFN_GELU 23       /* rows x ffn: gelu(gate), in place of FFN_SILU */
-#define APR_STAGE_FFN_GEGLU 24      /* rows x ffn: gelu(gate) * up, in place of FFN_SWIGLU */
-#define APR_STAGE_FFN_POST_NORM 25  /* rows x hidden: RMSNorm of FFN_OUT [before
-                                       POST_FFN_RESIDUAL] */
+/* ABI 1.3: stages of newer families; each comment gives its shape, its place in forward order
+ * and the families that have it. */
+/* rows x q_dim: per-head RMSNorm of Q, after QKV_MATMUL/QKV_BIAS (qwen3, gemma3) */
+#define APR_STAGE_Q_NORM 20
+/* rows x kv_dim: per-head RMSNorm of K, after Q_NORM, before Q_POST_ROPE (qwen3, gemma3) */
+#define APR_STAGE_K_NORM 21
+/* rows x hidden: RMSNorm of ATTN_OUT, before POST_ATTN_RESIDUAL (gemma2, gemma3) */
+#define APR_STAGE_ATTN_POST_NORM 22
+/* rows x ffn: gelu(gate), in place of FFN_SILU (gemma2, gemma3) */
+#define APR_STAGE_FFN_GELU 23
+/* rows x ffn: gelu(gate) * up, in place of FFN_SWIGLU (gemma2, gemma3) */
+#define APR_STAGE_FFN_GEGLU 24
+/* rows x hidden: RMSNorm of FFN_OUT, before POST_FFN_RESIDUAL (gemma2, gemma3) */
+#define APR_STAGE_FFN_POST_NORM 25
 #define APR_STAGE_COUNT_V1_3 26
 
 /* Layer index of whole-model stages (matches the APRT file header). */

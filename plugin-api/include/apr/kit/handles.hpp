@@ -109,15 +109,15 @@ class DeviceBase {
 // The kernels of the ABI, once: (member of apr_plugin_api = backend method, argument struct).
 // Adding a kernel adds one line here, its least size to abi_structs.hpp and its rules to
 // kernel_checks.hpp (docs/PLUGIN-ABI.md, "Adding a kernel").
-#define APR_SDK_KERNELS(X)         \
-  X(embed, apr_embed_args)         \
-  X(rms_norm, apr_rms_norm_args)   \
-  X(matmul, apr_matmul_args)       \
-  X(add, apr_add_args)             \
-  X(rope, apr_rope_args)           \
-  X(kv_store, apr_kv_store_args)   \
-  X(attention, apr_attention_args) \
-  X(swiglu, apr_swiglu_args)       \
+#define APR_SDK_KERNELS(X)           \
+  X(embed, apr_embed_args)           \
+  X(rms_norm, apr_rms_norm_args)     \
+  X(matmul, apr_matmul_args)         \
+  X(add, apr_add_args)               \
+  X(rope, apr_rope_args)             \
+  X(kv_store, apr_kv_store_args)     \
+  X(attention, apr_attention_args)   \
+  X(swiglu, apr_swiglu_args)         \
   X(trace_emit, apr_trace_emit_args) \
   X(unary, apr_unary_args)
 

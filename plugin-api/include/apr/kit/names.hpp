@@ -78,15 +78,19 @@ inline constexpr std::array<StageInfo, APR_STAGE_COUNT_V1_3> kStages = {{
 // Every stage in the order the forward pass produces them within a layer (the embedding first,
 // the whole-model stages last). A model has a subset of them.
 inline constexpr std::array<apr_stage, APR_STAGE_COUNT_V1_3> kForwardOrder = {
-    APR_STAGE_EMBEDDING,          APR_STAGE_ATTN_NORM,         APR_STAGE_QKV_MATMUL,
-    APR_STAGE_QKV_BIAS,           APR_STAGE_Q_NORM,            APR_STAGE_K_NORM,
-    APR_STAGE_Q_POST_ROPE,        APR_STAGE_K_POST_ROPE,       APR_STAGE_ATTN_SCORES,
-    APR_STAGE_ATTN_SOFTMAX,       APR_STAGE_ATTENTION,         APR_STAGE_ATTN_OUT,
-    APR_STAGE_ATTN_POST_NORM,     APR_STAGE_POST_ATTN_RESIDUAL, APR_STAGE_FFN_NORM,
-    APR_STAGE_FFN_GATE,           APR_STAGE_FFN_UP,            APR_STAGE_FFN_SILU,
-    APR_STAGE_FFN_GELU,           APR_STAGE_FFN_SWIGLU,        APR_STAGE_FFN_GEGLU,
-    APR_STAGE_FFN_OUT,            APR_STAGE_FFN_POST_NORM,     APR_STAGE_POST_FFN_RESIDUAL,
-    APR_STAGE_FINAL_NORM,         APR_STAGE_LM_HEAD};
+    APR_STAGE_EMBEDDING,      APR_STAGE_ATTN_NORM,
+    APR_STAGE_QKV_MATMUL,     APR_STAGE_QKV_BIAS,
+    APR_STAGE_Q_NORM,         APR_STAGE_K_NORM,
+    APR_STAGE_Q_POST_ROPE,    APR_STAGE_K_POST_ROPE,
+    APR_STAGE_ATTN_SCORES,    APR_STAGE_ATTN_SOFTMAX,
+    APR_STAGE_ATTENTION,      APR_STAGE_ATTN_OUT,
+    APR_STAGE_ATTN_POST_NORM, APR_STAGE_POST_ATTN_RESIDUAL,
+    APR_STAGE_FFN_NORM,       APR_STAGE_FFN_GATE,
+    APR_STAGE_FFN_UP,         APR_STAGE_FFN_SILU,
+    APR_STAGE_FFN_GELU,       APR_STAGE_FFN_SWIGLU,
+    APR_STAGE_FFN_GEGLU,      APR_STAGE_FFN_OUT,
+    APR_STAGE_FFN_POST_NORM,  APR_STAGE_POST_FFN_RESIDUAL,
+    APR_STAGE_FINAL_NORM,     APR_STAGE_LM_HEAD};
 
 // A stage's index in kForwardOrder; kForwardOrder.size() for an unknown id.
 constexpr uint32_t forward_position(apr_stage stage) {
