@@ -93,7 +93,7 @@ int cmd_info(Context&, const std::vector<std::string>& args) {
     if (c.has_post_norms) f["post_norms"] = true;
     if (c.ffn_activation == APR_ACT_GELU_TANH) f["ffn_activation"] = "gelu_tanh";
     if (c.embd_scale > 0) f["embedding_scale"] = c.embd_scale;
-    if (c.attn_scale > 0 && c.attn_scale != ModelConfig{.head_dim = c.head_dim}.query_scale())
+    if (c.attn_scale > 0 && c.attn_scale != ModelConfig::default_query_scale(c.head_dim))
       f["attention_scale"] = c.attn_scale;
     if (c.attn_softcap > 0) f["attention_softcap"] = c.attn_softcap;
     if (c.final_softcap > 0) f["final_logit_softcap"] = c.final_softcap;

@@ -151,8 +151,12 @@ const char* supported_architectures() {
   return "llama, qwen2, qwen3, gemma2, gemma3, phi3";
 }
 
+float ModelConfig::default_query_scale(uint32_t head_dim) {
+  return static_cast<float>(1.0 / std::sqrt(double(head_dim)));
+}
+
 float ModelConfig::query_scale() const {
-  return attn_scale > 0 ? attn_scale : static_cast<float>(1.0 / std::sqrt(double(head_dim)));
+  return attn_scale > 0 ? attn_scale : default_query_scale(head_dim);
 }
 
 ModelConfig ModelConfig::from_gguf(const gguf::File& file) {

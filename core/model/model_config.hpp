@@ -67,6 +67,8 @@ struct ModelConfig {
   uint32_t qkv_dim() const { return q_dim() + 2 * kv_dim(); }
 
   float query_scale() const;
+  // 1/sqrt(head_dim): the query scale of every family but the exceptions read_family names.
+  static float default_query_scale(uint32_t head_dim);
   bool is_swa(uint32_t layer) const { return layer < layer_is_swa.size() && layer_is_swa[layer]; }
   uint32_t layer_window(uint32_t layer) const { return is_swa(layer) ? sliding_window : 0; }
   float layer_rope_base(uint32_t layer) const {

@@ -31,10 +31,6 @@ void write_tensor(const fs::path& dir, const std::string& rel, const CaseTensor&
   trace::write_aprt(dir / rel, 0, t.values);
 }
 
-float default_query_scale(uint32_t head_dim) {
-  return static_cast<float>(1.0 / std::sqrt(double(head_dim)));
-}
-
 // The constants of `layer`'s kernel calls. RoPE's base and scale are the layer's own (a
 // sliding-window layer may have its own), so a reader without per-layer tables calls RoPE as the
 // layer did. The members of newer families are written only when they differ from llama's, so the
@@ -51,7 +47,8 @@ json config_json(const ModelConfig& c, uint32_t layer) {
             {"rope_mode", c.rope_mode},
             {"rope_freq_base", c.layer_rope_base(layer)},
             {"rope_freq_scale", c.layer_rope_scale(layer)}};
-  if (c.query_scale() != default_query_scale(c.head_dim)) j["attn_scale"] = c.query_scale();
+  if (c.query_scale() != ModelConfig::default_query_scale(c.head_dim))
+    j["attn_scale"] = c.query_scale();
   if (c.layer_window(layer) > 0) j["window"] = c.layer_window(layer);
   if (c.attn_softcap > 0) j["attn_softcap"] = c.attn_softcap;
   if (c.ffn_activation != APR_ACT_SILU) j["ffn_activation"] = c.ffn_activation;
@@ -275,8 +272,8 @@ KernelCase read_case(const fs::path& dir, CaseTolerance* tol) {
                         " number");
     return v;
   };
-  m.attn_scale =
-      static_cast<float>(optional_number("attn_scale", default_query_scale(m.head_dim), true));
+  m.attn_scale = static_cast<float>(
+      optional_number("attn_scale", ModelConfig::default_query_scale(m.head_dim), true));
   m.attn_softcap = static_cast<float>(optional_number("attn_softcap", 0, false));
   m.final_softcap = static_cast<float>(optional_number("final_softcap", 0, false));
   m.embd_scale = static_cast<float>(optional_number("embd_scale", 0, false));
